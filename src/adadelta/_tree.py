@@ -1,0 +1,62 @@
+"""Flattening of nested parameter structures (one array, or lists / tuples / dicts of arrays).
+
+The optimizers keep parameters in the structure the user gave them and walk it in one fixed order:
+list and tuple items in order, dict items in insertion order. A gradient structure must match it
+key for key and item for item.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+
+def leaves_with_paths(tree: Any, path: str = "") -> Iterator[tuple[str, Any]]:
+    """Yield ``(path, leaf)`` for each leaf of ``tree``; a path reads like ``['W1']`` or ``[0]``."""
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            yield from leaves_with_paths(value, f"{path}[{key!r}]")
+    elif isinstance(tree, (list, tuple)):
+        for index, value in enumerate(tree):
+            yield from leaves_with_paths(value, f"{path}[{index}]")
+    else:
+        yield path, tree
+
+
+def match_structure(reference: Any, tree: Any, what: str, path: str = "") -> Iterator[Any]:
+    """Yield the leaves of ``tree`` in the order of ``reference``, or raise if the shapes differ.
+
+    ``what`` names ``tree`` in the error (e.g. ``"gradients"``).
+    """
+    where = f"{what}{path}" if path else what
+    if isinstance(reference, dict):
+        if not isinstance(tree, dict):
+            raise TypeError(f"{where}: expected a dict, got {type(tree).__name__}")
+        if set(tree) != set(reference):
+            missing = [k for k in reference if k not in tree]
+            extra = [k for k in tree if k not in reference]
+            raise KeyError(
+                f"{where}: keys differ from the parameters' (missing {missing}, extra {extra})"
+            )
+        for key, value in reference.items():
+            yield from match_structure(value, tree[key], what, f"{path}[{key!r}]")
+    elif isinstance(reference, (list, tuple)):
+        if not isinstance(tree, (list, tuple)):
+            raise TypeError(f"{where}: expected a list or tuple, got {type(tree).__name__}")
+        if len(tree) != len(reference):
+            raise ValueError(
+                f"{where}: expected {len(reference)} items (one per parameter), got {len(tree)}"
+            )
+        for index, (ref, value) in enumerate(zip(reference, tree, strict=True)):
+            yield from match_structure(ref, value, what, f"{path}[{index}]")
+    else:
+        yield tree
+
+
+def describe(array: Any) -> str:
+    """A short description of an array-like value for error messages."""
+    if isinstance(array, np.ndarray):
+        return f"array of shape {array.shape} and dtype {array.dtype}"
+    return type(array).__name__

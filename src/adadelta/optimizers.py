@@ -1,0 +1,573 @@
+"""The NumPy optimizers: one base class that owns parameters, groups, state and validation, and
+one small subclass per optimizer that names its rule and its hyperparameters.
+
+Usage::
+
+    params = {"W": np.zeros((3, 2), np.float32), "b": np.zeros(2, np.float32)}
+    opt = Adadelta(params)              # the paper's rho=0.95, eps=1e-6, no learning rate
+    opt.step({"W": dW, "b": db})        # updates params in place
+
+A ``step`` first checks every gradient (structure, shape, dtype, finiteness) and every
+hyperparameter, and only then changes anything: a rejected step leaves the parameters and the
+state exactly as they were.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+
+from adadelta import rules
+from adadelta._tree import describe, leaves_with_paths, match_structure
+from adadelta.presets import PRESETS
+
+FloatArray = rules.FloatArray
+SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+class NonFiniteGradientError(ValueError):
+    """A gradient holds NaN or infinity; the step was refused and nothing was changed."""
+
+
+# --- hyperparameter checks: each raises ValueError("Invalid <name> value: <value> (...)") ---
+
+Check = Callable[[str, Any], None]
+
+
+def _invalid(name: str, value: Any, requirement: str) -> ValueError:
+    return ValueError(f"Invalid {name} value: {value!r} (must be {requirement})")
+
+
+def _real(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise _invalid(name, value, "a real number")
+    if not math.isfinite(value):
+        raise _invalid(name, value, "finite")
+    return float(value)
+
+
+def non_negative(name: str, value: Any) -> None:
+    if _real(name, value) < 0:
+        raise _invalid(name, value, ">= 0")
+
+
+def positive(name: str, value: Any) -> None:
+    if _real(name, value) <= 0:
+        raise _invalid(name, value, "> 0")
+
+
+def unit_interval(name: str, value: Any) -> None:
+    if not 0 <= _real(name, value) < 1:
+        raise _invalid(name, value, "in [0, 1)")
+
+
+def unit_interval_closed(name: str, value: Any) -> None:
+    if not 0 <= _real(name, value) <= 1:
+        raise _invalid(name, value, "in [0, 1]")
+
+
+def boolean(name: str, value: Any) -> None:
+    if not isinstance(value, (bool, np.bool_)):
+        raise _invalid(name, value, "True or False")
+
+
+def betas(name: str, value: Any) -> None:
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise _invalid(name, value, "a pair (beta1, beta2)")
+    for i, beta in enumerate(value):
+        unit_interval(f"beta parameter at index {i}", beta)
+
+
+# --- the base class ---
+
+
+class Optimizer:
+    """Base class: holds the parameter groups and the per-parameter state, checks every input,
+    and applies the subclass's update rule.
+
+    Subclasses set ``hyperparameters`` (name -> check), ``state_fields`` (the names of the
+    state record), and implement :meth:`update`.
+    """
+
+    hyperparameters: ClassVar[dict[str, Check]]
+    state_fields: ClassVar[tuple[str, ...]]
+
+    def __init__(self, params: Any, defaults: dict[str, Any], *, check_finite: bool = True) -> None:
+        self._check_hyperparameters(defaults)
+        self.defaults = dict(defaults)
+        self.check_finite = check_finite
+        self.param_groups: list[dict[str, Any]] = []
+        self.state: list[dict[str, Any]] = []  # one record per parameter, in group order
+        self._leaves: list[list[FloatArray]] = []  # the parameters of each group, flattened
+        self._paths: list[list[str]] = []
+        self._grouped = _is_group_list(params)
+        for group in params if self._grouped else [{"params": params}]:
+            self._add_group(group)
+
+    # -- parameter groups --
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a group of parameters with its own hyperparameters (the others from the defaults).
+
+        Only for an optimizer built from a list of groups, since ``step`` then takes one gradient
+        structure per group.
+        """
+        if not self._grouped:
+            raise TypeError(
+                "add_param_group needs an optimizer built from a list of parameter groups, "
+                "e.g. Adadelta([{'params': p}]), since step() then takes one gradient structure "
+                "per group"
+            )
+        self._add_group(param_group)
+
+    def _add_group(self, param_group: Any) -> None:
+        if not isinstance(param_group, dict) or "params" not in param_group:
+            raise TypeError("a parameter group must be a dict with a 'params' entry")
+        unknown = set(param_group) - {"params"} - set(self.defaults)
+        if unknown:
+            raise ValueError(
+                f"unknown hyperparameter(s) {sorted(unknown)} for {type(self).__name__}; "
+                f"expected some of {sorted(self.defaults)}"
+            )
+        group = {**self.defaults, **param_group}
+        self._check_hyperparameters(group)
+        paths, leaves = [], []
+        seen = {id(p) for group_leaves in self._leaves for p in group_leaves}
+        for path, leaf in leaves_with_paths(group["params"]):
+            where = f"params{path}"
+            if not isinstance(leaf, np.ndarray):
+                raise TypeError(f"{where}: expected a NumPy float array, got {describe(leaf)}")
+            if leaf.dtype not in SUPPORTED_DTYPES:
+                raise TypeError(
+                    f"{where}: dtype {leaf.dtype} is not supported; use float32 or float64"
+                )
+            if not leaf.flags.writeable:
+                raise ValueError(
+                    f"{where}: the array is read-only; parameters are updated in place"
+                )
+            if id(leaf) in seen:
+                raise ValueError(f"{where}: this array appears more than once among the parameters")
+            seen.add(id(leaf))
+            paths.append(path)
+            leaves.append(leaf)
+        if not leaves:
+            raise ValueError("a parameter group holds no parameters")
+        self.param_groups.append(group)
+        self._leaves.append(leaves)
+        self._paths.append(paths)
+        self.state.extend({"step": 0} for _ in leaves)
+
+    def _check_hyperparameters(self, group: Mapping[str, Any]) -> None:
+        for name, check in self.hyperparameters.items():
+            check(name, group[name])
+        self._validate_group(group)
+
+    def _validate_group(self, group: Mapping[str, Any]) -> None:
+        """Checks across hyperparameters (e.g. Nesterov needs momentum); none by default."""
+
+    # -- the step --
+
+    def step(self, grads: Any) -> None:
+        """Update every parameter in place from ``grads``, which has the parameters' structure
+        (for an optimizer built from a list of groups: a list of one structure per group).
+
+        Raises before changing anything if a gradient's structure, shape or dtype differs from
+        its parameter's, if a gradient holds NaN or infinity (unless ``check_finite=False``),
+        or if a hyperparameter was set to an invalid value.
+        """
+        per_group = grads if self._grouped else [grads]
+        if self._grouped and (
+            not isinstance(grads, (list, tuple)) or len(grads) != len(self._leaves)
+        ):
+            raise ValueError(
+                f"gradients: expected a list of {len(self._leaves)} gradient structures, "
+                f"one per parameter group, got {describe(grads)}"
+            )
+        grad_leaves = []
+        for group, params, paths, group_grads in zip(
+            self.param_groups, self._leaves, self._paths, per_group, strict=True
+        ):
+            self._check_hyperparameters(group)
+            gs = list(match_structure(group["params"], group_grads, "gradients"))
+            for path, p, g in zip(paths, params, gs, strict=True):
+                _check_gradient(path, p, g, self.check_finite)
+            grad_leaves.append(gs)
+
+        first = 0
+        for group, params, gs in zip(self.param_groups, self._leaves, grad_leaves, strict=True):
+            states = self.state[first : first + len(params)]
+            self.update(group, params, gs, states)
+            first += len(params)
+
+    def update(
+        self,
+        group: dict[str, Any],
+        params: list[FloatArray],
+        grads: list[FloatArray],
+        states: list[dict[str, Any]],
+    ) -> None:
+        """Apply one step to a group's checked parameters, gradients and states, in place."""
+        raise NotImplementedError
+
+    # -- state dicts --
+
+    def state_dict(self) -> dict[str, Any]:
+        """The state as plain NumPy arrays and Python numbers (copies, in PyTorch's layout)::
+
+        {"state": {0: {"step": 3, "E_g2": array, ...}, ...},
+         "param_groups": [{"lr": 1.0, ..., "params": [0, 1]}, ...]}
+        """
+        groups, first = [], 0
+        for group, params in zip(self.param_groups, self._leaves, strict=True):
+            hyper = {k: _plain(v) for k, v in group.items() if k != "params"}
+            groups.append({**hyper, "params": list(range(first, first + len(params)))})
+            first += len(params)
+        state = {
+            i: {k: v.copy() if isinstance(v, np.ndarray) else int(v) for k, v in s.items()}
+            for i, s in enumerate(self.state)
+        }
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Restore a :meth:`state_dict`. Everything is checked first (keys, group sizes,
+        hyperparameters, state shapes and dtypes); a refused state dict changes nothing."""
+        if not isinstance(state_dict, Mapping) or set(state_dict) != {"state", "param_groups"}:
+            raise ValueError("state dict: expected a dict with exactly 'state' and 'param_groups'")
+        groups = state_dict["param_groups"]
+        if not isinstance(groups, (list, tuple)) or len(groups) != len(self.param_groups):
+            raise ValueError(
+                f"state dict: has {len(groups) if isinstance(groups, (list, tuple)) else '?'} "
+                f"parameter groups, this optimizer has {len(self.param_groups)}"
+            )
+        new_groups, first = [], 0
+        for i, (saved, params) in enumerate(zip(groups, self._leaves, strict=True)):
+            expected = list(range(first, first + len(params)))
+            first += len(params)
+            if not isinstance(saved, Mapping) or list(saved.get("params", ())) != expected:
+                raise ValueError(f"state dict: parameter group {i} must list parameters {expected}")
+            hyper = {k: v for k, v in saved.items() if k != "params"}
+            if set(hyper) != set(self.defaults):
+                raise ValueError(
+                    f"state dict: parameter group {i} has hyperparameters {sorted(hyper)}, "
+                    f"expected {sorted(self.defaults)}"
+                )
+            hyper = {k: tuple(v) if isinstance(v, list) else v for k, v in hyper.items()}
+            self._check_hyperparameters(hyper)
+            new_groups.append(hyper)
+
+        saved_state = state_dict["state"]
+        params = [p for group_params in self._leaves for p in group_params]
+        if not isinstance(saved_state, Mapping) or set(saved_state) != set(range(len(params))):
+            raise ValueError(f"state dict: 'state' must have the keys 0..{len(params) - 1}")
+        new_state = [
+            _checked_state(i, saved_state[i], p, self.state_fields) for i, p in enumerate(params)
+        ]
+
+        for group, hyper in zip(self.param_groups, new_groups, strict=True):
+            group.update(hyper)
+        self.state = new_state
+
+    def __repr__(self) -> str:
+        sizes = [sum(p.size for p in ps) for ps in self._leaves]
+        hyper = ", ".join(f"{k}={v!r}" for k, v in self.defaults.items())
+        return f"{type(self).__name__}({hyper}; {len(sizes)} group(s), {sum(sizes)} elements)"
+
+
+def _is_group_list(params: Any) -> bool:
+    return (
+        isinstance(params, (list, tuple))
+        and len(params) > 0
+        and all(isinstance(g, dict) and "params" in g for g in params)
+    )
+
+
+def _check_gradient(path: str, p: FloatArray, g: Any, check_finite: bool) -> None:
+    where = f"gradient for params{path}"
+    if not isinstance(g, np.ndarray):
+        raise TypeError(f"{where}: expected a NumPy array, got {describe(g)}")
+    if g.shape != p.shape:
+        raise ValueError(f"{where}: shape {g.shape} differs from the parameter's {p.shape}")
+    if g.dtype != p.dtype:
+        raise TypeError(f"{where}: dtype {g.dtype} differs from the parameter's {p.dtype}")
+    if check_finite and not np.isfinite(g).all():
+        bad = int(g.size - np.count_nonzero(np.isfinite(g)))
+        raise NonFiniteGradientError(
+            f"{where}: {bad} of {g.size} entries are NaN or infinite; nothing was changed"
+        )
+
+
+def _checked_state(i: int, saved: Any, p: FloatArray, fields: tuple[str, ...]) -> dict[str, Any]:
+    where = f"state dict: state of parameter {i}"
+    if not isinstance(saved, Mapping):
+        raise ValueError(f"{where}: expected a dict")
+    unknown = set(saved) - set(fields)
+    if unknown or "step" not in saved:
+        raise ValueError(
+            f"{where}: has keys {sorted(saved)}, expected 'step' and some of {list(fields)}"
+        )
+    step = saved["step"]
+    if isinstance(step, np.ndarray) and step.shape == ():
+        step = step.item()
+    if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
+        raise ValueError(f"{where}: 'step' must be a non-negative integer, got {step!r}")
+    state: dict[str, Any] = {"step": int(step)}
+    for key, value in saved.items():
+        if key == "step":
+            continue
+        if not isinstance(value, np.ndarray) or value.shape != p.shape or value.dtype != p.dtype:
+            raise ValueError(
+                f"{where}: {key!r} must be an array of shape {p.shape} and dtype {p.dtype}, "
+                f"got {describe(value)}"
+            )
+        state[key] = value.copy()
+    return state
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+# --- the optimizers ---
+
+
+class _RuleOptimizer(Optimizer):
+    """An optimizer whose step applies a rule of :mod:`adadelta.rules` to each array."""
+
+    rule: ClassVar[Callable[..., tuple[FloatArray, Any]]]
+    State: ClassVar[Any]  # the rule's state record, a NamedTuple
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.state_fields = cls.State._fields
+
+    def update(
+        self,
+        group: dict[str, Any],
+        params: list[FloatArray],
+        grads: list[FloatArray],
+        states: list[dict[str, Any]],
+    ) -> None:
+        hyper = {k: group[k] for k in self.hyperparameters}
+        for x, g, state in zip(params, grads, states, strict=True):
+            record = self.State(*(state.get(f) for f in self.state_fields))
+            new_x, new_record = type(self).rule(x, g, record, **hyper)
+            x[...] = new_x
+            state.update((k, v) for k, v in new_record._asdict().items() if v is not None)
+
+
+class Adadelta(_RuleOptimizer):
+    r"""ADADELTA (Zeiler, 2012): Algorithm 1 exactly, with the paper's defaults.
+
+    ``preset`` picks the defaults of another implementation (see :data:`adadelta.PRESETS`:
+    ``"paper"``, ``"torch"``, ``"optax"``, ``"keras"``, ``"tf1"``); any argument given
+    explicitly overrides the preset. ``lr`` scales the applied step only. See
+    :func:`adadelta.rules.adadelta` for the formula.
+
+    >>> x = np.array([1.0, -2.0])
+    >>> opt = Adadelta(x)
+    >>> opt.step(np.array([0.5, 0.5]))
+    >>> print(np.round(x, 6))
+    [ 0.995528 -2.004472]
+    """
+
+    rule = staticmethod(rules.adadelta)
+    State = rules.AdadeltaState
+    hyperparameters: ClassVar[dict[str, Check]] = {
+        "lr": non_negative,
+        "rho": unit_interval,
+        "eps": positive,
+        "weight_decay": non_negative,
+        "decoupled_weight_decay": boolean,
+        "maximize": boolean,
+    }
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float | None = None,
+        rho: float | None = None,
+        eps: float | None = None,
+        weight_decay: float = 0.0,
+        maximize: bool = False,
+        preset: str = "paper",
+        *,
+        check_finite: bool = True,
+    ) -> None:
+        if preset not in PRESETS:
+            raise ValueError(f"Invalid preset value: {preset!r} (must be one of {sorted(PRESETS)})")
+        p = PRESETS[preset]
+        defaults = {
+            "lr": p.lr if lr is None else lr,
+            "rho": p.rho if rho is None else rho,
+            "eps": p.eps if eps is None else eps,
+            "weight_decay": weight_decay,
+            "decoupled_weight_decay": p.decoupled_weight_decay,
+            "maximize": maximize,
+        }
+        super().__init__(params, defaults, check_finite=check_finite)
+
+
+class SGD(_RuleOptimizer):
+    """Stochastic gradient descent with optional (Nesterov) momentum, as ``torch.optim.SGD``.
+
+    The paper's MOMENTUM baseline is ``SGD(params, lr, momentum=...)``.
+    """
+
+    rule = staticmethod(rules.sgd)
+    State = rules.SGDState
+    hyperparameters: ClassVar[dict[str, Check]] = {
+        "lr": non_negative,
+        "momentum": non_negative,
+        "dampening": unit_interval_closed,
+        "weight_decay": non_negative,
+        "nesterov": boolean,
+        "maximize": boolean,
+    }
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 1e-3,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        weight_decay: float = 0.0,
+        nesterov: bool = False,
+        maximize: bool = False,
+        *,
+        check_finite: bool = True,
+    ) -> None:
+        defaults = {
+            "lr": lr,
+            "momentum": momentum,
+            "dampening": dampening,
+            "weight_decay": weight_decay,
+            "nesterov": nesterov,
+            "maximize": maximize,
+        }
+        super().__init__(params, defaults, check_finite=check_finite)
+
+    def _validate_group(self, group: Mapping[str, Any]) -> None:
+        if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
+            raise ValueError("Nesterov momentum requires a momentum > 0 and zero dampening")
+
+
+class Adagrad(_RuleOptimizer):
+    """Adagrad (Duchi et al., 2011), as ``torch.optim.Adagrad``."""
+
+    rule = staticmethod(rules.adagrad)
+    State = rules.AdagradState
+    hyperparameters: ClassVar[dict[str, Check]] = {
+        "lr": non_negative,
+        "lr_decay": non_negative,
+        "weight_decay": non_negative,
+        "initial_accumulator_value": non_negative,
+        "eps": positive,
+        "maximize": boolean,
+    }
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 1e-2,
+        lr_decay: float = 0.0,
+        weight_decay: float = 0.0,
+        initial_accumulator_value: float = 0.0,
+        eps: float = 1e-10,
+        maximize: bool = False,
+        *,
+        check_finite: bool = True,
+    ) -> None:
+        defaults = {
+            "lr": lr,
+            "lr_decay": lr_decay,
+            "weight_decay": weight_decay,
+            "initial_accumulator_value": initial_accumulator_value,
+            "eps": eps,
+            "maximize": maximize,
+        }
+        super().__init__(params, defaults, check_finite=check_finite)
+
+
+class RMSprop(_RuleOptimizer):
+    """RMSprop (Tieleman and Hinton, 2012), as ``torch.optim.RMSprop``."""
+
+    rule = staticmethod(rules.rmsprop)
+    State = rules.RMSpropState
+    hyperparameters: ClassVar[dict[str, Check]] = {
+        "lr": non_negative,
+        "alpha": unit_interval,
+        "eps": positive,
+        "weight_decay": non_negative,
+        "momentum": non_negative,
+        "centered": boolean,
+        "maximize": boolean,
+    }
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 1e-2,
+        alpha: float = 0.99,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        momentum: float = 0.0,
+        centered: bool = False,
+        maximize: bool = False,
+        *,
+        check_finite: bool = True,
+    ) -> None:
+        defaults = {
+            "lr": lr,
+            "alpha": alpha,
+            "eps": eps,
+            "weight_decay": weight_decay,
+            "momentum": momentum,
+            "centered": centered,
+            "maximize": maximize,
+        }
+        super().__init__(params, defaults, check_finite=check_finite)
+
+
+class Adam(_RuleOptimizer):
+    """Adam (Kingma and Ba, 2015), with optional AMSGrad, as ``torch.optim.Adam``."""
+
+    rule = staticmethod(rules.adam)
+    State = rules.AdamState
+    hyperparameters: ClassVar[dict[str, Check]] = {
+        "lr": non_negative,
+        "betas": betas,
+        "eps": positive,
+        "weight_decay": non_negative,
+        "amsgrad": boolean,
+        "maximize": boolean,
+    }
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        amsgrad: bool = False,
+        maximize: bool = False,
+        *,
+        check_finite: bool = True,
+    ) -> None:
+        defaults = {
+            "lr": lr,
+            "betas": tuple(betas) if isinstance(betas, list) else betas,
+            "eps": eps,
+            "weight_decay": weight_decay,
+            "amsgrad": amsgrad,
+            "maximize": maximize,
+        }
+        super().__init__(params, defaults, check_finite=check_finite)
+
+
+OPTIMIZERS: dict[str, type[Optimizer]] = {
+    cls.__name__: cls for cls in (Adadelta, SGD, Adagrad, RMSprop, Adam)
+}
