@@ -13,6 +13,7 @@ import json
 import os
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,18 @@ import numpy as np
 
 FORMAT = "adadelta-checkpoint-1"
 _SKELETON = "__structure__"
+# What a corrupt file can raise while being read; RuntimeError covers zipfile's "encrypted"
+# and "compression method not supported" (a flipped flag bit).
+_READ_ERRORS = (
+    zipfile.BadZipFile,
+    zlib.error,
+    OSError,
+    EOFError,
+    ValueError,
+    KeyError,
+    TypeError,
+    RuntimeError,
+)
 
 
 class CheckpointError(ValueError):
@@ -63,7 +76,7 @@ def load(path: str | os.PathLike[str]) -> Any:
         raise
     except FileNotFoundError:
         raise
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError, TypeError) as error:
+    except _READ_ERRORS as error:
         raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({error})") from error
 
 
