@@ -160,9 +160,12 @@ class Optimizer:
         self._paths.append(paths)
         self.state.extend({"step": 0} for _ in leaves)
 
-    def _check_hyperparameters(self, group: Mapping[str, Any]) -> None:
+    def _check_hyperparameters(self, group: dict[str, Any]) -> None:
+        """Check ``group``'s hyperparameters and turn NumPy scalars into Python numbers (a NumPy
+        float64 would otherwise promote float32 parameters and state to float64)."""
         for name, check in self.hyperparameters.items():
             check(name, group[name])
+            group[name] = _python_number(group[name])
         self._validate_group(group)
 
     def _validate_group(self, group: Mapping[str, Any]) -> None:
@@ -324,6 +327,12 @@ def _checked_state(i: int, saved: Any, p: FloatArray, fields: tuple[str, ...]) -
             )
         state[key] = value.copy()
     return state
+
+
+def _python_number(value: Any) -> Any:
+    if isinstance(value, (tuple, list)):  # betas
+        return tuple(_python_number(v) for v in value)
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _plain(value: Any) -> Any:
