@@ -1,0 +1,308 @@
+"""A drop-in replacement for ``torch.optim.Adadelta``: change the import, nothing else.
+
+>>> import torch
+>>> from adadelta.torch import Adadelta        # instead of: from torch.optim import Adadelta
+>>> w = torch.tensor([3.0, -1.0], requires_grad=True)
+>>> opt = Adadelta([w])                       # torch's defaults: lr=1.0, rho=0.9, eps=1e-6
+>>> for _ in range(3):
+...     opt.zero_grad()
+...     (w * w).sum().backward()
+...     opt.step()
+>>> print(sorted(opt.state[w]))               # the same state as torch.optim.Adadelta
+['acc_delta', 'square_avg', 'step']
+
+Same signature, defaults, results (to rounding), state dicts (interchangeable both ways with
+``torch.optim.Adadelta``) and parameter groups. What differs:
+
+- Speed: on the CPU, each contiguous float32/float64 (or complex, as pairs of reals) parameter is
+  updated by one fused pass of the Numba kernel of :mod:`adadelta.kernels` over zero-copy NumPy
+  views of the tensors, instead of about ten separate tensor operations. Everything else (CUDA
+  and other devices, non-contiguous tensors, tensor subclasses, ``differentiable=True``,
+  ``capturable=True``, or no usable kernel) goes through PyTorch's own implementation.
+- Validation: the hyperparameters are checked in ``add_param_group`` too (PyTorch checks only
+  the constructor's), with PyTorch's messages, e.g. ``Invalid rho value: 1.5``.
+
+Like ``torch.optim.Adadelta``, a step does not check the gradients for NaN or infinity; they
+propagate into the parameters. (The NumPy optimizers of :mod:`adadelta` refuse such steps.)
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import itertools
+from collections.abc import Callable, Mapping
+from typing import Any, overload
+
+try:
+    import torch
+except ModuleNotFoundError as error:  # pragma: no cover - exercised in a subprocess
+    if error.name != "torch":
+        raise
+    raise ImportError(
+        "adadelta.torch needs PyTorch, which is not installed; "
+        'install the extra with: pip install "adadelta[torch]"'
+    ) from error
+
+import numpy as np
+import numpy.typing as npt
+from torch.optim.adadelta import adadelta as torch_adadelta
+from torch.optim.optimizer import ParamsT
+
+__all__ = ["Adadelta"]
+
+FloatArray = npt.NDArray[np.floating[Any]]
+FusedKernel = Callable[..., None]
+
+_FUSED_DTYPES = (torch.float32, torch.float64, torch.complex64, torch.complex128)
+_PLAIN_TENSOR_TYPES = (torch.Tensor, torch.nn.Parameter)
+
+
+def _check_hyperparameters(group: Mapping[str, Any]) -> None:
+    """PyTorch's checks and messages for ``torch.optim.Adadelta``."""
+    lr = group["lr"]
+    if isinstance(lr, torch.Tensor) and lr.numel() != 1:
+        raise ValueError("Tensor lr must be 1-element")
+    if not 0.0 <= lr:
+        raise ValueError(f"Invalid learning rate: {lr}")
+    if not 0.0 <= group["rho"] <= 1.0:
+        raise ValueError(f"Invalid rho value: {group['rho']}")
+    if not 0.0 <= group["eps"]:
+        raise ValueError(f"Invalid epsilon value: {group['eps']}")
+    if not 0.0 <= group["weight_decay"]:
+        raise ValueError(f"Invalid weight_decay value: {group['weight_decay']}")
+
+
+class Adadelta(torch.optim.Optimizer):
+    r"""ADADELTA (Zeiler, 2012, arXiv:1212.5701) as ``torch.optim.Adadelta``, fused on the CPU.
+
+    .. math::
+
+        v_t = \rho v_{t-1} + (1-\rho) g_t^2, \qquad
+        \Delta x_t = \frac{\sqrt{u_{t-1} + \epsilon}}{\sqrt{v_t + \epsilon}} g_t, \qquad
+        u_t = \rho u_{t-1} + (1-\rho) \Delta x_t^2, \qquad
+        \theta_t = \theta_{t-1} - \mathrm{lr} \cdot \Delta x_t
+
+    with :math:`g_t` the gradient (negated if ``maximize``, plus ``weight_decay`` times the
+    parameter), :math:`v` the state ``square_avg`` (the paper's :math:`E[g^2]`) and :math:`u` the
+    state ``acc_delta`` (:math:`E[\Delta x^2]`). The arguments are those of
+    ``torch.optim.Adadelta``; note PyTorch's defaults (``rho=0.9``, ``lr=1.0``), not the paper's
+    ``rho=0.95``.
+    """
+
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float | torch.Tensor = 1.0,
+        rho: float = 0.9,
+        eps: float = 1e-6,
+        weight_decay: float = 0,
+        foreach: bool | None = None,
+        *,
+        capturable: bool = False,
+        maximize: bool = False,
+        differentiable: bool = False,
+    ) -> None:
+        defaults: dict[str, Any] = {
+            "lr": lr,
+            "rho": rho,
+            "eps": eps,
+            "weight_decay": weight_decay,
+            "maximize": maximize,
+            "capturable": capturable,
+            "foreach": foreach,
+            "differentiable": differentiable,
+        }
+        _check_hyperparameters(defaults)
+        super().__init__(params, defaults)
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a group of parameters; its hyperparameters are checked like the constructor's."""
+        _check_hyperparameters({**self.defaults, **param_group})
+        super().add_param_group(param_group)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # As torch.optim.Adadelta: old pickles and state dicts may hold "step" as a number.
+        super().__setstate__(state)
+        for group in self.param_groups:
+            group.setdefault("foreach", None)
+            group.setdefault("maximize", False)
+            group.setdefault("differentiable", False)
+            group.setdefault("capturable", False)
+            for p in group["params"]:
+                p_state = self.state.get(p, {})
+                if len(p_state) != 0 and not torch.is_tensor(p_state["step"]):
+                    p_state["step"] = torch.tensor(
+                        float(p_state["step"]),
+                        dtype=_scalar_dtype(),
+                        device=p.device if group["capturable"] else None,
+                    )
+
+    def _init_group(
+        self, group: dict[str, Any]
+    ) -> tuple[
+        list[torch.Tensor],
+        list[torch.Tensor],
+        list[torch.Tensor],
+        list[torch.Tensor],
+        list[torch.Tensor],
+    ]:
+        """The parameters with a gradient, their gradients and state (created on first use)."""
+        params, grads, square_avgs, acc_deltas, steps = [], [], [], [], []
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            state = self.state[p]
+            if len(state) == 0:
+                state["step"] = torch.zeros(
+                    (), dtype=_scalar_dtype(), device=p.device if group["capturable"] else None
+                )
+                state["square_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state["acc_delta"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            params.append(p)
+            grads.append(p.grad)
+            square_avgs.append(state["square_avg"])
+            acc_deltas.append(state["acc_delta"])
+            steps.append(state["step"])
+        return params, grads, square_avgs, acc_deltas, steps
+
+    @overload
+    def step(self, closure: None = None) -> None: ...
+
+    @overload
+    def step(self, closure: Callable[[], float]) -> float: ...
+
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:
+        """Perform a single optimization step.
+
+        Args:
+            closure: a closure that reevaluates the model and returns the loss (optional).
+        """
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        # Refuse before changing anything (PyTorch would have stepped the earlier groups).
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None and p.grad.is_sparse:
+                    raise RuntimeError("Adadelta does not support sparse gradients")
+        with torch.set_grad_enabled(self.defaults["differentiable"]):
+            for group in self.param_groups:
+                self._step_group(group)
+        return loss
+
+    def _step_group(self, group: dict[str, Any]) -> None:
+        params, grads, square_avgs, acc_deltas, steps = self._init_group(group)
+        kernel = None if group["differentiable"] or group["capturable"] else _fused_kernel()
+        if kernel is not None:
+            tensors = (params, grads, square_avgs, acc_deltas, steps)
+            fused = [_fusable(p, g, v, u) for p, g, v, u, _ in zip(*tensors, strict=True)]
+            lr = float(group["lr"])
+            for p, g, v, u, step in itertools.compress(zip(*tensors, strict=True), fused):
+                step += 1
+                _fused_update(
+                    kernel,
+                    p,
+                    g,
+                    v,
+                    u,
+                    lr=lr,
+                    rho=group["rho"],
+                    eps=group["eps"],
+                    weight_decay=group["weight_decay"],
+                    maximize=group["maximize"],
+                )
+            rest = [not f for f in fused]
+            params, grads, square_avgs, acc_deltas, steps = (
+                list(itertools.compress(ts, rest)) for ts in tensors
+            )
+        if params:
+            torch_adadelta(
+                params,
+                grads,
+                square_avgs,
+                acc_deltas,
+                steps,
+                capturable=group["capturable"],
+                foreach=group["foreach"],
+                differentiable=group["differentiable"],
+                has_complex=any(torch.is_complex(p) for p in params),
+                lr=group["lr"],
+                rho=group["rho"],
+                eps=group["eps"],
+                weight_decay=group["weight_decay"],
+                maximize=group["maximize"],
+            )
+
+
+def _scalar_dtype() -> torch.dtype:
+    """The dtype of the "step" tensor, as PyTorch chooses it."""
+    return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
+
+
+def _fusable(
+    param: torch.Tensor, grad: torch.Tensor, square_avg: torch.Tensor, acc_delta: torch.Tensor
+) -> bool:
+    """Whether the fused kernel can update these in place through NumPy views of their memory."""
+    tensors = (param, grad, square_avg, acc_delta)
+    return (
+        all(
+            type(t) in _PLAIN_TENSOR_TYPES
+            and t.device.type == "cpu"
+            and t.dtype == param.dtype
+            and t.shape == param.shape
+            and t.layout == torch.strided
+            and t.is_contiguous()
+            and not t.is_conj()
+            and not t.is_neg()
+            for t in tensors
+        )
+        and param.dtype in _FUSED_DTYPES
+    )
+
+
+def _as_numpy(t: torch.Tensor) -> FloatArray:
+    """A flat NumPy view of a contiguous CPU tensor's memory (complex as pairs of reals)."""
+    if t.is_complex():
+        t = torch.view_as_real(t)
+    array: FloatArray = t.detach().numpy().reshape(-1)
+    return array
+
+
+def _fused_update(
+    kernel: FusedKernel,
+    param: torch.Tensor,
+    grad: torch.Tensor,
+    square_avg: torch.Tensor,
+    acc_delta: torch.Tensor,
+    *,
+    lr: float,
+    rho: float,
+    eps: float,
+    weight_decay: float,
+    maximize: bool,
+) -> None:
+    """One step for one parameter, in place, by the fused kernel."""
+    x = _as_numpy(param)
+    kernel(
+        x,
+        _as_numpy(grad),
+        _as_numpy(square_avg),
+        _as_numpy(acc_delta),
+        lr=lr,
+        rho=rho,
+        eps=eps,
+        weight_decay=weight_decay,
+        maximize=maximize,
+    )
+
+
+@functools.cache
+def _fused_kernel() -> FusedKernel | None:
+    """The fused ADADELTA kernel of :mod:`adadelta.kernels`, or None where it cannot be used."""
+    try:
+        kernels = importlib.import_module("adadelta.kernels")
+    except ImportError:
+        return None
+    return getattr(kernels, "adadelta_torch_step", None)
