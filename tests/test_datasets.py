@@ -575,8 +575,13 @@ def test_embedded_digits_are_real_mnist_training_images() -> None:
     labels = read_idx(SHARED_MNIST / TRAIN_LABELS)
     index = {row.tobytes(): i for i, row in enumerate(images[:6000])}
     data = load_embedded_digits()
+    positions = []
     for x, y in ((data.x_train, data.y_train), (data.x_test, data.y_test)):
         rows = np.round(x * 255).astype(np.uint8)
         found = [index.get(row.tobytes()) for row in rows]
         assert None not in found
         np.testing.assert_array_equal(labels[np.array(found)], y)
+        positions.append(np.array(found))
+    train_at, test_at = positions
+    for digit in range(10):  # the documented split: the last 100 of each digit are the test set
+        assert train_at[data.y_train == digit].max() < test_at[data.y_test == digit].min()
