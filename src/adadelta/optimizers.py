@@ -364,7 +364,9 @@ class _RuleOptimizer(Optimizer):
             record = self.State(*(state.get(f) for f in self.state_fields))
             new_x, new_record = type(self).rule(x, g, record, **hyper)
             x[...] = new_x
-            state.update((k, v) for k, v in new_record._asdict().items() if v is not None)
+            for k, v in new_record._asdict().items():
+                if v is not None:  # NumPy arithmetic turns 0-d arrays into scalars: undo it
+                    state[k] = np.asarray(v) if isinstance(v, np.generic) else v
 
 
 class Adadelta(_RuleOptimizer):
