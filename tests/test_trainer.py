@@ -261,6 +261,21 @@ def test_fewer_epochs_than_checkpointed_is_refused(tmp_path: Path) -> None:
         train(*setup(), DATA, epochs=1, run_dir=tmp_path, progress=False)
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_a_diverging_run_without_finite_checks_runs_to_the_end(tmp_path: Path) -> None:
+    model = MLP(SIZES, "relu", seed=0)
+    opt = adadelta.SGD(model.params, lr=1e4, momentum=0.9, check_finite=False)
+    result = train(model, opt, DATA, epochs=3, run_dir=tmp_path, progress=False)
+    assert not np.isfinite(result.train_losses[-1])
+    assert all(0 <= e <= 100 for e in result.test_errors)
+    assert [r.epoch for r in read_metrics(tmp_path)] == [1, 2, 3]
+    model = MLP(SIZES, "relu", seed=0)
+    with pytest.raises(adadelta.NonFiniteGradientError):
+        train(
+            model, adadelta.SGD(model.params, lr=1e4, momentum=0.9), DATA, epochs=3, progress=False
+        )
+
+
 def test_the_last_batch_may_be_smaller() -> None:
     data = make_blobs(n_train=130, n_test=10)
     seen: list[tuple[int, int]] = []

@@ -65,8 +65,9 @@ class RunMismatchError(ValueError):
 
 @dataclass(frozen=True)
 class EpochRecord:
-    """The metrics of one epoch: the mean training loss over its mini-batches (each taken
-    before its step), the test error in percent after it, and its wall time in seconds."""
+    """The metrics of one epoch: the mean training loss over its examples (each mini-batch's
+    loss taken before its step), the test error in percent after it, and the wall time in
+    seconds of its training and test evaluation (checkpointing excluded)."""
 
     epoch: int
     train_loss: float
@@ -113,7 +114,13 @@ def train(
     hyperparameters, ``batch_size``, ``seed`` and the data set's name and sizes must stay the
     same (else :class:`RunMismatchError`). A corrupt checkpoint raises
     :class:`adadelta.CheckpointError`. The metrics file is rewritten from the checkpoint on
-    resume, so it always lists exactly the checkpointed epochs.
+    resume, so it always lists exactly the checkpointed epochs. Exact resumption assumes the
+    same machine and library versions (BLAS results may differ between them).
+
+    A diverging run stops with :class:`adadelta.NonFiniteGradientError` from the optimizer's
+    check; to let it run on (e.g. the paper's MOMENTUM at lr 1, Table 1), build the optimizer
+    with ``check_finite=False``: the loss is then recorded as NaN or infinity (written as
+    ``NaN`` / ``Infinity`` in the JSON lines, which Python's ``json`` reads back).
     """
     _check_count("epochs", epochs, minimum=0)
     _check_count("batch_size", batch_size, minimum=1)
