@@ -1,0 +1,409 @@
+"""The paper's MNIST experiments (Zeiler 2012, section 4.1), and the offline demo.
+
+Each experiment trains the paper's network (784-500-300-10, mini-batches of 100) and writes
+``OUT/NAME.json`` (every run: optimizer, settings, seed, per-epoch test error in percent),
+``OUT/NAME.md`` (our numbers beside the paper's) and ``OUT/NAME.png``.
+
+Runs live in ``OUT/runs/<activation>-<method>-<settings>-seed<k>/`` and are resumable: an
+interrupted command started again continues every run from its last completed epoch. A run that
+already has at least the epochs an experiment needs is not trained again: its first epochs are
+exactly those of a shorter run with the same settings and seed (the epoch order and the
+initialisation depend on the seed only), so the tables reuse the first 6 epochs of Figure 1's
+50-epoch runs.
+
+Choices the paper leaves open (stated in the README): pixels scaled to [0, 1], no other
+preprocessing; He-uniform (ReLU) / Glorot-uniform (tanh) initialisation, zero biases; MOMENTUM
+is SGD with momentum 0.9; seeds 0..N-1; float32.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from adadelta.checkpoint import load, save
+from adadelta.model import MLP, PAPER_SIZES
+from adadelta.optimizers import SGD, Adadelta, Adagrad, NonFiniteGradientError, Optimizer
+from adadelta.plots import plot_step_sizes, plot_test_error
+from adadelta.trainer import METRICS, StepSizeProbe, TrainData, read_metrics, train
+
+MOMENTUM = 0.9  # the paper does not give MOMENTUM's coefficient; 0.9 is the usual choice
+METHODS = ("SGD", "MOMENTUM", "ADAGRAD", "ADADELTA")
+LEARNING_RATES = (1e0, 1e-1, 1e-2, 1e-3, 1e-4)
+RHOS = (0.9, 0.95, 0.99)
+EPSILONS = (1e-2, 1e-4, 1e-6, 1e-8)
+
+# The paper's numbers (../shared/paper/zeiler2012.md).
+PAPER_TANH = 2.00
+PAPER_TABLE1 = {  # (method, lr) -> test error % after 6 epochs, ReLU
+    ("SGD", 1e0): 2.26, ("MOMENTUM", 1e0): 89.68, ("ADAGRAD", 1e0): 43.76,
+    ("SGD", 1e-1): 2.51, ("MOMENTUM", 1e-1): 2.03, ("ADAGRAD", 1e-1): 2.82,
+    ("SGD", 1e-2): 7.02, ("MOMENTUM", 1e-2): 2.68, ("ADAGRAD", 1e-2): 1.79,
+    ("SGD", 1e-3): 17.01, ("MOMENTUM", 1e-3): 6.98, ("ADAGRAD", 1e-3): 5.21,
+    ("SGD", 1e-4): 58.10, ("MOMENTUM", 1e-4): 16.98, ("ADAGRAD", 1e-4): 12.59,
+}  # fmt: skip
+PAPER_TABLE2 = {  # (eps, rho) -> ADADELTA test error % after 6 epochs, ReLU
+    (1e-2, 0.9): 2.59, (1e-2, 0.95): 2.58, (1e-2, 0.99): 2.32,
+    (1e-4, 0.9): 2.05, (1e-4, 0.95): 1.99, (1e-4, 0.99): 2.28,
+    (1e-6, 0.9): 1.90, (1e-6, 0.95): 1.83, (1e-6, 0.99): 2.05,
+    (1e-8, 0.9): 2.29, (1e-8, 0.95): 2.13, (1e-8, 0.99): 2.00,
+}  # fmt: skip
+PAPER_FIGURE1 = {  # method -> {epoch: test error %}, read off the plot (+-0.01)
+    "SGD": {1: 5.95, 6: 2.51, 10: 2.06, 20: 1.92, 30: 1.80, 40: 1.76, 50: 1.78},
+    "MOMENTUM": {1: 3.76, 6: 2.03, 10: 1.68, 20: 1.76, 30: 1.46, 40: 1.44, 50: 1.41},
+    "ADAGRAD": {1: 3.11, 6: 1.79, 10: 1.67, 20: 1.64, 30: 1.64, 40: 1.62, 50: 1.60},
+    "ADADELTA": {1: 3.47, 6: 1.83, 10: 1.71, 20: 1.48, 30: 1.50, 40: 1.49, 50: 1.50},
+}
+# Figure 1: each method at its best setting in Tables 1 and 2.
+BEST = {
+    "SGD": {"lr": 1e-1},
+    "MOMENTUM": {"lr": 1e-1},
+    "ADAGRAD": {"lr": 1e-2},
+    "ADADELTA": {"rho": 0.95, "eps": 1e-6},
+}
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run: a method with its settings on a network, from one seed."""
+
+    method: str
+    settings: tuple[tuple[str, float], ...]
+    activation: str
+    seed: int
+
+    @classmethod
+    def of(cls, method: str, settings: dict[str, float], activation: str, seed: int) -> RunSpec:
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        return cls(method, tuple(settings.items()), activation, seed)
+
+    @property
+    def name(self) -> str:
+        values = "-".join(f"{k}{v:g}" for k, v in self.settings)
+        return f"{self.activation}-{self.method}-{values}-seed{self.seed}"
+
+    def optimizer(self, params: dict[str, Any]) -> Optimizer:
+        s = dict(self.settings)
+        if self.method == "SGD":
+            return SGD(params, lr=s["lr"])
+        if self.method == "MOMENTUM":
+            return SGD(params, lr=s["lr"], momentum=MOMENTUM)
+        if self.method == "ADAGRAD":
+            return Adagrad(params, lr=s["lr"])
+        return Adadelta(params, rho=s["rho"], eps=s["eps"])
+
+
+@dataclass
+class RunResult:
+    spec: RunSpec
+    test_error: list[float | None]  # None for epochs after a divergence
+    diverged_at_epoch: int | None = None
+
+    def final(self) -> float | None:
+        return self.test_error[-1] if self.test_error else None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "optimizer": self.spec.method,
+            "settings": dict(self.spec.settings),
+            "activation": self.spec.activation,
+            "seed": self.spec.seed,
+            "test_error": self.test_error,
+            "diverged_at_epoch": self.diverged_at_epoch,
+        }
+
+
+@dataclass
+class Context:
+    """Where and on what the runs of one command train."""
+
+    data: TrainData
+    out: Path
+    seeds: int = 1
+    progress: bool = True
+    epochs: int | None = None  # overrides every experiment's epochs (for quick runs)
+    results: dict[str, RunResult] = field(default_factory=dict)
+
+    def epochs_for(self, default: int) -> int:
+        return default if self.epochs is None else self.epochs
+
+
+def run(spec: RunSpec, epochs: int, ctx: Context, *, trace: bool = False) -> RunResult:
+    """Train ``spec`` for ``epochs`` epochs (resuming its run directory), or reuse a run that
+    already has them. A run whose gradients become NaN or infinite is recorded as diverged.
+
+    With ``trace`` (ADADELTA at lr 1 only) the run records Figure 2's step sizes into
+    ``trace.npz``; the trace is not resumable, so a traced run always trains from scratch.
+    """
+    run_dir = ctx.out / "runs" / spec.name
+    diverged_file = run_dir / "diverged.json"
+    if diverged_file.exists():
+        epoch = json.loads(diverged_file.read_text())["epoch"]
+        return _diverged(spec, run_dir, epoch, epochs)
+    if not trace and (run_dir / METRICS).exists():
+        done = read_metrics(run_dir)
+        if len(done) >= epochs:
+            return RunResult(spec, [r.test_error for r in done[:epochs]])
+    if trace:
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+    model = MLP(PAPER_SIZES, spec.activation, seed=spec.seed)
+    optimizer = spec.optimizer(model.params)
+    probe = StepSizeProbe(model, optimizer, seed=spec.seed) if trace else None
+    try:
+        result = train(
+            model,
+            optimizer,
+            ctx.data,
+            epochs=epochs,
+            seed=spec.seed,
+            run_dir=run_dir,
+            progress=ctx.progress,
+            on_batch=probe,
+        )
+    except NonFiniteGradientError:
+        epoch = len(read_metrics(run_dir)) + 1
+        diverged_file.write_text(json.dumps({"epoch": epoch}))
+        return _diverged(spec, run_dir, epoch, epochs)
+    if probe is not None:
+        save(run_dir / "trace.npz", probe.as_arrays())
+    return RunResult(spec, list(result.test_errors))
+
+
+def _diverged(spec: RunSpec, run_dir: Path, epoch: int, epochs: int) -> RunResult:
+    done: list[float | None] = [r.test_error for r in read_metrics(run_dir)[:epochs]]
+    return RunResult(spec, done + [None] * (epochs - len(done)), diverged_at_epoch=epoch)
+
+
+# --- summaries ---
+
+
+def _errors(results: Sequence[RunResult], epoch: int) -> np.ndarray[Any, Any] | None:
+    """The seeds' test errors after ``epoch`` (1-based), or None if a run had diverged."""
+    values = [r.test_error[epoch - 1] for r in results]
+    return None if any(v is None for v in values) else np.array(values, dtype=float)
+
+
+def _cell(results: Sequence[RunResult], epoch: int) -> str:
+    """``mean ± std`` over seeds of the test error after ``epoch``."""
+    errors = _errors(results, epoch)
+    if errors is None:
+        return "diverged"
+    if errors.size == 1:
+        return f"{errors[0]:.2f}"
+    return f"{errors.mean():.2f} ± {errors.std(ddof=1):.2f}"
+
+
+def _mean(results: Sequence[RunResult], epoch: int) -> float:
+    errors = _errors(results, epoch)
+    return float("nan") if errors is None else float(errors.mean())
+
+
+def _runs(
+    ctx: Context, method: str, settings: dict[str, float], activation: str, epochs: int, **kw: Any
+) -> list[RunResult]:
+    specs = [RunSpec.of(method, settings, activation, seed) for seed in range(ctx.seeds)]
+    return [run(spec, epochs, ctx, **kw) for spec in specs]
+
+
+def _target(ok: bool, text: str) -> str:
+    return f"- {'met' if ok else 'MISSED'}: {text}"
+
+
+@dataclass
+class Report:
+    """What an experiment found: its runs, a markdown summary, and the files it drew."""
+
+    name: str
+    runs: list[RunResult]
+    markdown: str
+    figures: list[str] = field(default_factory=list)
+
+
+def tanh_experiment(ctx: Context) -> Report:
+    """ADADELTA (rho 0.95, eps 1e-6) on the tanh network for 6 epochs: the paper has 2.00%."""
+    epochs = ctx.epochs_for(6)
+    runs = _runs(ctx, "ADADELTA", BEST["ADADELTA"], "tanh", epochs)
+    ours = _mean(runs, epochs)
+    md = (
+        f"| | paper | ours (epoch {epochs}) |\n|---|---|---|\n"
+        f"| ADADELTA, tanh, rho 0.95, eps 1e-6 | {PAPER_TANH:.2f} | {_cell(runs, epochs)} |\n\n"
+        + _target(abs(ours - PAPER_TANH) <= 0.3, "within 0.3 points of the paper's 2.00%")
+        + "\n"
+    )
+    return Report("tanh", runs, md)
+
+
+def table1_experiment(ctx: Context) -> Report:
+    """Table 1: SGD, MOMENTUM and ADAGRAD over learning rates, ReLU network, 6 epochs."""
+    epochs = ctx.epochs_for(6)
+    methods = ("SGD", "MOMENTUM", "ADAGRAD")
+    cells = {
+        (m, lr): _runs(ctx, m, {"lr": lr}, "relu", epochs) for lr in LEARNING_RATES for m in methods
+    }
+    lines = [
+        f"Test error % after {epochs} epochs: ours (paper)\n",
+        "| learning rate | " + " | ".join(methods) + " |",
+        "|---" * (len(methods) + 1) + "|",
+    ]
+    for lr in LEARNING_RATES:
+        row = [f"{_cell(cells[m, lr], epochs)} ({PAPER_TABLE1[m, lr]:.2f})" for m in methods]
+        lines.append(f"| {lr:g} | " + " | ".join(row) + " |")
+    runs = [r for rs in cells.values() for r in rs]
+    return Report("table1", runs, "\n".join(lines) + "\n")
+
+
+def table2_experiment(ctx: Context) -> Report:
+    """Table 2: ADADELTA over rho and eps, ReLU network, 6 epochs."""
+    epochs = ctx.epochs_for(6)
+    cells = {
+        (eps, rho): _runs(ctx, "ADADELTA", {"rho": rho, "eps": eps}, "relu", epochs)
+        for eps in EPSILONS
+        for rho in RHOS
+    }
+    lines = [
+        f"ADADELTA test error % after {epochs} epochs: ours (paper)\n",
+        "| eps | " + " | ".join(f"rho = {rho}" for rho in RHOS) + " |",
+        "|---" * (len(RHOS) + 1) + "|",
+    ]
+    for eps in EPSILONS:
+        row = [f"{_cell(cells[eps, rho], epochs)} ({PAPER_TABLE2[eps, rho]:.2f})" for rho in RHOS]
+        lines.append(f"| {eps:g} | " + " | ".join(row) + " |")
+    best = min(_mean(rs, epochs) for rs in cells.values())
+    lines += ["", _target(best <= 2.1, f"best cell at most 2.1% (ours: {best:.2f}%)")]
+    runs = [r for rs in cells.values() for r in rs]
+    return Report("table2", runs, "\n".join(lines) + "\n")
+
+
+def figure1_experiment(ctx: Context, *, name: str = "figure1", default_epochs: int = 50) -> Report:
+    """Figure 1: the four methods at their best settings, ReLU network, 50 epochs."""
+    epochs = ctx.epochs_for(default_epochs)
+    per_method = {m: _runs(ctx, m, BEST[m], "relu", epochs) for m in METHODS}
+    marks = [e for e in (1, 6, 10, 20, 30, 40, 50) if e <= epochs]
+    if epochs not in marks:
+        marks.append(epochs)
+    paper = PAPER_FIGURE1 if name == "figure1" else None
+    lines = [
+        "Test error % by epoch: ours" + (" (paper)" if paper else "") + "\n",
+        "| method | settings | " + " | ".join(f"ep {e}" for e in marks) + " |",
+        "|---" * (len(marks) + 2) + "|",
+    ]
+    for m, rs in per_method.items():
+        settings = ", ".join(f"{k} {v:g}" for k, v in BEST[m].items())
+        row = [
+            _cell(rs, e) + (f" ({paper[m][e]:.2f})" if paper and e in paper[m] else "")
+            for e in marks
+        ]
+        lines.append(f"| {m} | {settings} | " + " | ".join(row) + " |")
+    curves = {m: _mean_curve(rs) for m, rs in per_method.items()}
+    if paper is not None:
+        finals = {m: _mean(rs, epochs) for m, rs in per_method.items()}
+        sgd_worst = all(finals["SGD"] >= v for v in finals.values())
+        lines += [
+            "",
+            _target(
+                finals["ADADELTA"] <= 1.7,
+                f"ADADELTA at epoch {epochs} at most 1.7% (ours: {finals['ADADELTA']:.2f}%)",
+            ),
+            _target(sgd_worst, f"SGD worst at epoch {epochs}"),
+        ]
+    figure = f"{name}.png"
+    plot_test_error(
+        curves,
+        ctx.out / figure,
+        title=f"MNIST test error, ReLU network ({_data_name(ctx)})",
+        paper=paper,
+    )
+    runs = [r for rs in per_method.values() for r in rs]
+    return Report(name, runs, "\n".join(lines) + "\n", [figure])
+
+
+def figure2_experiment(ctx: Context) -> Report:
+    """Figure 2: ADADELTA's step sizes and updates on the tanh network over 25 epochs, for 10
+    random weights of each layer, sampled every 60 batches (seed 0)."""
+    epochs = ctx.epochs_for(25)
+    spec = RunSpec.of("ADADELTA", BEST["ADADELTA"], "tanh", 0)
+    result = run(spec, epochs, ctx, trace=True)
+    tree = load(ctx.out / "runs" / spec.name / "trace.npz")
+    layers = [k.split("/", 1)[1] for k in tree if k.startswith("step_size/")]
+    n_train = len(ctx.data.y_train)
+    batches_per_epoch = -(-n_train // 100)
+    figure = "figure2.png"
+    plot_step_sizes(
+        list(tree["steps"]),
+        {layer: tree[f"step_size/{layer}"] for layer in layers},
+        {layer: tree[f"update/{layer}"] for layer in layers},
+        ctx.out / figure,
+        batches_per_epoch=batches_per_epoch,
+    )
+    lines = [
+        "Mean step size RMS[dx]_{t-1}/RMS[g]_t of the sampled weights, per layer\n",
+        "| layer | first sample | after 1 epoch | last sample |",
+        "|---|---|---|---|",
+    ]
+    for layer in layers:
+        sizes = tree[f"step_size/{layer}"].mean(axis=1)
+        one_epoch = min(len(sizes) - 1, max(1, batches_per_epoch // 60))
+        lines.append(f"| {layer} | {sizes[0]:.3g} | {sizes[one_epoch]:.3g} | {sizes[-1]:.3g} |")
+    return Report("figure2", [result], "\n".join(lines) + "\n", [figure])
+
+
+def _mean_curve(results: Sequence[RunResult]) -> list[float | None]:
+    n = len(results[0].test_error)
+    return [None if np.isnan(m := _mean(results, e)) else m for e in range(1, n + 1)]
+
+
+def _data_name(ctx: Context) -> str:
+    n_train, n_test = len(ctx.data.y_train), len(ctx.data.y_test)
+    return f"{getattr(ctx.data, 'name', 'data')}, {n_train} train / {n_test} test"
+
+
+EXPERIMENTS: dict[str, Callable[[Context], Report]] = {
+    "tanh": tanh_experiment,
+    "table1": table1_experiment,
+    "table2": table2_experiment,
+    "figure1": figure1_experiment,
+    "figure2": figure2_experiment,
+}
+# "all" runs Figure 1 first, so the tables reuse the first 6 epochs of its 50-epoch runs.
+ALL_ORDER = ("figure1", "table1", "table2", "tanh", "figure2")
+
+
+def reproduce(names: Iterable[str], ctx: Context) -> list[Report]:
+    """Run the named experiments and write each one's JSON, markdown and figures to ctx.out."""
+    ctx.out.mkdir(parents=True, exist_ok=True)
+    reports = []
+    for name in names:
+        report = EXPERIMENTS[name](ctx)
+        write_report(report, ctx)
+        reports.append(report)
+    return reports
+
+
+def demo(ctx: Context, epochs: int = 20) -> Report:
+    """The four methods at the paper's settings on the embedded 5,000-image MNIST sample."""
+    ctx.out.mkdir(parents=True, exist_ok=True)
+    report = figure1_experiment(ctx, name="demo", default_epochs=epochs)
+    write_report(report, ctx)
+    return report
+
+
+def write_report(report: Report, ctx: Context) -> None:
+    document = {
+        "experiment": report.name,
+        "data": _data_name(ctx),
+        "seeds": ctx.seeds,
+        "runs": [r.to_json() for r in report.runs],
+    }
+    (ctx.out / f"{report.name}.json").write_text(json.dumps(document, indent=1) + "\n")
+    figures = "".join(f"\n![{f}]({f})\n" for f in report.figures)
+    (ctx.out / f"{report.name}.md").write_text(
+        f"# {report.name} ({_data_name(ctx)}, {ctx.seeds} seed(s))\n\n{report.markdown}{figures}"
+    )
