@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from adadelta import rules
+from adadelta import kernels, rules
 from adadelta._tree import describe, leaves_with_paths, match_structure
 from adadelta.presets import PRESETS
 
@@ -196,8 +196,10 @@ class Optimizer:
             self._check_hyperparameters(group)
             gs = list(match_structure(group["params"], group_grads, "gradients"))
             for path, p, g in zip(paths, params, gs, strict=True):
-                _check_gradient(path, p, g, self.check_finite)
+                _check_gradient(path, p, g)
             grad_leaves.append(gs)
+        if self.check_finite:
+            _check_finite(self._paths, grad_leaves)
 
         first = 0
         for group, params, gs in zip(self.param_groups, self._leaves, grad_leaves, strict=True):
@@ -287,7 +289,7 @@ def _is_group_list(params: Any) -> bool:
     )
 
 
-def _check_gradient(path: str, p: FloatArray, g: Any, check_finite: bool) -> None:
+def _check_gradient(path: str, p: FloatArray, g: Any) -> None:
     where = f"gradient for params{path}"
     if not isinstance(g, np.ndarray):
         raise TypeError(f"{where}: expected a NumPy array, got {describe(g)}")
@@ -295,10 +297,23 @@ def _check_gradient(path: str, p: FloatArray, g: Any, check_finite: bool) -> Non
         raise ValueError(f"{where}: shape {g.shape} differs from the parameter's {p.shape}")
     if g.dtype != p.dtype:
         raise TypeError(f"{where}: dtype {g.dtype} differs from the parameter's {p.dtype}")
-    if check_finite and not np.isfinite(g).all():
-        bad = int(g.size - np.count_nonzero(np.isfinite(g)))
+
+
+def _check_finite(paths: list[list[str]], grads: list[list[FloatArray]]) -> None:
+    """Raise NonFiniteGradientError naming the first gradient that holds NaN or infinity.
+
+    One parallel pass of :func:`adadelta.kernels.first_non_finite` over all the gradients,
+    before anything is updated.
+    """
+    flat_paths = [path for group_paths in paths for path in group_paths]
+    flat_grads = [g for group_grads in grads for g in group_grads]
+    bad = kernels.first_non_finite(flat_grads)
+    if bad >= 0:
+        g = flat_grads[bad]
+        count = int(g.size - np.count_nonzero(np.isfinite(g)))
         raise NonFiniteGradientError(
-            f"{where}: {bad} of {g.size} entries are NaN or infinite; nothing was changed"
+            f"gradient for params{flat_paths[bad]}: {count} of {g.size} entries are NaN or "
+            "infinite; nothing was changed"
         )
 
 
@@ -347,6 +362,10 @@ class _RuleOptimizer(Optimizer):
 
     rule: ClassVar[Callable[..., tuple[FloatArray, Any]]]
     State: ClassVar[Any]  # the rule's state record, a NamedTuple
+    # the rule fused into one in-place pass (adadelta.kernels); None: the rule only
+    kernel: ClassVar[Callable[..., None] | None] = None
+    # False: every array goes through the rule (the reference) instead of the kernel
+    fused: bool = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -360,7 +379,22 @@ class _RuleOptimizer(Optimizer):
         states: list[dict[str, Any]],
     ) -> None:
         hyper = {k: group[k] for k in self.hyperparameters}
-        for x, g, state in zip(params, grads, states, strict=True):
+        reference = list(zip(params, grads, states, strict=True))
+        kernel = type(self).kernel
+        if self.fused and kernel is not None:
+            # The fused kernel of adadelta.kernels, one call per dtype, for every C-contiguous
+            # parameter with C-contiguous state; the rule for the others (e.g. transposed views).
+            by_dtype: dict[np.dtype[Any], list[tuple[FloatArray, FloatArray, dict[str, Any]]]]
+            by_dtype, reference = {}, []
+            for x, g, state in zip(params, grads, states, strict=True):
+                if kernels.fusable(x, state):
+                    by_dtype.setdefault(x.dtype, []).append((x, g, state))
+                else:
+                    reference.append((x, g, state))
+            for arrays in by_dtype.values():
+                xs, gs, ss = zip(*arrays, strict=True)
+                kernel(hyper, xs, gs, ss)
+        for x, g, state in reference:
             record = self.State(*(state.get(f) for f in self.state_fields))
             new_x, new_record = type(self).rule(x, g, record, **hyper)
             x[...] = new_x
@@ -385,6 +419,7 @@ class Adadelta(_RuleOptimizer):
     """
 
     rule = staticmethod(rules.adadelta)
+    kernel = staticmethod(kernels.adadelta)
     State = rules.AdadeltaState
     hyperparameters: ClassVar[dict[str, Check]] = {
         "lr": non_negative,
@@ -428,6 +463,7 @@ class SGD(_RuleOptimizer):
     """
 
     rule = staticmethod(rules.sgd)
+    kernel = staticmethod(kernels.sgd)
     State = rules.SGDState
     hyperparameters: ClassVar[dict[str, Check]] = {
         "lr": non_negative,
@@ -469,6 +505,7 @@ class Adagrad(_RuleOptimizer):
     """Adagrad (Duchi et al., 2011), as ``torch.optim.Adagrad``."""
 
     rule = staticmethod(rules.adagrad)
+    kernel = staticmethod(kernels.adagrad)
     State = rules.AdagradState
     hyperparameters: ClassVar[dict[str, Check]] = {
         "lr": non_negative,
@@ -506,6 +543,7 @@ class RMSprop(_RuleOptimizer):
     """RMSprop (Tieleman and Hinton, 2012), as ``torch.optim.RMSprop``."""
 
     rule = staticmethod(rules.rmsprop)
+    kernel = staticmethod(kernels.rmsprop)
     State = rules.RMSpropState
     hyperparameters: ClassVar[dict[str, Check]] = {
         "lr": non_negative,
@@ -546,6 +584,7 @@ class Adam(_RuleOptimizer):
     """Adam (Kingma and Ba, 2015), with optional AMSGrad, as ``torch.optim.Adam``."""
 
     rule = staticmethod(rules.adam)
+    kernel = staticmethod(kernels.adam)
     State = rules.AdamState
     hyperparameters: ClassVar[dict[str, Check]] = {
         "lr": non_negative,
