@@ -30,6 +30,7 @@ of :mod:`adadelta.optimizers` do that, and send everything else to the rules.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -55,6 +56,10 @@ __all__ = [
 ]
 
 CHUNK = 4096  # elements per unit of parallel work: small enough to balance 1e5 elements
+# Below these many elements one thread is faster than waking the others (a few microseconds
+# on an idle machine, milliseconds on a busy one, where a thread may wait for a core).
+PARALLEL_MIN_UPDATE = 1 << 15
+PARALLEL_MIN_SCAN = 1 << 18
 
 IntArray = np.ndarray[Any, np.dtype[np.intp]]
 StateDict = dict[str, Any]
@@ -95,6 +100,37 @@ def _chunks(sizes: Any) -> Any:
             chunks[c, 2] = min(start + CHUNK, sizes[t])
             c += 1
     return chunks
+
+
+@functools.cache
+def _thread_count_controls() -> tuple[Callable[[], int], Callable[[int], None]]:
+    """Numba's getter and setter of this thread's number of threads for parallel loops.
+
+    The public ``numba.get_num_threads``/``set_num_threads`` cost about 2 us a call; the
+    functions they wrap, about 0.2 us.
+    """
+    numba.get_num_threads()  # starts the thread pool, which defines the fast ones
+    parallel = numba.np.ufunc.parallel
+    get, set_ = (
+        getattr(parallel, "_get_num_threads", None),
+        getattr(parallel, "_set_num_threads", None),
+    )
+    if callable(get) and callable(set_):
+        return get, set_
+    return numba.get_num_threads, numba.set_num_threads  # pragma: no cover
+
+
+def _launch(kernel: Any, elements: int, threshold: int, *args: Any) -> Any:
+    """``kernel(*args)``, on one thread if there are fewer than ``threshold`` elements."""
+    if elements >= threshold:
+        return kernel(*args)
+    get_threads, set_threads = _thread_count_controls()
+    threads = get_threads()
+    set_threads(1)
+    try:
+        return kernel(*args)
+    finally:
+        set_threads(threads)
 
 
 # --- the finiteness scan ---
@@ -147,7 +183,15 @@ def first_non_finite(arrays: Sequence[FloatArray]) -> int:
                 continue
         addresses = np.array([[arrays[i].ctypes.data for i in indices]], np.intp)
         sizes = np.array([arrays[i].size for i in indices], np.intp)
-        bad = _first_non_finite(addresses, sizes, _LIKE[dtype], _EXPONENT_BITS[dtype])
+        bad = _launch(
+            _first_non_finite,
+            int(sizes.sum()),
+            PARALLEL_MIN_SCAN,
+            addresses,
+            sizes,
+            _LIKE[dtype],
+            _EXPONENT_BITS[dtype],
+        )
         if bad >= 0 and (first_bad < 0 or indices[bad] < first_bad):
             first_bad = indices[bad]
     return first_bad
@@ -365,8 +409,9 @@ def _addresses(*rows: Sequence[FloatArray | None]) -> IntArray:
     return np.array([[0 if a is None else a.ctypes.data for a in row] for row in rows], np.intp)
 
 
-def _sizes(params: Sequence[FloatArray]) -> IntArray:
-    return np.array([x.size for x in params], np.intp)
+def _update(kernel: Any, params: Sequence[FloatArray], addresses: IntArray, *args: Any) -> None:
+    sizes = [x.size for x in params]
+    _launch(kernel, sum(sizes), PARALLEL_MIN_UPDATE, addresses, np.array(sizes, np.intp), *args)
 
 
 def _contiguous(grads: Sequence[FloatArray]) -> list[FloatArray]:
@@ -398,8 +443,8 @@ def adadelta(
     lr, rho, wd = hyper["lr"], hyper["rho"], hyper["weight_decay"]
     c = np.array([[lr, rho, 1 - rho, hyper["eps"], wd]] * len(params), dtype)
     addresses = _addresses(params, _contiguous(grads), E_g2, E_dx2)
-    _adadelta(
-        addresses, _sizes(params), c, hyper["maximize"], wd != 0, hyper["decoupled_weight_decay"]
+    _update(
+        _adadelta, params, addresses, c, hyper["maximize"], wd != 0, hyper["decoupled_weight_decay"]
     )
     for state in states:
         state["step"] += 1
@@ -424,8 +469,8 @@ def sgd(
     lr, mu, wd = hyper["lr"], hyper["momentum"], hyper["weight_decay"]
     c = np.array([[lr, mu, 1 - hyper["dampening"], wd]] * len(params), dtype)
     addresses = _addresses(params, _contiguous(grads), buffers)
-    _sgd(
-        addresses, _sizes(params), c, first, hyper["maximize"], wd != 0, momentum, hyper["nesterov"]
+    _update(
+        _sgd, params, addresses, c, first, hyper["maximize"], wd != 0, momentum, hyper["nesterov"]
     )
     for state in states:
         state["step"] += 1
@@ -445,7 +490,7 @@ def adagrad(
     # the step of each array is its own (a loaded state dict may hold different counts)
     c = np.array([[lr / (1 + s["step"] * lr_decay), eps, wd] for s in states], dtype)
     addresses = _addresses(params, _contiguous(grads), total)
-    _adagrad(addresses, _sizes(params), c, hyper["maximize"], wd != 0)
+    _update(_adagrad, params, addresses, c, hyper["maximize"], wd != 0)
     for state in states:
         state["step"] += 1
 
@@ -473,7 +518,7 @@ def rmsprop(
     row = [hyper["lr"], alpha, 1 - alpha, hyper["eps"], wd, hyper["momentum"]]
     c = np.array([row] * len(params), dtype)
     addresses = _addresses(params, _contiguous(grads), square_avg, grad_avg, buffers)
-    _rmsprop(addresses, _sizes(params), c, hyper["maximize"], wd != 0, centered, momentum)
+    _update(_rmsprop, params, addresses, c, hyper["maximize"], wd != 0, centered, momentum)
     for state in states:
         state["step"] += 1
 
@@ -506,7 +551,7 @@ def adam(
         rows.append([1 - beta1, beta2, 1 - beta2, step_size, bias_correction2_sqrt, eps, wd])
     c = np.array(rows, dtype)
     addresses = _addresses(params, _contiguous(grads), exp_avg, exp_avg_sq, v_max)
-    _adam(addresses, _sizes(params), c, first, hyper["maximize"], wd != 0, amsgrad)
+    _update(_adam, params, addresses, c, first, hyper["maximize"], wd != 0, amsgrad)
     for state in states:
         state["step"] += 1
 
@@ -541,4 +586,4 @@ def adadelta_torch_step(
     and its operations are those of :func:`adadelta.rules.adadelta` in the same order."""
     c = np.array([[lr, rho, 1 - rho, eps, weight_decay]], x.dtype)
     addresses = _addresses([x], [g], [square_avg], [acc_delta])
-    _adadelta(addresses, _sizes([x]), c, maximize, weight_decay != 0, False)
+    _update(_adadelta, [x], addresses, c, maximize, weight_decay != 0, False)

@@ -1,0 +1,294 @@
+"""The fused kernels of adadelta.kernels against the rules of adadelta.rules (the reference).
+
+The optimizers use the kernels by default; ``opt.fused = False`` sends every array through the
+rule instead, which is how the two paths are compared here, on every configuration of the
+generic test matrix.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+import adadelta
+from adadelta import kernels, rules
+from adadelta.optimizers import NonFiniteGradientError, Optimizer
+from optimizer_matrix import CONFIGS, OptimizerConfig
+
+DTYPES = [np.float32, np.float64]
+# 0-d, empty, one chunk, and several chunks with a ragged last one
+SHAPES: list[tuple[int, ...]] = [(), (0,), (7,), (3, kernels.CHUNK + 5)]
+STEPS = 4
+MAXULP = 4
+
+
+def assert_close(actual: Any, expected: Any) -> None:
+    """Equal within MAXULP units in the last place, relative to each element, or to the
+    array's largest magnitude.
+
+    The kernels perform the rules' IEEE operations in the rules' order, so on x86-64 they agree
+    to the bit; the few ulps leave room for a platform whose compiler contracts a multiply-add
+    or whose sqrt differs. An absolute bound scaled by the largest magnitude is needed where a
+    sum cancels (x + lr * dx close to 0): its rounding error is relative to the operands, not
+    to the result, so an ulp of the operands can be many ulps of a near-zero result.
+    """
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    assert actual.dtype == expected.dtype and actual.shape == expected.shape
+    eps = np.finfo(expected.dtype).eps
+    finite = np.isfinite(expected)
+    scale = float(np.abs(expected[finite]).max()) if finite.any() else 0.0
+    np.testing.assert_allclose(actual, expected, rtol=MAXULP * eps, atol=MAXULP * eps * scale)
+
+
+def make_params(dtype: Any, rng: np.random.Generator) -> list[np.ndarray]:
+    return [rng.standard_normal(shape).astype(dtype) for shape in SHAPES]
+
+
+def make_grads(params: list[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
+    return [rng.standard_normal(p.shape).astype(p.dtype) for p in params]
+
+
+def both_paths(config: OptimizerConfig, params: list[np.ndarray]) -> tuple[Optimizer, Optimizer]:
+    """The same optimizer twice, on copies of ``params``: fused, and through the rules."""
+    fused = config.make([p.copy() for p in params])
+    reference = config.make([p.copy() for p in params])
+    assert getattr(fused, "fused", False) and type(fused).kernel is not None  # type: ignore[attr-defined]
+    reference.fused = False  # type: ignore[attr-defined]
+    return fused, reference
+
+
+def params_of(opt: Optimizer) -> list[np.ndarray]:
+    return [p for group in opt._leaves for p in group]
+
+
+def assert_same_state(fused: Optimizer, reference: Optimizer) -> None:
+    for p_fused, p_ref in zip(params_of(fused), params_of(reference), strict=True):
+        assert_close(p_fused, p_ref)
+    for s_fused, s_ref in zip(fused.state, reference.state, strict=True):
+        assert sorted(s_fused) == sorted(s_ref)  # the same keys: created lazily, the same way
+        assert s_fused["step"] == s_ref["step"]
+        for key in s_ref:
+            if key != "step":
+                assert_close(s_fused[key], s_ref[key])
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize("config", CONFIGS, ids=[c.id for c in CONFIGS])
+def test_kernel_matches_rule(config: OptimizerConfig, dtype: Any) -> None:
+    rng = np.random.default_rng(0)
+    fused, reference = both_paths(config, make_params(dtype, rng))
+    for _ in range(STEPS):
+        grads = make_grads(params_of(fused), rng)
+        fused.step(grads)
+        reference.step(grads)
+        assert_same_state(fused, reference)
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[c.id for c in CONFIGS])
+def test_state_dicts_are_interchangeable_between_paths(config: OptimizerConfig) -> None:
+    rng = np.random.default_rng(1)
+    fused, reference = both_paths(config, make_params(np.float32, rng))
+    for _ in range(2):
+        grads = make_grads(params_of(fused), rng)
+        fused.step(grads)
+        reference.step(grads)
+    # swap the states: each path continues from the other's
+    fused_state, reference_state = fused.state_dict(), reference.state_dict()
+    fused.load_state_dict(reference_state)
+    reference.load_state_dict(fused_state)
+    for _ in range(2):
+        grads = make_grads(params_of(fused), rng)
+        fused.step(grads)
+        reference.step(grads)
+    assert_same_state(fused, reference)
+
+
+def test_the_kernel_updates_the_state_in_place() -> None:
+    """The fused path really ran: it keeps the state arrays and writes into them."""
+    x = np.ones(10, np.float32)
+    opt = adadelta.Adadelta(x)
+    opt.step(np.ones(10, np.float32))
+    E_g2 = opt.state[0]["E_g2"]
+    opt.step(np.ones(10, np.float32))
+    assert opt.state[0]["E_g2"] is E_g2
+    assert opt.state[0]["step"] == 2
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_non_contiguous_parameters_and_gradients(dtype: Any) -> None:
+    """A transposed parameter goes through the rule, a transposed gradient of a contiguous
+    parameter through the kernel (copied); both match the reference."""
+    rng = np.random.default_rng(2)
+    base = rng.standard_normal((40, 30)).astype(dtype)
+    config = next(c for c in CONFIGS if c.id == "Adam-amsgrad")
+    fused = config.make([base.copy().T, rng.standard_normal(50).astype(dtype)])
+    reference = config.make([base.copy().T, params_of(fused)[1].copy()])
+    reference.fused = False  # type: ignore[attr-defined]
+    assert not params_of(fused)[0].flags.c_contiguous
+    for _ in range(3):
+        grads = [
+            rng.standard_normal((40, 30)).astype(dtype).T,  # non-contiguous
+            rng.standard_normal(100).astype(dtype)[::2],  # non-contiguous
+        ]
+        fused.step(grads)
+        reference.step(grads)
+        assert_same_state(fused, reference)
+
+
+def test_read_only_gradients() -> None:
+    x = np.zeros(5000, np.float32)
+    g = np.ones(5000, np.float32)
+    g.flags.writeable = False
+    reference_x = x.copy()
+    reference = adadelta.Adadelta(reference_x)
+    reference.fused = False  # type: ignore[attr-defined]
+    adadelta.Adadelta(x).step(g)
+    reference.step(g)
+    assert_close(x, reference_x)
+
+
+def test_many_tensors_in_one_call_equal_one_call_each() -> None:
+    rng = np.random.default_rng(3)
+    sizes = rng.integers(0, 3 * kernels.CHUNK, size=200)
+    params = [rng.standard_normal(n).astype(np.float32) for n in sizes]
+    together = [p.copy() for p in params]
+    one_by_one = [p.copy() for p in params]
+    opt_together = adadelta.Adam(together, lr=1e-2, amsgrad=True)
+    opts = [adadelta.Adam(p, lr=1e-2, amsgrad=True) for p in one_by_one]
+    for _ in range(3):
+        grads = [rng.standard_normal(n).astype(np.float32) for n in sizes]
+        opt_together.step(grads)
+        for opt, g in zip(opts, grads, strict=True):
+            opt.step(g)
+    for a, b in zip(together, one_by_one, strict=True):
+        np.testing.assert_array_equal(a, b)  # the same arithmetic, element by element
+
+
+def test_mixed_dtypes_in_one_group() -> None:
+    rng = np.random.default_rng(4)
+    params = [rng.standard_normal(100).astype(np.float32), rng.standard_normal(100)]
+    config = next(c for c in CONFIGS if c.id == "RMSprop-centered-momentum")
+    fused, reference = both_paths(config, params)
+    for _ in range(3):
+        grads = make_grads(params_of(fused), rng)
+        fused.step(grads)
+        reference.step(grads)
+    assert_same_state(fused, reference)
+    assert (
+        params_of(fused)[0].dtype == np.float32 and fused.state[0]["square_avg"].dtype == np.float32
+    )
+
+
+def snapshot(opt: Optimizer) -> tuple[list[np.ndarray], list[dict[str, Any]]]:
+    params = [p.copy() for p in params_of(opt)]
+    states = [
+        {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in s.items()} for s in opt.state
+    ]
+    return params, states
+
+
+def assert_unchanged(opt: Optimizer, before: tuple[list[np.ndarray], list[dict[str, Any]]]) -> None:
+    params, states = before
+    for p, p_before in zip(params_of(opt), params, strict=True):
+        np.testing.assert_array_equal(p, p_before)
+    for s, s_before in zip(opt.state, states, strict=True):
+        assert sorted(s) == sorted(s_before)
+        for key, value in s_before.items():
+            np.testing.assert_array_equal(s[key], value)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf], ids=["nan", "inf", "-inf"])
+@pytest.mark.parametrize("config", CONFIGS, ids=[c.id for c in CONFIGS])
+def test_a_non_finite_gradient_anywhere_changes_nothing(
+    config: OptimizerConfig, bad: float
+) -> None:
+    rng = np.random.default_rng(5)
+    params = {
+        "a": rng.standard_normal((3, 4)).astype(np.float32),
+        "b": rng.standard_normal(3 * kernels.CHUNK).astype(np.float32),
+    }
+    opt = config.make(params)
+    grads = {k: rng.standard_normal(p.shape).astype(p.dtype) for k, p in params.items()}
+    for _ in range(2):
+        before = snapshot(opt)
+        poisoned = {k: g.copy() for k, g in grads.items()}
+        poisoned["b"][rng.integers(poisoned["b"].size)] = bad  # in the last array, any chunk
+        with pytest.raises(NonFiniteGradientError, match=r"params\['b'\]: 1 of 12288 entries"):
+            opt.step(poisoned)
+        assert_unchanged(opt, before)  # on the first step: no state created either
+        opt.step(grads)
+
+
+def test_a_non_finite_gradient_in_a_later_group_changes_nothing() -> None:
+    rng = np.random.default_rng(6)
+    groups = [
+        {"params": [rng.standard_normal(100).astype(np.float32)]},
+        {"params": [rng.standard_normal(100), rng.standard_normal((20, 10)).T], "rho": 0.9},
+    ]
+    opt = adadelta.Adadelta(groups)
+    grads = [[np.ones(100, np.float32)], [np.ones(100), np.ones((10, 20))]]
+    opt.step(grads)
+    before = snapshot(opt)
+    grads[1][1][3, 4] = np.nan  # the transposed, non-contiguous parameter's gradient
+    with pytest.raises(NonFiniteGradientError, match=r"params\[1\]: 1 of 200 entries"):
+        opt.step(grads)
+    assert_unchanged(opt, before)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning")
+@pytest.mark.parametrize("config", CONFIGS, ids=[c.id for c in CONFIGS])
+def test_without_the_check_non_finite_values_propagate_as_in_the_rules(
+    config: OptimizerConfig,
+) -> None:
+    rng = np.random.default_rng(7)
+    params = make_params(np.float32, rng)
+    fused = config.make([p.copy() for p in params], check_finite=False)
+    reference = config.make([p.copy() for p in params], check_finite=False)
+    reference.fused = False  # type: ignore[attr-defined]
+    for step in range(3):
+        grads = make_grads(params_of(fused), rng)
+        grads[-1][0, step] = [np.nan, np.inf, -np.inf][step]
+        fused.step(grads)
+        reference.step(grads)
+    assert_same_state(fused, reference)  # NaN where the reference has NaN
+
+
+def test_first_non_finite() -> None:
+    n = 2 * kernels.CHUNK + 3
+    finite = [np.full(n, np.finfo(np.float32).max, np.float32), np.full(n, 1e-45, np.float32)]
+    assert kernels.first_non_finite(finite) == -1
+    assert kernels.first_non_finite([]) == -1
+    assert kernels.first_non_finite([np.zeros(0), np.zeros(()), np.zeros((4, 5)).T]) == -1
+    for where in (0, kernels.CHUNK - 1, kernels.CHUNK, n - 1):
+        for dtype in DTYPES:
+            arrays = [np.zeros(n, dtype) for _ in range(4)]
+            arrays[2][where] = np.nan
+            arrays[3][0] = np.inf
+            assert kernels.first_non_finite(arrays) == 2
+    mixed = [np.zeros(3, np.float32), np.zeros((4, 5)).T, np.full(3, np.inf), np.zeros(3)]
+    assert kernels.first_non_finite(mixed) == 2
+    mixed[1][0, 0] = -np.inf
+    assert kernels.first_non_finite(mixed) == 1
+    assert kernels.first_non_finite([np.zeros(()), np.array(np.nan, np.float32)]) == 1
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize("weight_decay", [0.0, 0.1])
+@pytest.mark.parametrize("maximize", [False, True])
+def test_torch_step_matches_the_rule(dtype: Any, weight_decay: float, maximize: bool) -> None:
+    """The entry point of adadelta.torch: PyTorch's Adadelta is the rule with coupled decay."""
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal(kernels.CHUNK + 1).astype(dtype)
+    expected, state = x.copy(), rules.AdadeltaState(0, None, None)
+    square_avg, acc_delta = np.zeros_like(x), np.zeros_like(x)
+    hyper = {"lr": 0.5, "rho": 0.9, "eps": 1e-6, "weight_decay": weight_decay, "maximize": maximize}
+    for _ in range(3):
+        g = rng.standard_normal(x.size).astype(dtype)
+        kernels.adadelta_torch_step(x, g, square_avg, acc_delta, **hyper)
+        expected, state = rules.adadelta(expected, g, state, **hyper, decoupled_weight_decay=False)
+    assert_close(x, expected)
+    assert_close(square_avg, state.E_g2)
+    assert_close(acc_delta, state.E_dx2)
