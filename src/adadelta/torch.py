@@ -28,8 +28,6 @@ propagate into the parameters. (The NumPy optimizers of :mod:`adadelta` refuse s
 
 from __future__ import annotations
 
-import functools
-import importlib
 import itertools
 from collections.abc import Callable, Mapping
 from typing import Any, overload
@@ -49,10 +47,11 @@ import numpy.typing as npt
 from torch.optim.adadelta import adadelta as torch_adadelta
 from torch.optim.optimizer import ParamsT
 
+from adadelta import kernels
+
 __all__ = ["Adadelta"]
 
 FloatArray = npt.NDArray[np.floating[Any]]
-FusedKernel = Callable[..., None]
 
 _FUSED_DTYPES = (torch.float32, torch.float64, torch.complex64, torch.complex128)
 _PLAIN_TENSOR_TYPES = (torch.Tensor, torch.nn.Parameter)
@@ -198,21 +197,21 @@ class Adadelta(torch.optim.Optimizer):
         if kernel is not None:
             tensors = (params, grads, square_avgs, acc_deltas, steps)
             fused = [_fusable(p, g, v, u) for p, g, v, u, _ in zip(*tensors, strict=True)]
-            lr = float(group["lr"])
-            for p, g, v, u, step in itertools.compress(zip(*tensors, strict=True), fused):
-                step += 1
-                _fused_update(
-                    kernel,
-                    p,
-                    g,
-                    v,
-                    u,
-                    lr=lr,
-                    rho=group["rho"],
-                    eps=group["eps"],
-                    weight_decay=group["weight_decay"],
-                    maximize=group["maximize"],
-                )
+            by_dtype: dict[torch.dtype, list[int]] = {}
+            for i in itertools.compress(range(len(params)), fused):
+                by_dtype.setdefault(params[i].dtype.to_real(), []).append(i)
+            hyper = {
+                "lr": float(group["lr"]),
+                "rho": group["rho"],
+                "eps": group["eps"],
+                "weight_decay": group["weight_decay"],
+                "maximize": group["maximize"],
+                "decoupled_weight_decay": False,
+            }
+            for indices in by_dtype.values():
+                for i in indices:
+                    steps[i] += 1
+                _fused_update(kernel, hyper, *([ts[i] for i in indices] for ts in tensors[:4]))
             rest = [not f for f in fused]
             params, grads, square_avgs, acc_deltas, steps = (
                 list(itertools.compress(ts, rest)) for ts in tensors
@@ -271,38 +270,25 @@ def _as_numpy(t: torch.Tensor) -> FloatArray:
 
 
 def _fused_update(
-    kernel: FusedKernel,
-    param: torch.Tensor,
-    grad: torch.Tensor,
-    square_avg: torch.Tensor,
-    acc_delta: torch.Tensor,
-    *,
-    lr: float,
-    rho: float,
-    eps: float,
-    weight_decay: float,
-    maximize: bool,
+    kernel: kernels.FusedStep,
+    hyper: dict[str, Any],
+    params: list[torch.Tensor],
+    grads: list[torch.Tensor],
+    square_avgs: list[torch.Tensor],
+    acc_deltas: list[torch.Tensor],
 ) -> None:
-    """One step for one parameter, in place, by the fused kernel."""
-    x = _as_numpy(param)
-    kernel(
-        x,
-        _as_numpy(grad),
-        _as_numpy(square_avg),
-        _as_numpy(acc_delta),
-        lr=lr,
-        rho=rho,
-        eps=eps,
-        weight_decay=weight_decay,
-        maximize=maximize,
-    )
+    """One step for parameters of one (real) dtype, in place, by one call of the fused kernel.
+
+    PyTorch's ``square_avg`` and ``acc_delta`` are the paper's E[g^2] and E[dx^2], the state
+    of :func:`adadelta.rules.adadelta`, whose operations the kernel does in the same order.
+    """
+    states = [
+        {"step": 0, "E_g2": _as_numpy(v), "E_dx2": _as_numpy(u)}
+        for v, u in zip(square_avgs, acc_deltas, strict=True)
+    ]
+    kernel(hyper, [_as_numpy(p) for p in params], [_as_numpy(g) for g in grads], states)
 
 
-@functools.cache
-def _fused_kernel() -> FusedKernel | None:
-    """The fused ADADELTA kernel of :mod:`adadelta.kernels`, or None where it cannot be used."""
-    try:
-        kernels = importlib.import_module("adadelta.kernels")
-    except ImportError:
-        return None
-    return getattr(kernels, "adadelta_torch_step", None)
+def _fused_kernel() -> kernels.FusedStep | None:
+    """The fused ADADELTA kernel of :mod:`adadelta.kernels` (None turns the fused path off)."""
+    return kernels.adadelta
