@@ -214,22 +214,47 @@ def _adadelta(
         n = sizes[t]
         x, g = _view(addresses, 0, t, n, c), _view(addresses, 1, t, n, c)
         E_g2, E_dx2 = _view(addresses, 2, t, n, c), _view(addresses, 3, t, n, c)
-        lr, rho, one_minus_rho, eps, wd = c[t, 0], c[t, 1], c[t, 2], c[t, 3], c[t, 4]
-        for i in range(start, end):
-            xi, gi = x[i], g[i]
-            if maximize:
-                gi = -gi
-            if weight_decay:
-                if decoupled:
-                    xi = xi - xi * wd * lr
-                else:
-                    gi = gi + wd * xi
-            Eg = rho * E_g2[i] + one_minus_rho * gi * gi  # accumulate the gradient first
-            Edx = E_dx2[i]  # the old E[dx^2]: RMS[dx]_{t-1}
-            dx = -(np.sqrt(Edx + eps) / np.sqrt(Eg + eps)) * gi
-            E_g2[i] = Eg
-            E_dx2[i] = rho * Edx + one_minus_rho * dx * dx
-            x[i] = xi + lr * dx
+        # On slices, the index runs from 0, so LLVM knows it is never negative and vectorizes
+        # the loop (with range(start, end) every access keeps Python's negative-index check).
+        _adadelta_chunk(
+            x[start:end],
+            g[start:end],
+            E_g2[start:end],
+            E_dx2[start:end],
+            c[t],
+            maximize,
+            weight_decay,
+            decoupled,
+        )
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _adadelta_chunk(
+    x: Any,
+    g: Any,
+    E_g2: Any,
+    E_dx2: Any,
+    c: Any,
+    maximize: bool,
+    weight_decay: bool,
+    decoupled: bool,
+) -> None:
+    lr, rho, one_minus_rho, eps, wd = c[0], c[1], c[2], c[3], c[4]
+    for i in range(x.size):
+        xi, gi = x[i], g[i]
+        if maximize:
+            gi = -gi
+        if weight_decay:
+            if decoupled:
+                xi = xi - xi * wd * lr
+            else:
+                gi = gi + wd * xi
+        Eg = rho * E_g2[i] + one_minus_rho * gi * gi  # accumulate the gradient first
+        Edx = E_dx2[i]  # the old E[dx^2]: RMS[dx]_{t-1}
+        dx = -(np.sqrt(Edx + eps) / np.sqrt(Eg + eps)) * gi
+        E_g2[i] = Eg
+        E_dx2[i] = rho * Edx + one_minus_rho * dx * dx
+        x[i] = xi + lr * dx
 
 
 @numba.njit(cache=True, error_model="numpy", parallel=True)
