@@ -187,6 +187,25 @@ def test_state_dict_round_trip_resumes_bit_for_bit(config: OptimizerConfig, tmp_
 
 
 @params_config
+def test_state_dict_is_a_snapshot_and_load_copies(config: OptimizerConfig) -> None:
+    params = _mixed_params()
+    opt = config.make(params)
+    opt.step(_mixed_grads(0))
+    opt.step(_mixed_grads(1))
+    saved = opt.state_dict()
+    frozen = copy.deepcopy(saved)
+    opt.step(_mixed_grads(2))
+    assert_identical(saved, frozen)  # later steps do not reach into a state dict given out
+    other = config.make(copy.deepcopy(params))
+    other.load_state_dict(saved)
+    for state in saved["state"].values():  # nor does changing it reach into the optimizer
+        for value in state.values():
+            if isinstance(value, np.ndarray):
+                value[...] = 123.0
+    assert_identical(other.state_dict()["state"], frozen["state"])
+
+
+@params_config
 def test_param_groups_each_get_their_hyperparameters(config: OptimizerConfig) -> None:
     rng = np.random.default_rng(3)
     a, b = rng.standard_normal(4), rng.standard_normal((2, 3))
