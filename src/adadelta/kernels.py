@@ -86,6 +86,14 @@ def _view(addresses: Any, row: int, t: int, n: int, like: Any) -> Any:
 
 
 @numba.njit(cache=True, error_model="numpy")
+def _chunk(addresses: Any, row: int, t: int, n: int, start: int, end: int, like: Any) -> Any:
+    """Elements ``start:end`` of :func:`_view`. The kernels loop over such slices from index 0:
+    LLVM then knows that no index is negative, drops Python's negative-index wraparound, and
+    vectorizes the loop (with ``range(start, end)`` it does not)."""
+    return _view(addresses, row, t, n, like)[start:end]
+
+
+@numba.njit(cache=True, error_model="numpy")
 def _chunks(sizes: Any) -> Any:
     """Rows ``(array index, first element, end)`` cutting every array in pieces of CHUNK."""
     count = 0
@@ -145,9 +153,9 @@ def _first_non_finite(addresses: Any, sizes: Any, like: Any, exponent: Any) -> i
     bad = np.zeros(chunks.shape[0], np.bool_)
     for c in numba.prange(chunks.shape[0]):
         t, start, end = chunks[c, 0], chunks[c, 1], chunks[c, 2]
-        bits = _view(addresses, 0, t, sizes[t], like).view(exponent.dtype)
+        bits = _chunk(addresses, 0, t, sizes[t], start, end, like).view(exponent.dtype)
         largest = exponent[0] & 0
-        for i in range(start, end):
+        for i in range(end - start):
             largest = max(largest, bits[i] & exponent[0])
         bad[c] = largest == exponent[0]
     for c in range(chunks.shape[0]):
@@ -212,49 +220,25 @@ def _adadelta(
     for k in numba.prange(chunks.shape[0]):
         t, start, end = chunks[k, 0], chunks[k, 1], chunks[k, 2]
         n = sizes[t]
-        x, g = _view(addresses, 0, t, n, c), _view(addresses, 1, t, n, c)
-        E_g2, E_dx2 = _view(addresses, 2, t, n, c), _view(addresses, 3, t, n, c)
-        # On slices, the index runs from 0, so LLVM knows it is never negative and vectorizes
-        # the loop (with range(start, end) every access keeps Python's negative-index check).
-        _adadelta_chunk(
-            x[start:end],
-            g[start:end],
-            E_g2[start:end],
-            E_dx2[start:end],
-            c[t],
-            maximize,
-            weight_decay,
-            decoupled,
-        )
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _adadelta_chunk(
-    x: Any,
-    g: Any,
-    E_g2: Any,
-    E_dx2: Any,
-    c: Any,
-    maximize: bool,
-    weight_decay: bool,
-    decoupled: bool,
-) -> None:
-    lr, rho, one_minus_rho, eps, wd = c[0], c[1], c[2], c[3], c[4]
-    for i in range(x.size):
-        xi, gi = x[i], g[i]
-        if maximize:
-            gi = -gi
-        if weight_decay:
-            if decoupled:
-                xi = xi - xi * wd * lr
-            else:
-                gi = gi + wd * xi
-        Eg = rho * E_g2[i] + one_minus_rho * gi * gi  # accumulate the gradient first
-        Edx = E_dx2[i]  # the old E[dx^2]: RMS[dx]_{t-1}
-        dx = -(np.sqrt(Edx + eps) / np.sqrt(Eg + eps)) * gi
-        E_g2[i] = Eg
-        E_dx2[i] = rho * Edx + one_minus_rho * dx * dx
-        x[i] = xi + lr * dx
+        x, g = _chunk(addresses, 0, t, n, start, end, c), _chunk(addresses, 1, t, n, start, end, c)
+        E_g2 = _chunk(addresses, 2, t, n, start, end, c)
+        E_dx2 = _chunk(addresses, 3, t, n, start, end, c)
+        lr, rho, one_minus_rho, eps, wd = c[t, 0], c[t, 1], c[t, 2], c[t, 3], c[t, 4]
+        for i in range(end - start):
+            xi, gi = x[i], g[i]
+            if maximize:
+                gi = -gi
+            if weight_decay:
+                if decoupled:
+                    xi = xi - xi * wd * lr
+                else:
+                    gi = gi + wd * xi
+            Eg = rho * E_g2[i] + one_minus_rho * gi * gi  # accumulate the gradient first
+            Edx = E_dx2[i]  # the old E[dx^2]: RMS[dx]_{t-1}
+            dx = -(np.sqrt(Edx + eps) / np.sqrt(Eg + eps)) * gi
+            E_g2[i] = Eg
+            E_dx2[i] = rho * Edx + one_minus_rho * dx * dx
+            x[i] = xi + lr * dx
 
 
 @numba.njit(cache=True, error_model="numpy", parallel=True)
@@ -274,12 +258,12 @@ def _sgd(
     for k in numba.prange(chunks.shape[0]):
         t, start, end = chunks[k, 0], chunks[k, 1], chunks[k, 2]
         n = sizes[t]
-        x, g = _view(addresses, 0, t, n, c), _view(addresses, 1, t, n, c)
+        x, g = _chunk(addresses, 0, t, n, start, end, c), _chunk(addresses, 1, t, n, start, end, c)
         lr, mu, one_minus_dampening, wd = c[t, 0], c[t, 1], c[t, 2], c[t, 3]
         if momentum:
-            buffer = _view(addresses, 2, t, n, c)
+            buffer = _chunk(addresses, 2, t, n, start, end, c)
             starts = first[t]
-            for i in range(start, end):
+            for i in range(end - start):
                 xi, gi = x[i], g[i]
                 if maximize:
                     gi = -gi
@@ -289,7 +273,7 @@ def _sgd(
                 buffer[i] = b
                 x[i] = xi - lr * (gi + mu * b if nesterov else b)
         else:
-            for i in range(start, end):
+            for i in range(end - start):
                 xi, gi = x[i], g[i]
                 if maximize:
                     gi = -gi
@@ -305,10 +289,10 @@ def _adagrad(addresses: Any, sizes: Any, c: Any, maximize: bool, weight_decay: b
     for k in numba.prange(chunks.shape[0]):
         t, start, end = chunks[k, 0], chunks[k, 1], chunks[k, 2]
         n = sizes[t]
-        x, g = _view(addresses, 0, t, n, c), _view(addresses, 1, t, n, c)
-        total = _view(addresses, 2, t, n, c)
+        x, g = _chunk(addresses, 0, t, n, start, end, c), _chunk(addresses, 1, t, n, start, end, c)
+        total = _chunk(addresses, 2, t, n, start, end, c)
         clr, eps, wd = c[t, 0], c[t, 1], c[t, 2]
-        for i in range(start, end):
+        for i in range(end - start):
             xi, gi = x[i], g[i]
             if maximize:
                 gi = -gi
@@ -335,10 +319,12 @@ def _rmsprop(
     for k in numba.prange(chunks.shape[0]):
         t, start, end = chunks[k, 0], chunks[k, 1], chunks[k, 2]
         n = sizes[t]
-        x, g = _view(addresses, 0, t, n, c), _view(addresses, 1, t, n, c)
-        square_avg = _view(addresses, 2, t, n, c)
-        grad_avg = _view(addresses, 3 if centered else 2, t, n, c)  # row 2: a stand-in, unused
-        buffer = _view(addresses, 4 if momentum else 2, t, n, c)
+        x, g = _chunk(addresses, 0, t, n, start, end, c), _chunk(addresses, 1, t, n, start, end, c)
+        square_avg = _chunk(addresses, 2, t, n, start, end, c)
+        grad_avg = _chunk(
+            addresses, 3 if centered else 2, t, n, start, end, c
+        )  # row 2: a stand-in, unused
+        buffer = _chunk(addresses, 4 if momentum else 2, t, n, start, end, c)
         lr, alpha, one_minus_alpha, eps, wd, mu = (
             c[t, 0],
             c[t, 1],
@@ -347,7 +333,7 @@ def _rmsprop(
             c[t, 4],
             c[t, 5],
         )
-        for i in range(start, end):
+        for i in range(end - start):
             xi, gi = x[i], g[i]
             if maximize:
                 gi = -gi
@@ -387,13 +373,18 @@ def _adam(
     for k in numba.prange(chunks.shape[0]):
         t, start, end = chunks[k, 0], chunks[k, 1], chunks[k, 2]
         n = sizes[t]
-        x, g = _view(addresses, 0, t, n, c), _view(addresses, 1, t, n, c)
-        exp_avg, exp_avg_sq = _view(addresses, 2, t, n, c), _view(addresses, 3, t, n, c)
-        v_max = _view(addresses, 4 if amsgrad else 3, t, n, c)  # row 3: a stand-in, unused
+        x, g = _chunk(addresses, 0, t, n, start, end, c), _chunk(addresses, 1, t, n, start, end, c)
+        exp_avg, exp_avg_sq = (
+            _chunk(addresses, 2, t, n, start, end, c),
+            _chunk(addresses, 3, t, n, start, end, c),
+        )
+        v_max = _chunk(
+            addresses, 4 if amsgrad else 3, t, n, start, end, c
+        )  # row 3: a stand-in, unused
         one_minus_beta1, beta2, one_minus_beta2 = c[t, 0], c[t, 1], c[t, 2]
         step_size, bias_correction2_sqrt, eps, wd = c[t, 3], c[t, 4], c[t, 5], c[t, 6]
         starts = first[t]
-        for i in range(start, end):
+        for i in range(end - start):
             xi, gi = x[i], g[i]
             if maximize:
                 gi = -gi
