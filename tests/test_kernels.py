@@ -7,13 +7,15 @@ generic test matrix.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
 import adadelta
-from adadelta import kernels, rules
+from adadelta import bench, kernels, rules
 from adadelta.optimizers import NonFiniteGradientError, Optimizer
 from optimizer_matrix import CONFIGS, OptimizerConfig
 
@@ -292,3 +294,48 @@ def test_torch_step_matches_the_rule(dtype: Any, weight_decay: float, maximize: 
     assert_close(x, expected)
     assert_close(square_avg, state.E_g2)
     assert_close(acc_delta, state.E_dx2)
+
+
+def test_bench_writes_its_table_json_and_plot(tmp_path: Path) -> None:
+    """A tiny run of ``adadelta bench`` (no timings checked, only that it reports them)."""
+    argv = ["step", "--sizes", "1000,3000", "--mix", "5", "--mix-total", "2000"]
+    argv += ["--repeats", "2", "--min-time", "0.001", "--out", str(tmp_path), "--no-progress"]
+    assert bench.main([*argv, "--only", "ours,numpy-tutorial,triad"]) == 0
+    record = json.loads((tmp_path / "bench.json").read_text())
+    assert [r["case"] for r in record["results"]] == ["1e3", "3e3", "5 tensors"]
+    for result in record["results"]:
+        assert set(result["median_s"]) == {"ours", "numpy-tutorial", "triad"}
+        assert all(len(t) == 2 and min(t) > 0 for t in result["times_s"].values())
+    table = (tmp_path / "bench.md").read_text()
+    assert "| 5 tensors | 2e3 |" in table and "ours / triad" in table
+    assert (tmp_path / "bench.png").read_bytes()[:4] == b"\x89PNG"
+    assert bench.main([*argv, "--only", "ours,nonsense"]) == 2
+
+
+def test_bench_mixed_sizes_add_up() -> None:
+    sizes = bench.mixed_sizes(200, 10_000_000)
+    assert len(sizes) == 200 and sum(sizes) == 10_000_000 and min(sizes) >= 1
+    assert max(sizes) / min(sizes) > 100  # a mix of small and large tensors
+
+
+def test_tutorial_adadelta_is_the_rule() -> None:
+    """The benchmark's tutorial-style baseline computes ADADELTA (lr=1) like the rule."""
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal(50)
+    expected, state = x.copy(), rules.AdadeltaState(0, None, None)
+    tutorial = bench.TutorialAdadelta(rho=0.9, eps=1e-6)
+    for _ in range(3):
+        g = rng.standard_normal(50)
+        x = tutorial.update(x, g)
+        expected, state = rules.adadelta(
+            expected,
+            g,
+            state,
+            lr=1.0,
+            rho=0.9,
+            eps=1e-6,
+            weight_decay=0.0,
+            decoupled_weight_decay=False,
+            maximize=False,
+        )
+    np.testing.assert_allclose(x, expected, rtol=1e-12)

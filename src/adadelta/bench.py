@@ -433,8 +433,9 @@ def _epoch_data(n_train: int, data_dir: str | None) -> tuple[Any, str]:
         data = load_mnist(data_dir, download=False, progress=False)
         return data.subset(n_train, min(10_000, data.x_test.shape[0])), "MNIST"
     rng = np.random.default_rng(0)
-    x = rng.random((n_train + 10_000, 784), dtype=np.float32)
-    y = rng.integers(0, 10, n_train + 10_000).astype(np.int64)
+    n = n_train + min(10_000, n_train)  # MNIST's 10,000 test images, fewer for quick runs
+    x = rng.random((n, 784), dtype=np.float32)
+    y = rng.integers(0, 10, n).astype(np.int64)
     data = Dataset("synthetic", x[:n_train], y[:n_train], x[n_train:], y[n_train:])
     return data, "synthetic"
 
