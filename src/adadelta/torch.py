@@ -209,8 +209,7 @@ class Adadelta(torch.optim.Optimizer):
                 "decoupled_weight_decay": False,
             }
             for indices in by_dtype.values():
-                for i in indices:
-                    steps[i] += 1
+                torch._foreach_add_([steps[i] for i in indices], 1.0)  # one call, not one each
                 _fused_update(kernel, hyper, *([ts[i] for i in indices] for ts in tensors[:4]))
             rest = [not f for f in fused]
             params, grads, square_avgs, acc_deltas, steps = (
@@ -244,28 +243,29 @@ def _fusable(
     param: torch.Tensor, grad: torch.Tensor, square_avg: torch.Tensor, acc_delta: torch.Tensor
 ) -> bool:
     """Whether the fused kernel can update these in place through NumPy views of their memory."""
-    tensors = (param, grad, square_avg, acc_delta)
-    return (
-        all(
+    dtype, shape = param.dtype, param.shape
+    if dtype not in _FUSED_DTYPES:
+        return False
+    for t in (param, grad, square_avg, acc_delta):
+        if not (
             type(t) in _PLAIN_TENSOR_TYPES
-            and t.device.type == "cpu"
-            and t.dtype == param.dtype
-            and t.shape == param.shape
+            and t.is_cpu
+            and t.dtype == dtype
+            and t.shape == shape
             and t.layout == torch.strided
             and t.is_contiguous()
-            and not t.is_conj()
-            and not t.is_neg()
-            for t in tensors
-        )
-        and param.dtype in _FUSED_DTYPES
-    )
+        ):
+            return False
+        if dtype.is_complex and (t.is_conj() or t.is_neg()):  # lazy views: memory not as read
+            return False
+    return True
 
 
 def _as_numpy(t: torch.Tensor) -> FloatArray:
-    """A flat NumPy view of a contiguous CPU tensor's memory (complex as pairs of reals)."""
+    """A NumPy view of a contiguous CPU tensor's memory (complex as pairs of reals)."""
     if t.is_complex():
         t = torch.view_as_real(t)
-    array: FloatArray = t.detach().numpy().reshape(-1)
+    array: FloatArray = (t.detach() if t.requires_grad else t).numpy()
     return array
 
 
