@@ -249,11 +249,12 @@ def test_constructor_refuses(error: ErrorInput) -> None:
         error.cls(x, **error.kwargs)
     if not error.constructor_only:
         with pytest.raises(error.error_type, match=error.error_regex):
-            error.cls([{"params": x, **error.kwargs}])
+            make: Callable[..., Optimizer] = error.cls
+            make([{"params": x, **error.kwargs}])
     assert_identical(x, np.ones(3))
 
 
-def _stepped(cls: type[Optimizer]) -> tuple[Optimizer, list[np.ndarray]]:
+def _stepped(cls: Callable[..., Optimizer]) -> tuple[Optimizer, list[np.ndarray]]:
     params = [np.linspace(-1, 1, 5), np.array([[2.0, -3.0]])]
     opt = cls([{"params": params}])
     for t in range(3):
@@ -333,7 +334,7 @@ bad_params = [
 @pytest.mark.parametrize(("params", "error_type", "message"), bad_params)
 @pytest.mark.parametrize("cls", list(_CLASS_TAG), ids=list(_CLASS_TAG.values()))
 def test_refuses_bad_params(
-    cls: type[Optimizer], params: Any, error_type: type[Exception], message: str
+    cls: Callable[..., Optimizer], params: Any, error_type: type[Exception], message: str
 ) -> None:
     with pytest.raises(error_type, match=re.escape(message)):
         cls(params)
@@ -507,7 +508,7 @@ bad_gradients = [
 @pytest.mark.parametrize(("corrupt", "error_type", "message"), bad_gradients)
 @pytest.mark.parametrize("cls", list(_CLASS_TAG), ids=list(_CLASS_TAG.values()))
 def test_step_refuses_bad_gradients(
-    cls: type[Optimizer],
+    cls: Callable[..., Optimizer],
     corrupt: Callable[[Tree], Tree],
     error_type: type[Exception],
     message: str,
@@ -538,7 +539,7 @@ def test_grouped_step_refuses_wrong_group_count_and_a_bad_last_group() -> None:
 
 
 @pytest.mark.parametrize("cls", list(_CLASS_TAG), ids=list(_CLASS_TAG.values()))
-def test_check_finite_false_skips_the_check(cls: type[Optimizer]) -> None:
+def test_check_finite_false_skips_the_check(cls: Callable[..., Optimizer]) -> None:
     params = _tree_params()
     opt = cls(params, check_finite=False)
     grads = _tree_grads()

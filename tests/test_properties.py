@@ -6,7 +6,7 @@ ADADELTA step is the paper's formula, and every ADADELTA step obeys the bound th
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pytest
@@ -17,7 +17,7 @@ from hypothesis.extra import numpy as hnp
 from adadelta import Adadelta, rules
 from optimizer_matrix import CONFIGS, OptimizerConfig, assert_identical
 
-DTYPES = [np.dtype(np.float32), np.dtype(np.float64)]
+DTYPES: list[np.dtype[Any]] = [np.dtype(np.float32), np.dtype(np.float64)]
 SETTINGS = settings(max_examples=50, deadline=None)
 
 shapes = hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=4)
@@ -30,7 +30,8 @@ learning_rates = st.floats(0.0, 10.0)
 def float_arrays(
     dtype: np.dtype[Any], shape: tuple[int, ...], bound: float = 1e3
 ) -> st.SearchStrategy[np.ndarray]:
-    return hnp.arrays(dtype, shape, elements=st.floats(-bound, bound, width=8 * dtype.itemsize))
+    width: Literal[32, 64] = 32 if dtype == np.float32 else 64
+    return hnp.arrays(dtype, shape, elements=st.floats(-bound, bound, width=width))
 
 
 @st.composite
