@@ -334,6 +334,19 @@ def test_add_param_group_refuses_invalid_hyperparameters(
     assert opt.param_groups[1]["rho"] == 0.5 and opt.param_groups[1]["lr"] == 1.0
 
 
+def test_load_state_dict_refuses_invalid_hyperparameters() -> None:
+    params = make_params(torch.float32)
+    opt = Adadelta(params)
+    set_grads(params, 0)
+    opt.step()
+    saved = copy.deepcopy(opt.state_dict())
+    saved["param_groups"][0]["rho"] = 1.5
+    saved["state"][0]["step"] = torch.tensor(7.0)
+    with pytest.raises(ValueError, match=r"^Invalid rho value: 1\.5$"):
+        opt.load_state_dict(saved)
+    assert opt.param_groups[0]["rho"] == 0.9 and opt.state[params[0]]["step"].item() == 1.0
+
+
 def test_sparse_gradients_are_refused_like_torch() -> None:
     dense = torch.zeros(4, dtype=torch.float64, requires_grad=True)
     sparse = torch.ones(4, dtype=torch.float64, requires_grad=True)
