@@ -206,6 +206,29 @@ def test_state_dict_is_a_snapshot_and_load_copies(config: OptimizerConfig) -> No
 
 
 @params_config
+@pytest.mark.parametrize("layout", ["transposed", "strided", "reversed", "fortran", "parameter"])
+def test_any_gradient_layout_gives_the_same_step(config: OptimizerConfig, layout: str) -> None:
+    """Gradients need not be C-contiguous (nor distinct from the parameter): the steps are the
+    same as with a contiguous copy. 200 x 200 is big enough for the parallel kernels."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((200, 200))
+    y = x.copy()
+    opt, reference = config.make(x), config.make(y)
+    for _ in range(3):
+        wide = rng.standard_normal((200, 400))
+        g = {
+            "transposed": wide[:, :200].T,
+            "strided": wide[:, ::2],
+            "reversed": wide[::-1, 200:],
+            "fortran": np.asfortranarray(wide[:, :200]),
+            "parameter": x,
+        }[layout]
+        reference.step(y.copy() if layout == "parameter" else np.ascontiguousarray(g))
+        opt.step(g)
+    assert_identical(x, y)
+
+
+@params_config
 def test_param_groups_each_get_their_hyperparameters(config: OptimizerConfig) -> None:
     rng = np.random.default_rng(3)
     a, b = rng.standard_normal(4), rng.standard_normal((2, 3))

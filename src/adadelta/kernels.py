@@ -458,7 +458,8 @@ def adadelta(
     E_dx2 = _created(states, "E_dx2", lambda i: np.zeros_like(params[i]))
     lr, rho, wd = hyper["lr"], hyper["rho"], hyper["weight_decay"]
     c = np.array([[lr, rho, 1 - rho, hyper["eps"], wd]] * len(params), dtype)
-    addresses = _addresses(params, _contiguous(grads), E_g2, E_dx2)
+    grads = _contiguous(grads)  # held until the kernel has run: it sees only addresses
+    addresses = _addresses(params, grads, E_g2, E_dx2)
     _update(
         _adadelta, params, addresses, c, hyper["maximize"], wd != 0, hyper["decoupled_weight_decay"]
     )
@@ -484,7 +485,8 @@ def sgd(
         first, buffers = np.zeros(len(params), np.bool_), [None] * len(params)
     lr, mu, wd = hyper["lr"], hyper["momentum"], hyper["weight_decay"]
     c = np.array([[lr, mu, 1 - hyper["dampening"], wd]] * len(params), dtype)
-    addresses = _addresses(params, _contiguous(grads), buffers)
+    grads = _contiguous(grads)  # held until the kernel has run: it sees only addresses
+    addresses = _addresses(params, grads, buffers)
     _update(
         _sgd, params, addresses, c, first, hyper["maximize"], wd != 0, momentum, hyper["nesterov"]
     )
@@ -505,7 +507,8 @@ def adagrad(
     lr, lr_decay, eps, wd = hyper["lr"], hyper["lr_decay"], hyper["eps"], hyper["weight_decay"]
     # the step of each array is its own (a loaded state dict may hold different counts)
     c = np.array([[lr / (1 + s["step"] * lr_decay), eps, wd] for s in states], dtype)
-    addresses = _addresses(params, _contiguous(grads), total)
+    grads = _contiguous(grads)  # held until the kernel has run: it sees only addresses
+    addresses = _addresses(params, grads, total)
     _update(_adagrad, params, addresses, c, hyper["maximize"], wd != 0)
     for state in states:
         state["step"] += 1
@@ -533,7 +536,8 @@ def rmsprop(
     alpha, wd = hyper["alpha"], hyper["weight_decay"]
     row = [hyper["lr"], alpha, 1 - alpha, hyper["eps"], wd, hyper["momentum"]]
     c = np.array([row] * len(params), dtype)
-    addresses = _addresses(params, _contiguous(grads), square_avg, grad_avg, buffers)
+    grads = _contiguous(grads)  # held until the kernel has run: it sees only addresses
+    addresses = _addresses(params, grads, square_avg, grad_avg, buffers)
     _update(_rmsprop, params, addresses, c, hyper["maximize"], wd != 0, centered, momentum)
     for state in states:
         state["step"] += 1
@@ -566,7 +570,8 @@ def adam(
         bias_correction2_sqrt = (1 - beta2**step) ** 0.5
         rows.append([1 - beta1, beta2, 1 - beta2, step_size, bias_correction2_sqrt, eps, wd])
     c = np.array(rows, dtype)
-    addresses = _addresses(params, _contiguous(grads), exp_avg, exp_avg_sq, v_max)
+    grads = _contiguous(grads)  # held until the kernel has run: it sees only addresses
+    addresses = _addresses(params, grads, exp_avg, exp_avg_sq, v_max)
     _update(_adam, params, addresses, c, first, hyper["maximize"], wd != 0, amsgrad)
     for state in states:
         state["step"] += 1
