@@ -55,6 +55,7 @@ def test_round_trip_is_exact(tmp_path: Path) -> None:
     assert np.signbit(loaded["python"][6])  # -0.0 stays negative
     assert isinstance(loaded["scalars"][0], np.float32)  # NumPy scalars stay scalars
     assert isinstance(loaded["zero-d"], np.ndarray) and loaded["zero-d"].shape == ()
+    assert loaded["floats"].flags.writeable  # usable as parameters again
 
 
 @pytest.mark.parametrize(
