@@ -12,10 +12,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+pytest.importorskip("torch")
 
-import adadelta.torch as adadelta_torch  # noqa: E402
-from adadelta.torch import Adadelta  # noqa: E402
+import torch
+
+import adadelta.torch as adadelta_torch
+from adadelta.torch import Adadelta
 
 STEPS = 200
 # float32: PyTorch's vectorized sqrt is not correctly rounded (1 ulp off for ~0.6% of inputs on
@@ -186,7 +188,7 @@ def test_nan_gradients_propagate_as_in_torch() -> None:
     for opt in (ours, theirs):
         params = opt.param_groups[0]["params"]
         set_grads(params, 0)
-        params[0].grad[0, 0] = float("nan")  # type: ignore[index]
+        params[0].grad[0, 0] = float("nan")
         opt.step()  # no error: torch.optim.Adadelta does not check
     a, b = ours.param_groups[0]["params"][0], theirs.param_groups[0]["params"][0]
     assert torch.isnan(a[0, 0]) and torch.isnan(b[0, 0])
@@ -209,7 +211,7 @@ def test_trains_a_module_like_torch() -> None:
         for _ in range(50):
             opt.zero_grad()
             loss = torch.nn.functional.cross_entropy(net(x), y)
-            loss.backward()
+            torch.autograd.backward(loss)
             opt.step()
         losses.append(loss.item())
     assert losses[0] < 1.0
@@ -224,7 +226,7 @@ def test_closure_returns_the_loss() -> None:
     def closure() -> float:
         opt.zero_grad()
         loss = (w * w).sum()
-        loss.backward()
+        torch.autograd.backward(loss)
         return loss.item()
 
     assert opt.step(closure) == 5.0
@@ -465,7 +467,7 @@ def test_matches_torch_on_cuda(fused_calls: list[torch.Tensor]) -> None:
             on_cpu = [p.detach().cpu() for p in on_cuda]
             set_grads(on_cpu, step)  # the same numbers for both optimizers
             for p, q in zip(on_cuda, on_cpu, strict=True):
-                p.grad = q.grad.cuda()  # type: ignore[union-attr]
+                p.grad = q.grad.cuda()
             opt.step()
     for a, b in zip(ours.param_groups[0]["params"], theirs.param_groups[0]["params"], strict=True):
         assert_same(a.cpu(), b.cpu())
