@@ -31,6 +31,7 @@ of :mod:`adadelta.optimizers` do that, and send everything else to the rules.
 from __future__ import annotations
 
 import functools
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -141,33 +142,47 @@ def _launch(kernel: Any, elements: int, threshold: int, *args: Any) -> Any:
         set_threads(threads)
 
 
+_ADDRESSES: dict[int, tuple[weakref.ref[FloatArray], int]] = {}
+
+
+def _address(a: FloatArray) -> int:
+    """The address of ``a``'s first element, remembered while ``a`` lives (``a.ctypes.data``
+    costs about 1 us, the look-up 0.1 us; an array's data never moves while it is referenced,
+    as the optimizers' parameters, states and the gradients being checked are)."""
+    key = id(a)
+    entry = _ADDRESSES.get(key)
+    if entry is not None and entry[0]() is a:
+        return entry[1]
+    address: int = a.ctypes.data
+    _ADDRESSES[key] = (weakref.ref(a, lambda _: _ADDRESSES.pop(key, None)), address)
+    return address
+
+
 # --- the finiteness scan ---
 
 
+@numba.njit(cache=True, error_model="numpy", fastmath={"reassoc"})
+def _has_non_finite(values: Any, zero: Any) -> bool:
+    # v * 0 is 0 for a finite v and NaN for NaN or infinity, so the sum is NaN exactly when some
+    # v is not finite. "reassoc" lets LLVM add in any order, hence vectorize; it is the only
+    # fast-math flag given, so NaN and infinity keep their IEEE meaning.
+    total = zero
+    for i in range(values.size):
+        total += values[i] * zero
+    return bool(total != total)
+
+
 @numba.njit(cache=True, error_model="numpy", parallel=True)
-def _first_non_finite(addresses: Any, sizes: Any, like: Any, exponent: Any) -> int:
-    # A float is NaN or infinite exactly when its exponent bits are all ones. Testing the bits
-    # as integers makes the scan a max-reduction over integers, which LLVM vectorizes (a float
-    # reduction it may not reorder, so it would not).
+def _first_non_finite(addresses: Any, sizes: Any, like: Any) -> int:
     chunks = _chunks(sizes)
     bad = np.zeros(chunks.shape[0], np.bool_)
     for c in numba.prange(chunks.shape[0]):
         t, start, end = chunks[c, 0], chunks[c, 1], chunks[c, 2]
-        bits = _chunk(addresses, 0, t, sizes[t], start, end, like).view(exponent.dtype)
-        largest = exponent[0] & 0
-        for i in range(end - start):
-            largest = max(largest, bits[i] & exponent[0])
-        bad[c] = largest == exponent[0]
+        bad[c] = _has_non_finite(_chunk(addresses, 0, t, sizes[t], start, end, like), like[0])
     for c in range(chunks.shape[0]):
         if bad[c]:
             return int(chunks[c, 0])
     return -1
-
-
-_EXPONENT_BITS = {
-    np.dtype(np.float32): np.array([0x7F800000], np.int32),
-    np.dtype(np.float64): np.array([0x7FF0000000000000], np.int64),
-}
 
 
 def first_non_finite(arrays: Sequence[FloatArray]) -> int:
@@ -179,7 +194,7 @@ def first_non_finite(arrays: Sequence[FloatArray]) -> int:
     by_dtype: dict[np.dtype[Any], list[int]] = {}
     first_bad = -1
     for i, a in enumerate(arrays):
-        if a.dtype in _EXPONENT_BITS and a.flags.c_contiguous:
+        if a.dtype in _LIKE and a.flags.c_contiguous:
             by_dtype.setdefault(a.dtype, []).append(i)
         elif not np.isfinite(a).all():
             first_bad = i
@@ -189,23 +204,23 @@ def first_non_finite(arrays: Sequence[FloatArray]) -> int:
             indices = [i for i in indices if i < first_bad]
             if not indices:
                 continue
-        addresses = np.array([[arrays[i].ctypes.data for i in indices]], np.intp)
-        sizes = np.array([arrays[i].size for i in indices], np.intp)
+        addresses = np.array([[_address(arrays[i]) for i in indices]], np.intp)
+        sizes = [arrays[i].size for i in indices]
         bad = _launch(
             _first_non_finite,
-            int(sizes.sum()),
+            sum(sizes),
             PARALLEL_MIN_SCAN,
             addresses,
-            sizes,
+            np.array(sizes, np.intp),
             _LIKE[dtype],
-            _EXPONENT_BITS[dtype],
         )
         if bad >= 0 and (first_bad < 0 or indices[bad] < first_bad):
             first_bad = indices[bad]
     return first_bad
 
 
-_LIKE = {np.dtype(np.float32): np.empty(0, np.float32), np.dtype(np.float64): np.empty(0)}
+# a zero of each dtype: its type is the kernels' element type, its value the scan's zero
+_LIKE = {np.dtype(np.float32): np.zeros(1, np.float32), np.dtype(np.float64): np.zeros(1)}
 
 
 # --- the kernels: one per rule of adadelta.rules, the same operations in the same order ---
@@ -422,7 +437,7 @@ def fusable(x: FloatArray, state: Mapping[str, Any]) -> bool:
 
 
 def _addresses(*rows: Sequence[FloatArray | None]) -> IntArray:
-    return np.array([[0 if a is None else a.ctypes.data for a in row] for row in rows], np.intp)
+    return np.array([[0 if a is None else _address(a) for a in row] for row in rows], np.intp)
 
 
 def _update(kernel: Any, params: Sequence[FloatArray], addresses: IntArray, *args: Any) -> None:
