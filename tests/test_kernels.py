@@ -339,3 +339,14 @@ def test_tutorial_adadelta_is_the_rule() -> None:
             maximize=False,
         )
     np.testing.assert_allclose(x, expected, rtol=1e-12)
+
+
+def test_remembered_addresses_follow_new_arrays() -> None:
+    """An array's address is remembered only while it lives: a new array that happens to get
+    the id of a freed one gets its own address."""
+    for n in range(1, 300):
+        a = np.empty(n, np.float32)
+        assert kernels._address(a) == a.ctypes.data
+        assert kernels._address(a) == a.ctypes.data
+        del a
+    assert len(kernels._ADDRESSES) < 50  # freed arrays are forgotten

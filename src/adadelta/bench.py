@@ -320,6 +320,13 @@ def step_plot(results: list[dict[str, Any]], names: Sequence[str], path: Path) -
     plt.close(fig)
 
 
+def _threading_layer() -> str | None:
+    try:
+        return str(numba.threading_layer())  # type: ignore[attr-defined]
+    except ValueError:  # no parallel loop has run yet
+        return None
+
+
 def machine() -> dict[str, Any]:
     """What the numbers were measured on."""
     model = platform.processor() or platform.machine()
@@ -335,6 +342,8 @@ def machine() -> dict[str, Any]:
         "cpu": model,
         "cores": os.cpu_count(),
         "numba_threads": numba.get_num_threads(),
+        "numba_threading_layer": _threading_layer(),
+        "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"),
         "python": platform.python_version(),
         "numpy": np.__version__,
         "numba": numba.__version__,
@@ -388,7 +397,8 @@ def run_steps(args: argparse.Namespace) -> int:
     text = (
         f"ADADELTA step, float32, lr={LR} rho={RHO} eps={EPS}; median over {args.repeats} "
         f"rounds of the mean time per step (each timing >= {args.min_time} s)\n"
-        f"machine: {info['cpu']}, {info['cores']} cores; threads: {args.threads}\n\n"
+        f"machine: {info['cpu']}, {info['cores']} cores; threads: {args.threads}; "
+        f"OMP_WAIT_POLICY={info['OMP_WAIT_POLICY']}\n\n"
         f"{table}\n"
     )
     if notes:
@@ -577,7 +587,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``adadelta bench`` with the options of :func:`add_arguments`."""
+    """Run ``adadelta bench`` with the options of :func:`add_arguments`.
+
+    Sets ``OMP_WAIT_POLICY=PASSIVE`` unless it is set: Numba's and PyTorch's OpenMP threads
+    otherwise spin for a while after each parallel loop, taking the cores from whichever
+    implementation runs next (on 2 cores this slowed the next one by up to 50x). It takes
+    effect because no OpenMP runtime has started yet in this process.
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if args.repeats is None:
         args.repeats = 3 if args.what == "epoch" else 7
     if args.quick:
