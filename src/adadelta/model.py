@@ -1,6 +1,6 @@
 """The paper's MNIST network: a multilayer perceptron with a softmax cross-entropy loss, in NumPy.
 
-Zeiler (2012), section 4.1: 784 inputs -> 500 hidden -> 300 hidden -> softmax over 10 classes,
+Zeiler (2012), MNIST experiments: 784 inputs -> 500 hidden -> 300 hidden -> softmax over 10 classes,
 with tanh or rectified linear (ReLU) hidden units, trained on mini-batches of 100 images.
 
 Usage::

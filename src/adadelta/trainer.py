@@ -1,6 +1,6 @@
 """Training on mini-batches with a test error after every epoch, resumable bit for bit.
 
-Zeiler (2012), section 4.1: mini-batches of 100 images, test error on the 10,000 test images
+Zeiler (2012), MNIST experiments: mini-batches of 100 images, test error on the 10,000 test images
 after every epoch. Usage::
 
     model = MLP((784, 500, 300, 10), "relu", seed=0)
