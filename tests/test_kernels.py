@@ -350,3 +350,12 @@ def test_remembered_addresses_follow_new_arrays() -> None:
         assert kernels._address(a) == a.ctypes.data
         del a
     assert len(kernels._ADDRESSES) < 50  # freed arrays are forgotten
+
+
+def test_a_parameter_made_read_only_is_refused_as_by_the_rule() -> None:
+    x = np.zeros(10, np.float32)
+    opt = adadelta.Adadelta(x)
+    x.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        opt.step(np.ones(10, np.float32))
+    assert opt.state[0] == {"step": 0}

@@ -423,16 +423,11 @@ def _adam(
 
 
 def fusable(x: FloatArray, state: Mapping[str, Any]) -> bool:
-    """Whether a kernel can update parameter ``x`` and its state arrays in place."""
-    return (
-        x.dtype in _LIKE
-        and x.flags.c_contiguous
-        and x.flags.aligned
-        and all(
-            v.flags.c_contiguous and v.flags.aligned and v.flags.writeable
-            for v in state.values()
-            if isinstance(v, np.ndarray)
-        )
+    """Whether a kernel can update parameter ``x`` and its state arrays in place (the others
+    go through the rule, e.g. transposed views, or read-only arrays, which the rule refuses)."""
+    return x.dtype in _LIKE and all(
+        flags.c_contiguous and flags.aligned and flags.writeable
+        for flags in [x.flags, *(v.flags for v in state.values() if isinstance(v, np.ndarray))]
     )
 
 
