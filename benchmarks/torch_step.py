@@ -7,6 +7,12 @@ load hit all of them alike), and the table shows each one's median step time and
 
     python benchmarks/torch_step.py                   # 1e7 parameters, 30 rounds
     python benchmarks/torch_step.py --n 1000000 --rounds 50
+    OMP_WAIT_POLICY=ACTIVE python benchmarks/torch_step.py   # spinning threads, for comparison
+
+PyTorch and Numba each run their own OpenMP threads, which by default spin for a while after a
+parallel loop and take the cores from whichever implementation runs next (here, on 2 cores, that
+slowed PyTorch's step several times over, which would flatter the speed-up). So this sets
+``OMP_WAIT_POLICY=PASSIVE`` unless it is already set; the machine line records the setting.
 """
 
 from __future__ import annotations
@@ -18,6 +24,10 @@ import statistics
 import time
 from collections.abc import Callable
 
+# before any OpenMP runtime starts (both read it once, when they start)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numba
 import torch
 
 from adadelta.torch import Adadelta
@@ -67,9 +77,13 @@ def machine() -> str:
             cpu = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
     except (OSError, StopIteration):
         pass
+    layer = numba.threading_layer()  # type: ignore[attr-defined]  # (after a parallel loop ran)
     return (
         f"{cpu}, {os.cpu_count()} logical CPUs, torch {torch.__version__} "
-        f"({torch.get_num_threads()} threads), Python {platform.python_version()}"
+        f"({torch.get_num_threads()} threads), numba {numba.__version__} "
+        f"({numba.get_num_threads()} threads, {layer} layer), "
+        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}, "
+        f"Python {platform.python_version()}"
     )
 
 
@@ -82,10 +96,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.n < args.tensors or args.tensors < 1 or args.rounds < 1:
         parser.error("need --n >= --tensors >= 1 and --rounds >= 1")
 
-    print(f"Machine: {machine()}\n")
     names = list(OPTIMIZERS)
-    print("| float32 parameters | " + " | ".join(f"{n} (ms)" for n in names) + " | speed-up |")
-    print("|---" * (len(names) + 2) + "|")
+    rows = [
+        "| float32 parameters | " + " | ".join(f"{n} (ms)" for n in names) + " | speed-up |",
+        "|---" * (len(names) + 2) + "|",
+    ]
     for label, sizes in [
         (f"1 tensor of {args.n:.0e}", [args.n]),
         (f"{args.tensors} tensors, {args.n:.0e} in all", layout_sizes(args.n, args.tensors)),
@@ -93,7 +108,9 @@ def main(argv: list[str] | None = None) -> None:
         medians = median_step_times(sizes, args.rounds)
         cells = " | ".join(f"{1e3 * medians[n]:.2f}" for n in names)
         ratio = medians[BASELINE] / medians["adadelta.torch"]
-        print(f"| {label} | {cells} | {ratio:.2f}x |")
+        rows.append(f"| {label} | {cells} | {ratio:.2f}x |")
+    print(f"Machine: {machine()}\n")
+    print("\n".join(rows))
     print(f"\nMedian of {args.rounds} interleaved steps; speed-up = {BASELINE} / adadelta.torch.")
 
 
