@@ -60,7 +60,7 @@ CHUNK = 4096  # elements per unit of parallel work: small enough to balance 1e5 
 # Below these many elements one thread is faster than waking the others (a few microseconds
 # on an idle machine, milliseconds on a busy one, where a thread may wait for a core).
 PARALLEL_MIN_UPDATE = 1 << 15
-PARALLEL_MIN_SCAN = 1 << 18
+PARALLEL_MIN_SCAN = 1 << 16
 
 IntArray = np.ndarray[Any, np.dtype[np.intp]]
 StateDict = dict[str, Any]
