@@ -260,6 +260,31 @@ def test_state_dicts_interchange_both_ways(dtype: torch.dtype) -> None:
         assert_same_state(trained, other)
 
 
+def test_replaced_parameter_memory_and_state_are_followed() -> None:
+    """The fused path reuses its NumPy views of parameters and state between steps; it must
+    follow ``param.data = ...``, replaced state tensors and loaded state dicts."""
+    ours, theirs = pair()(make_params(torch.float64))
+    opts = (ours, theirs)
+
+    def step_both(first: int, last: int) -> None:
+        for step in range(first, last):
+            for opt in opts:
+                set_grads(opt.param_groups[0]["params"], step)
+                opt.step()
+
+    step_both(0, 3)
+    for opt in opts:
+        p0, p1 = opt.param_groups[0]["params"][:2]
+        p0.data = p0.data * 2 + 1  # new memory for the parameter
+        opt.state[p1]["square_avg"] = opt.state[p1]["square_avg"].clone()  # a new state tensor
+    step_both(3, 6)
+    ours.load_state_dict(copy.deepcopy(ours.state_dict()))  # new state tensors for everything
+    step_both(6, 9)
+    for a, b in zip(ours.param_groups[0]["params"], theirs.param_groups[0]["params"], strict=True):
+        assert_same(a, b)
+    assert_same_state(ours, theirs)
+
+
 def test_state_layout_matches_torch() -> None:
     params = make_params(torch.float32)
     ours, theirs = pair()(params)

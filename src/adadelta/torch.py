@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Mapping
-from typing import Any, overload
+from typing import Any, NamedTuple, overload
 
 try:
     import torch
@@ -117,6 +117,7 @@ class Adadelta(torch.optim.Optimizer):
             "differentiable": differentiable,
         }
         _check_hyperparameters(defaults)
+        self._numpy_views: dict[torch.Tensor, _Views] = {}
         super().__init__(params, defaults)
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
@@ -134,6 +135,7 @@ class Adadelta(torch.optim.Optimizer):
     def __setstate__(self, state: dict[str, Any]) -> None:
         # As torch.optim.Adadelta: old pickles and state dicts may hold "step" as a number.
         super().__setstate__(state)
+        self._numpy_views = {}
         for group in self.param_groups:
             group.setdefault("foreach", None)
             group.setdefault("maximize", False)
@@ -221,7 +223,13 @@ class Adadelta(torch.optim.Optimizer):
             }
             for indices in by_dtype.values():
                 torch._foreach_add_([steps[i] for i in indices], 1.0)  # one call, not one each
-                _fused_update(kernel, hyper, *([ts[i] for i in indices] for ts in tensors[:4]))
+                _fused_update(
+                    kernel,
+                    hyper,
+                    [params[i] for i in indices],
+                    [_as_numpy(grads[i]) for i in indices],
+                    [self._views(params[i], square_avgs[i], acc_deltas[i]) for i in indices],
+                )
             rest = [not f for f in fused]
             params, grads, square_avgs, acc_deltas, steps = (
                 list(itertools.compress(ts, rest)) for ts in tensors
@@ -243,6 +251,31 @@ class Adadelta(torch.optim.Optimizer):
                 weight_decay=group["weight_decay"],
                 maximize=group["maximize"],
             )
+
+    def _views(
+        self, param: torch.Tensor, square_avg: torch.Tensor, acc_delta: torch.Tensor
+    ) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """NumPy views of a parameter and its state, made once and reused while the tensors are
+        the same and keep their memory (making them anew costs a few microseconds a tensor)."""
+        memory = (param.data_ptr(), square_avg.data_ptr(), acc_delta.data_ptr(), param.numel())
+        views = self._numpy_views.get(param)
+        if (
+            views is None
+            or views.square_avg is not square_avg
+            or views.acc_delta is not acc_delta
+            or views.memory != memory
+        ):
+            arrays = (_as_numpy(param), _as_numpy(square_avg), _as_numpy(acc_delta))
+            views = _Views(square_avg, acc_delta, memory, arrays)
+            self._numpy_views[param] = views
+        return views.arrays
+
+
+class _Views(NamedTuple):
+    square_avg: torch.Tensor
+    acc_delta: torch.Tensor
+    memory: tuple[int, int, int, int]  # the three data pointers and the number of elements
+    arrays: tuple[FloatArray, FloatArray, FloatArray]  # parameter, E[g^2], E[dx^2]
 
 
 def _scalar_dtype() -> torch.dtype:
@@ -284,20 +317,17 @@ def _fused_update(
     kernel: kernels.FusedStep,
     hyper: dict[str, Any],
     params: list[torch.Tensor],
-    grads: list[torch.Tensor],
-    square_avgs: list[torch.Tensor],
-    acc_deltas: list[torch.Tensor],
+    grads: list[FloatArray],
+    views: list[tuple[FloatArray, FloatArray, FloatArray]],
 ) -> None:
-    """One step for parameters of one (real) dtype, in place, by one call of the fused kernel.
+    """One step for ``params`` (one real dtype), in place, by one call of the fused kernel on
+    NumPy views of the gradients and of the parameters and their state.
 
     PyTorch's ``square_avg`` and ``acc_delta`` are the paper's E[g^2] and E[dx^2], the state
     of :func:`adadelta.rules.adadelta`, whose operations the kernel does in the same order.
     """
-    states = [
-        {"step": 0, "E_g2": _as_numpy(v), "E_dx2": _as_numpy(u)}
-        for v, u in zip(square_avgs, acc_deltas, strict=True)
-    ]
-    kernel(hyper, [_as_numpy(p) for p in params], [_as_numpy(g) for g in grads], states)
+    states = [{"step": 0, "E_g2": v, "E_dx2": u} for _, v, u in views]
+    kernel(hyper, [x for x, _, _ in views], grads, states)
 
 
 def _fused_kernel() -> kernels.FusedStep | None:
