@@ -629,6 +629,6 @@ class Adam(_RuleOptimizer):
         super().__init__(params, defaults, check_finite=check_finite)
 
 
-OPTIMIZERS: dict[str, Callable[..., Optimizer]] = {  # name -> class, as in adadelta.OPTIMIZERS
+OPTIMIZERS: dict[str, Callable[..., Optimizer]] = {  # name -> optimizer class
     cls.__name__: cls for cls in (Adadelta, SGD, Adagrad, RMSprop, Adam)
 }
