@@ -16,8 +16,8 @@ How the kernels are written, and why:
   addresses and sizes, and the work is cut into chunks of :data:`CHUNK` elements across all of
   them, which the threads share (``prange``). Two hundred small tensors so cost about what one
   large one does. (A ``numba.typed.List`` of the gradients, built anew each step, costs about
-  90 us even for one array; an address costs about 1 us.) The kernels never keep an address
-  beyond the call, and the caller keeps the arrays alive during it.
+  90 us even for one array; an address costs about 1 us, and is remembered while its array
+  lives.) The arrays are kept alive by the caller during the call.
 - ``error_model="numpy"``: a division by zero gives inf or NaN as in NumPy, rather than a
   Python exception whose check would stop LLVM from vectorizing the loop.
 - ``cache=True``: compiled once, the machine code is reused by later processes.
