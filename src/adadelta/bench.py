@@ -406,8 +406,8 @@ def run_steps(args: argparse.Namespace) -> int:
     print(text)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    command = "adadelta bench " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["bench"] else ""
-    (out / "bench.md").write_text(text + (f"\ncommand: `{command}`\n" if command else ""))
+    command = _command()
+    (out / "bench.md").write_text(text + f"\ncommand: `{command}`\n")
     record = {
         "what": "step",
         "machine": info,
@@ -420,6 +420,13 @@ def run_steps(args: argparse.Namespace) -> int:
     step_plot(results, names, out / "bench.png")
     print(f"wrote {out / 'bench.md'}, {out / 'bench.json'}, {out / 'bench.png'}")
     return 0
+
+
+def _command() -> str:
+    """The command line that is running, for the record."""
+    program = sys.argv[0]
+    head = "adadelta" if Path(program).name == "adadelta" else f"python {program}"
+    return " ".join([head, *sys.argv[1:]])
 
 
 def _plain_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -531,8 +538,16 @@ def run_epoch(args: argparse.Namespace) -> int:
     print(text)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "epoch.md").write_text(text)
-    record = {"what": "epoch", "machine": info, "source": source, "times_s": times}
+    command = _command()
+    (out / "epoch.md").write_text(text + f"\ncommand: `{command}`\n")
+    record = {
+        "what": "epoch",
+        "machine": info,
+        "command": command,
+        "source": source,
+        "median_s": median,
+        "times_s": times,
+    }
     (out / "epoch.json").write_text(json.dumps(record, indent=1) + "\n")
     print(f"wrote {out / 'epoch.md'}, {out / 'epoch.json'}")
     return 0
