@@ -359,3 +359,14 @@ def test_a_parameter_made_read_only_is_refused_as_by_the_rule() -> None:
     with pytest.raises(ValueError, match="read-only"):
         opt.step(np.ones(10, np.float32))
     assert opt.state[0] == {"step": 0}
+
+
+def test_bench_epoch_writes_its_table(tmp_path: Path) -> None:
+    """A tiny ``adadelta bench epoch`` (200 synthetic images): it runs and reports both sides."""
+    argv = ["epoch", "--n-train", "200", "--repeats", "1", "--out", str(tmp_path)]
+    assert bench.main([*argv, "--no-progress"]) == 0
+    record = json.loads((tmp_path / "epoch.json").read_text())
+    assert record["source"] == "synthetic"
+    expected = {"ours", "pytorch"} if "pytorch" in record["times_s"] else {"ours"}
+    assert set(record["median_s"]) == expected and min(record["median_s"].values()) > 0
+    assert "| ours |" in (tmp_path / "epoch.md").read_text()
