@@ -344,6 +344,7 @@ def machine() -> dict[str, Any]:
         "numba_threads": numba.get_num_threads(),
         "numba_threading_layer": _threading_layer(),
         "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"),
+        "GOMP_SPINCOUNT": os.environ.get("GOMP_SPINCOUNT"),
         "python": platform.python_version(),
         "numpy": np.__version__,
         "numba": numba.__version__,
@@ -398,7 +399,7 @@ def run_steps(args: argparse.Namespace) -> int:
         f"ADADELTA step, float32, lr={LR} rho={RHO} eps={EPS}; median over {args.repeats} "
         f"rounds of the mean time per step (each timing >= {args.min_time} s)\n"
         f"machine: {info['cpu']}, {info['cores']} cores; threads: {args.threads}; "
-        f"OMP_WAIT_POLICY={info['OMP_WAIT_POLICY']}\n\n"
+        f"OMP_WAIT_POLICY={info['OMP_WAIT_POLICY']}, GOMP_SPINCOUNT={info['GOMP_SPINCOUNT']}\n\n"
         f"{table}\n"
     )
     if notes:
@@ -525,7 +526,8 @@ def run_epoch(args: argparse.Namespace) -> int:
         f"One epoch of the paper's network (784-500-300-10, ReLU, batch 100, ADADELTA rho=0.95 "
         f"eps=1e-6, float32) on {data.x_train.shape[0]} {source} images, then the test error "
         f"on {data.x_test.shape[0]}; median of {args.repeats} epochs each, alternating",
-        f"machine: {info['cpu']}, {info['cores']} cores; threads: {args.threads}",
+        f"machine: {info['cpu']}, {info['cores']} cores; threads: {args.threads}; "
+        f"OMP_WAIT_POLICY={info['OMP_WAIT_POLICY']}, GOMP_SPINCOUNT={info['GOMP_SPINCOUNT']}",
         "",
         "| implementation | seconds per epoch |",
         "|---|---|",
@@ -604,12 +606,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``adadelta bench`` with the options of :func:`add_arguments`.
 
-    Sets ``OMP_WAIT_POLICY=PASSIVE`` unless it is set: Numba's and PyTorch's OpenMP threads
-    otherwise spin for a while after each parallel loop, taking the cores from whichever
-    implementation runs next (on 2 cores this slowed the next one by up to 50x). It takes
-    effect because no OpenMP runtime has started yet in this process.
+    Sets ``GOMP_SPINCOUNT=10000`` unless ``GOMP_SPINCOUNT`` or ``OMP_WAIT_POLICY`` is set: by
+    default, the OpenMP threads of Numba and of PyTorch spin for up to 300,000 iterations
+    (milliseconds) after each parallel loop, taking the cores from whichever implementation
+    runs next (on 2 cores, up to 50x slower steps); with ``OMP_WAIT_POLICY=PASSIVE`` they
+    sleep at once, and every parallel loop then waits tens of microseconds for them to wake.
+    A short spin keeps the threads awake from one step to the next and idle soon after. It
+    takes effect because no OpenMP runtime has started yet in this process.
     """
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if "GOMP_SPINCOUNT" not in os.environ and "OMP_WAIT_POLICY" not in os.environ:
+        os.environ["GOMP_SPINCOUNT"] = "10000"
     if args.repeats is None:
         args.repeats = 3 if args.what == "epoch" else 7
     if args.quick:
