@@ -44,7 +44,7 @@ def plot_test_error(
         ax.plot(epochs, values, label=method, linewidth=1.2, markersize=5, **style)
         finite = values[np.isfinite(values)]
         if finite.size:
-            top = max(top, float(np.percentile(finite, 90)))
+            top = max(top, float(finite.max()))
         if paper and method in paper:
             points = sorted(paper[method].items())
             ax.plot(
@@ -60,8 +60,10 @@ def plot_test_error(
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("Test Error %")
     ax.set_title(title)
+    if paper:
+        top = max([top, *(v for points in paper.values() for v in points.values())])
     if top:
-        ax.set_ylim(0, min(100.0, top * 1.6))
+        ax.set_ylim(0, min(100.0, top * 1.1))
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, ncol=2)
     fig.tight_layout()
