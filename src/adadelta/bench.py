@@ -606,16 +606,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``adadelta bench`` with the options of :func:`add_arguments`.
 
-    Sets ``GOMP_SPINCOUNT=10000`` unless ``GOMP_SPINCOUNT`` or ``OMP_WAIT_POLICY`` is set: by
-    default, the OpenMP threads of Numba and of PyTorch spin for up to 300,000 iterations
-    (milliseconds) after each parallel loop, taking the cores from whichever implementation
-    runs next (on 2 cores, up to 50x slower steps); with ``OMP_WAIT_POLICY=PASSIVE`` they
-    sleep at once, and every parallel loop then waits tens of microseconds for them to wake.
-    A short spin keeps the threads awake from one step to the next and idle soon after. It
-    takes effect because no OpenMP runtime has started yet in this process.
+    Importing :mod:`adadelta` has set ``GOMP_SPINCOUNT=10000`` unless ``GOMP_SPINCOUNT`` or
+    ``OMP_WAIT_POLICY`` was set (see :mod:`adadelta.kernels`): by default, the OpenMP threads
+    of Numba and of PyTorch spin for up to 300,000 iterations (milliseconds) after each
+    parallel loop, taking the cores from whichever implementation runs next (on 2 cores, up to
+    50x slower steps); with ``OMP_WAIT_POLICY=PASSIVE`` they sleep at once, and every parallel
+    loop then waits tens of microseconds for them to wake.
     """
-    if "GOMP_SPINCOUNT" not in os.environ and "OMP_WAIT_POLICY" not in os.environ:
-        os.environ["GOMP_SPINCOUNT"] = "10000"
     if args.repeats is None:
         args.repeats = 3 if args.what == "epoch" else 7
     if args.quick:

@@ -31,6 +31,7 @@ of :mod:`adadelta.optimizers` do that, and send everything else to the rules.
 from __future__ import annotations
 
 import functools
+import os
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -42,6 +43,16 @@ from numba.extending import intrinsic
 from numba.np.numpy_support import carray
 
 from adadelta.rules import FloatArray
+
+# By default Numba's OpenMP threads spin for milliseconds after each parallel loop (GOMP's
+# 300,000 iterations), taking the cores from the BLAS threads of the matrix products that run
+# between two optimizer steps; on 2 cores a training epoch of the paper's network ran several
+# times slower (compare `GOMP_SPINCOUNT=300000 adadelta bench epoch` with `adadelta bench
+# epoch`). A short spin keeps the threads awake from one step to the next and idle soon after.
+# It must be set before Numba starts its OpenMP runtime (the first parallel loop); a user's own
+# GOMP_SPINCOUNT or OMP_WAIT_POLICY wins.
+if "GOMP_SPINCOUNT" not in os.environ and "OMP_WAIT_POLICY" not in os.environ:
+    os.environ["GOMP_SPINCOUNT"] = "10000"
 
 __all__ = [
     "CHUNK",
