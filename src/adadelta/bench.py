@@ -49,6 +49,7 @@ STEP_BYTES = 28  # per float32 element: 4 arrays read, 3 written
 TRIAD_BYTES = 12  # a = b + s * c: 2 read, 1 written
 IMPLEMENTATIONS = (
     "ours",
+    "ours-unchecked",
     "torch-foreach",
     "torch-for",
     "optax-jit",
@@ -93,9 +94,9 @@ def _data(case: Case, seed: int = 0) -> tuple[list[FloatArray], list[FloatArray]
     return params, grads
 
 
-def make_ours(case: Case) -> Step:
+def make_ours(case: Case, check_finite: bool = True) -> Step:
     params, grads = _data(case)
-    opt = adadelta.Adadelta(params, lr=LR, rho=RHO, eps=EPS)
+    opt = adadelta.Adadelta(params, lr=LR, rho=RHO, eps=EPS, check_finite=check_finite)
     return lambda: opt.step(grads)
 
 
@@ -184,6 +185,7 @@ def make_triad(case: Case) -> Step:
 
 MAKERS: dict[str, Callable[[Case], Step]] = {
     "ours": make_ours,
+    "ours-unchecked": lambda case: make_ours(case, check_finite=False),
     "torch-foreach": lambda case: make_torch(case, foreach=True),
     "torch-for": lambda case: make_torch(case, foreach=False),
     "optax-jit": lambda case: make_optax(case, donate=False),
