@@ -14,8 +14,9 @@ import os
 import tempfile
 import zipfile
 import zlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -47,12 +48,22 @@ def save(path: str | os.PathLike[str], tree: Any) -> None:
     arrays: dict[str, np.ndarray[Any, Any]] = {}
     skeleton = {"format": FORMAT, "tree": _encode(tree, arrays)}
     arrays[_SKELETON] = np.array(json.dumps(skeleton))
-    target = Path(path)
+
+    def write(f: IO[bytes]) -> None:
+        np.savez(f, allow_pickle=False, **arrays)
+
+    atomic_write(Path(path), write)
+
+
+def atomic_write(target: Path, write: Callable[[IO[bytes]], object]) -> None:
+    """Call ``write`` on a temporary file beside ``target``, flush and fsync it, then rename it
+    over ``target``: a crash at any point leaves the previous file or the new one, never a part
+    of one. On an error the temporary file is removed and ``target`` is untouched."""
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, target.stat().st_mode & 0o777 if target.exists() else 0o644)
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, allow_pickle=False, **arrays)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, target)

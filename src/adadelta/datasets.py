@@ -23,11 +23,10 @@ import io
 import math
 import os
 import struct
-import tempfile
 import urllib.request
 import zipfile
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from importlib import resources
@@ -36,6 +35,8 @@ from typing import IO, Any
 
 import numpy as np
 from tqdm import tqdm  # type: ignore[import-untyped]
+
+from adadelta.checkpoint import atomic_write
 
 __all__ = [
     "ENV_VAR",
@@ -357,24 +358,9 @@ def _write_cache(
 
     try:
         file.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write(file, write)
+        atomic_write(file, write)
     except OSError:  # a read-only cache only costs speed
         pass
-
-
-def _atomic_write(target: Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Call ``write`` on a temporary file next to ``target``, fsync, then rename it over."""
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    try:
-        os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _download(target: Path, mirrors: Sequence[str], *, progress: bool) -> None:
@@ -386,7 +372,7 @@ def _download(target: Path, mirrors: Sequence[str], *, progress: bool) -> None:
     for base in mirrors:
         url = base.rstrip("/") + "/" + target.name
         try:
-            _atomic_write(
+            atomic_write(
                 target, partial(_fetch, url, sha256=SHA256[target.name], progress=progress)
             )
             return

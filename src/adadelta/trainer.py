@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -32,7 +31,7 @@ import numpy as np
 import numpy.typing as npt
 from tqdm.auto import tqdm  # type: ignore[import-untyped]
 
-from adadelta.checkpoint import CheckpointError, load, save
+from adadelta.checkpoint import CheckpointError, atomic_write, load, save
 from adadelta.model import MLP
 from adadelta.optimizers import Adadelta, Optimizer
 
@@ -355,14 +354,8 @@ def _resume(
 
 def _write_metrics(path: Path, history: Sequence[EpochRecord]) -> None:
     """Replace ``path`` atomically with one JSON line per epoch of ``history``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.writelines(json.dumps(asdict(r)) + "\n" for r in history)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    lines = "".join(json.dumps(asdict(r)) + "\n" for r in history)
+    atomic_write(path, lambda f: f.write(lines.encode("utf-8")))
 
 
 def read_metrics(run_dir: str | os.PathLike[str]) -> list[EpochRecord]:
