@@ -114,7 +114,7 @@ def train(
     same (else :class:`RunMismatchError`). A corrupt checkpoint raises
     :class:`adadelta.CheckpointError`. The metrics file is rewritten from the checkpoint on
     resume, so it always lists exactly the checkpointed epochs. Exact resumption assumes the
-    same machine and library versions (BLAS results may differ between them).
+    same machine, library versions and thread counts (BLAS results differ between them).
 
     A diverging run stops with :class:`adadelta.NonFiniteGradientError` from the optimizer's
     check; to let it run on (e.g. the paper's MOMENTUM at lr 1, Table 1), build the optimizer
