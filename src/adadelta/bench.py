@@ -400,29 +400,39 @@ def run_steps(args: argparse.Namespace) -> int:
     text = (
         f"ADADELTA step, float32, lr={LR} rho={RHO} eps={EPS}; median over {args.repeats} "
         f"rounds of the mean time per step (each timing >= {args.min_time} s)\n"
-        f"machine: {info['cpu']}, {info['cores']} cores; threads: {args.threads}; "
-        f"OMP_WAIT_POLICY={info['OMP_WAIT_POLICY']}, GOMP_SPINCOUNT={info['GOMP_SPINCOUNT']}\n\n"
-        f"{table}\n"
+        f"{_machine_line(info, args.threads)}\n\n{table}\n"
     )
     if notes:
         text += "\n" + "\n".join(f"- {n}" for n in notes) + "\n"
-    print(text)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    command = _command()
-    (out / "bench.md").write_text(text + f"\ncommand: `{command}`\n")
     record = {
         "what": "step",
         "machine": info,
-        "command": command,
         "settings": {"lr": LR, "rho": RHO, "eps": EPS, "dtype": "float32", **_plain_args(args)},
         "notes": notes,
         "results": results,
     }
-    (out / "bench.json").write_text(json.dumps(record, indent=1) + "\n")
+    out = _write_outputs(Path(args.out), "bench", text, record)
     step_plot(results, names, out / "bench.png")
     print(f"wrote {out / 'bench.md'}, {out / 'bench.json'}, {out / 'bench.png'}")
     return 0
+
+
+def _machine_line(info: dict[str, Any], threads: Any) -> str:
+    return (
+        f"machine: {info['cpu']}, {info['cores']} cores; threads: {threads}; "
+        f"OMP_WAIT_POLICY={info['OMP_WAIT_POLICY']}, GOMP_SPINCOUNT={info['GOMP_SPINCOUNT']}"
+    )
+
+
+def _write_outputs(out: Path, name: str, text: str, record: dict[str, Any]) -> Path:
+    """Print ``text``; write it as ``out/name.md`` and ``record`` as ``out/name.json``, both
+    with the command line that made them."""
+    print(text)
+    out.mkdir(parents=True, exist_ok=True)
+    command = _command()
+    (out / f"{name}.md").write_text(text + f"\ncommand: `{command}`\n")
+    (out / f"{name}.json").write_text(json.dumps({**record, "command": command}, indent=1) + "\n")
+    return out
 
 
 def _command() -> str:
@@ -528,8 +538,7 @@ def run_epoch(args: argparse.Namespace) -> int:
         f"One epoch of the paper's network (784-500-300-10, ReLU, batch 100, ADADELTA rho=0.95 "
         f"eps=1e-6, float32) on {data.x_train.shape[0]} {source} images, then the test error "
         f"on {data.x_test.shape[0]}; median of {args.repeats} epochs each, alternating",
-        f"machine: {info['cpu']}, {info['cores']} cores; threads: {args.threads}; "
-        f"OMP_WAIT_POLICY={info['OMP_WAIT_POLICY']}, GOMP_SPINCOUNT={info['GOMP_SPINCOUNT']}",
+        _machine_line(info, args.threads),
         "",
         "| implementation | seconds per epoch |",
         "|---|---|",
@@ -539,20 +548,14 @@ def run_epoch(args: argparse.Namespace) -> int:
         lines += ["", f"pytorch / ours: {median['pytorch'] / median['ours']:.2f}"]
     lines += [f"- {n}" for n in notes]
     text = "\n".join(lines) + "\n"
-    print(text)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    command = _command()
-    (out / "epoch.md").write_text(text + f"\ncommand: `{command}`\n")
     record = {
         "what": "epoch",
         "machine": info,
-        "command": command,
         "source": source,
         "median_s": median,
         "times_s": times,
     }
-    (out / "epoch.json").write_text(json.dumps(record, indent=1) + "\n")
+    out = _write_outputs(Path(args.out), "epoch", text, record)
     print(f"wrote {out / 'epoch.md'}, {out / 'epoch.json'}")
     return 0
 
