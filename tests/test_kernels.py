@@ -283,25 +283,6 @@ def test_first_non_finite() -> None:
     assert kernels.first_non_finite([np.zeros(()), np.array(np.nan, np.float32)]) == 1
 
 
-@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
-@pytest.mark.parametrize("weight_decay", [0.0, 0.1])
-@pytest.mark.parametrize("maximize", [False, True])
-def test_torch_step_matches_the_rule(dtype: Any, weight_decay: float, maximize: bool) -> None:
-    """The entry point of adadelta.torch: PyTorch's Adadelta is the rule with coupled decay."""
-    rng = np.random.default_rng(8)
-    x = rng.standard_normal(kernels.CHUNK + 1).astype(dtype)
-    expected, state = x.copy(), rules.AdadeltaState(0, None, None)
-    square_avg, acc_delta = np.zeros_like(x), np.zeros_like(x)
-    hyper = {"lr": 0.5, "rho": 0.9, "eps": 1e-6, "weight_decay": weight_decay, "maximize": maximize}
-    for _ in range(3):
-        g = rng.standard_normal(x.size).astype(dtype)
-        kernels.adadelta_torch_step(x, g, square_avg, acc_delta, **hyper)
-        expected, state = rules.adadelta(expected, g, state, **hyper, decoupled_weight_decay=False)
-    assert_close(x, expected)
-    assert_close(square_avg, state.E_g2)
-    assert_close(acc_delta, state.E_dx2)
-
-
 def test_bench_writes_its_table_json_and_plot(tmp_path: Path) -> None:
     """A tiny run of ``adadelta bench`` (no timings checked, only that it reports them)."""
     argv = ["step", "--sizes", "1000,3000", "--mix", "5", "--mix-total", "2000"]

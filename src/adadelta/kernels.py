@@ -56,9 +56,7 @@ if "GOMP_SPINCOUNT" not in os.environ and "OMP_WAIT_POLICY" not in os.environ:
 
 __all__ = [
     "CHUNK",
-    "KERNELS",
     "adadelta",
-    "adadelta_torch_step",
     "adagrad",
     "adam",
     "first_non_finite",
@@ -601,31 +599,3 @@ def adam(
 FusedStep = Callable[
     [Mapping[str, Any], Sequence[FloatArray], Sequence[FloatArray], Sequence[StateDict]], None
 ]
-
-KERNELS: dict[str, FusedStep] = {
-    "Adadelta": adadelta,
-    "SGD": sgd,
-    "Adagrad": adagrad,
-    "RMSprop": rmsprop,
-    "Adam": adam,
-}
-
-
-def adadelta_torch_step(
-    x: FloatArray,
-    g: FloatArray,
-    square_avg: FloatArray,
-    acc_delta: FloatArray,
-    *,
-    lr: float,
-    rho: float,
-    eps: float,
-    weight_decay: float,
-    maximize: bool,
-) -> None:
-    """One ``torch.optim.Adadelta`` step on flat contiguous arrays, in place (for
-    :mod:`adadelta.torch`): PyTorch's ``square_avg`` and ``acc_delta`` are E[g^2] and E[dx^2],
-    and its operations are those of :func:`adadelta.rules.adadelta` in the same order."""
-    c = np.array([[lr, rho, 1 - rho, eps, weight_decay]], x.dtype)
-    addresses = _addresses([x], [g], [square_avg], [acc_delta])
-    _update(_adadelta, [x], addresses, c, maximize, weight_decay != 0, False)
