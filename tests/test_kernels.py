@@ -18,31 +18,12 @@ import pytest
 import adadelta
 from adadelta import bench, kernels, rules
 from adadelta.optimizers import NonFiniteGradientError, Optimizer
-from optimizer_matrix import CONFIGS, OptimizerConfig
+from optimizer_matrix import CONFIGS, OptimizerConfig, assert_close
 
 DTYPES = [np.float32, np.float64]
 # 0-d, empty, one chunk, and several chunks with a ragged last one
 SHAPES: list[tuple[int, ...]] = [(), (0,), (7,), (3, kernels.CHUNK + 5)]
 STEPS = 4
-MAXULP = 4
-
-
-def assert_close(actual: Any, expected: Any) -> None:
-    """Equal within MAXULP units in the last place, relative to each element, or to the
-    array's largest magnitude.
-
-    The kernels perform the rules' IEEE operations in the rules' order, so on x86-64 they agree
-    to the bit; the few ulps leave room for a platform whose compiler contracts a multiply-add
-    or whose sqrt differs. An absolute bound scaled by the largest magnitude is needed where a
-    sum cancels (x + lr * dx close to 0): its rounding error is relative to the operands, not
-    to the result, so an ulp of the operands can be many ulps of a near-zero result.
-    """
-    actual, expected = np.asarray(actual), np.asarray(expected)
-    assert actual.dtype == expected.dtype and actual.shape == expected.shape
-    eps = np.finfo(expected.dtype).eps
-    finite = np.isfinite(expected)
-    scale = float(np.abs(expected[finite]).max()) if finite.any() else 0.0
-    np.testing.assert_allclose(actual, expected, rtol=MAXULP * eps, atol=MAXULP * eps * scale)
 
 
 def make_params(dtype: Any, rng: np.random.Generator) -> list[np.ndarray]:
@@ -328,15 +309,21 @@ def test_tutorial_adadelta_is_the_rule() -> None:
     np.testing.assert_allclose(x, expected, rtol=1e-12)
 
 
-def test_remembered_addresses_follow_new_arrays() -> None:
-    """An array's address is remembered only while it lives: a new array that happens to get
-    the id of a freed one gets its own address."""
-    for n in range(1, 300):
-        a = np.empty(n, np.float32)
+def test_addresses_are_those_of_the_first_element() -> None:
+    base = np.zeros((6, 8))
+    for a in [np.zeros((), np.float32), base, base[2:], base[1:3, :], base.reshape(2, 3, 8)[1]]:
         assert kernels._address(a) == a.ctypes.data
-        assert kernels._address(a) == a.ctypes.data
-        del a
-    assert len(kernels._ADDRESSES) < 50  # freed arrays are forgotten
+
+
+def test_a_batch_refusing_its_first_step_removes_the_state_it_created() -> None:
+    x, state = np.ones(5, np.float32), {"step": 0}
+    hyper = {"lr": 0.1, "momentum": 0.9, "dampening": 0.0, "weight_decay": 0.0}
+    hyper |= {"nesterov": False, "maximize": False}
+    batch = kernels.Batch(kernels.SGD, hyper, [x], [state])
+    assert set(state) == {"step", "momentum_buffer"} and batch.current(hyper)
+    assert batch.step(hyper, [np.array([1, 2, np.inf, 4, 5], np.float32)], check=True) == 0
+    assert state == {"step": 0} and not batch.current(hyper)
+    np.testing.assert_array_equal(x, 1)
 
 
 def test_a_parameter_made_read_only_is_refused_as_by_the_rule() -> None:
@@ -357,3 +344,65 @@ def test_bench_epoch_writes_its_table(tmp_path: Path) -> None:
     expected = {"ours", "pytorch"} if importlib.util.find_spec("torch") else {"ours"}
     assert set(record["median_s"]) == expected and min(record["median_s"].values()) > 0
     assert "| ours |" in (tmp_path / "epoch.md").read_text()
+
+
+def test_the_fused_plan_follows_every_change_to_the_optimizer() -> None:
+    """The optimizer keeps its kernel batches from step to step; each change below must be
+    seen (a new hyperparameter needing new state, state replaced by the user or by a state
+    dict, a new group, the fused switch), so that the fused path keeps matching the rule."""
+    rng = np.random.default_rng(11)
+    params = [[rng.standard_normal(s).astype(np.float32) for s in [(5,), (2, kernels.CHUNK)]]]
+    fused, reference = (
+        adadelta.SGD([{"params": [p.copy() for p in params[0]]}], lr=0.01) for _ in range(2)
+    )
+    reference.fused = False
+
+    def steps(count: int = 2) -> None:
+        for _ in range(count):
+            grads = [[rng.standard_normal(p.shape).astype(np.float32) for p in group]
+                     for group in fused._leaves]  # fmt: skip
+            fused.step(grads)
+            reference.step(grads)
+        assert_same_state(fused, reference)
+
+    steps()
+    for opt in (fused, reference):  # momentum now: the buffer starts at the next gradient
+        opt.param_groups[0]["momentum"] = 0.9
+    steps()
+    assert "momentum_buffer" in fused.state[1]
+    for opt in (fused, reference):  # a buffer replaced by the user, non-contiguous: the rule
+        opt.state[1]["momentum_buffer"] = np.ones((kernels.CHUNK, 2), np.float32).T
+    steps()
+    saved = reference.state_dict()
+    for opt in (fused, reference):
+        opt.load_state_dict(saved)
+    steps()
+    for opt in (fused, reference):
+        opt.add_param_group({"params": [np.ones(7, np.float32)], "momentum": 0.5})
+    steps()
+    fused.fused = False
+    steps(1)
+    fused.fused = True
+    steps()
+
+
+def test_the_check_is_folded_into_the_kernel_call_when_one_batch_does_everything(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The default path: after the first step, the separate scan is skipped and the kernel's
+    own scan refuses a NaN, changing nothing."""
+    scans: list[int] = []
+    original = kernels.first_non_finite
+    monkeypatch.setattr(kernels, "first_non_finite", lambda a: scans.append(1) or original(a))
+    x = {"W": np.ones((3, 4), np.float32), "b": np.zeros(4, np.float32)}
+    opt = adadelta.Adadelta(x)
+    grads = {"W": np.ones((3, 4), np.float32), "b": np.ones(4, np.float32)}
+    opt.step(grads)
+    assert len(scans) == 1  # the first step: the batch is made after the check
+    opt.step(grads)
+    before = snapshot(opt)
+    grads["b"][2] = np.nan
+    with pytest.raises(NonFiniteGradientError, match=r"params\['b'\]: 1 of 4 entries"):
+        opt.step(grads)
+    assert len(scans) == 1
+    assert_unchanged(opt, before)

@@ -32,8 +32,8 @@ from __future__ import annotations
 
 import functools
 import os
-import weakref
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numba
@@ -55,23 +55,25 @@ if "GOMP_SPINCOUNT" not in os.environ and "OMP_WAIT_POLICY" not in os.environ:
     os.environ["GOMP_SPINCOUNT"] = "10000"
 
 __all__ = [
+    "ADADELTA",
+    "ADAGRAD",
+    "ADAM",
     "CHUNK",
-    "adadelta",
-    "adagrad",
-    "adam",
+    "RMSPROP",
+    "SGD",
+    "Batch",
+    "Kernel",
     "first_non_finite",
     "fusable",
-    "rmsprop",
-    "sgd",
 ]
 
 CHUNK = 4096  # elements per unit of parallel work: small enough to balance 1e5 elements
-# Below these many elements one thread is faster than waking the others (a few microseconds
+# Below this many elements one thread is faster than waking the others (a few microseconds
 # on an idle machine, milliseconds on a busy one, where a thread may wait for a core).
-PARALLEL_MIN_UPDATE = 1 << 15
-PARALLEL_MIN_SCAN = 1 << 16
+PARALLEL_MIN = 1 << 15
 
 IntArray = np.ndarray[Any, np.dtype[np.intp]]
+BoolArray = np.ndarray[Any, np.dtype[np.bool_]]
 StateDict = dict[str, Any]
 
 
@@ -138,9 +140,9 @@ def _thread_count_controls() -> tuple[Callable[[], int], Callable[[int], None]]:
     return numba.get_num_threads, numba.set_num_threads  # pragma: no cover
 
 
-def _launch(kernel: Any, elements: int, threshold: int, *args: Any) -> Any:
-    """``kernel(*args)``, on one thread if there are fewer than ``threshold`` elements."""
-    if elements >= threshold:
+def _launch(kernel: Any, elements: int, *args: Any) -> Any:
+    """``kernel(*args)``, on one thread if there are fewer than :data:`PARALLEL_MIN` elements."""
+    if elements >= PARALLEL_MIN:
         return kernel(*args)
     get_threads, set_threads = _thread_count_controls()
     threads = get_threads()
@@ -151,47 +153,52 @@ def _launch(kernel: Any, elements: int, threshold: int, *args: Any) -> Any:
         set_threads(threads)
 
 
-_ADDRESSES: dict[int, tuple[weakref.ref[FloatArray], int]] = {}
+@numba.njit(cache=True)
+def _data_address(a: Any) -> int:  # pragma: no cover (compiled)
+    return a.ctypes.data  # type: ignore[no-any-return]
 
 
 def _address(a: FloatArray) -> int:
-    """The address of ``a``'s first element, remembered while ``a`` lives (``a.ctypes.data``
-    costs about 1 us, the look-up 0.1 us; an array's data never moves while it is referenced,
-    as the optimizers' parameters, states and the gradients being checked are)."""
-    key = id(a)
-    entry = _ADDRESSES.get(key)
-    if entry is not None and entry[0]() is a:
-        return entry[1]
-    address: int = a.ctypes.data
-    _ADDRESSES[key] = (weakref.ref(a, lambda _: _ADDRESSES.pop(key, None)), address)
-    return address
+    """The address of ``a``'s first element (0.15 us; ``a.ctypes.data`` costs 0.8 us)."""
+    return int(_data_address(a))
 
 
 # --- the finiteness scan ---
 
 
 @numba.njit(cache=True, error_model="numpy", fastmath={"reassoc"})
-def _has_non_finite(values: Any, zero: Any) -> bool:
+def _has_non_finite(values: Any) -> bool:
     # v * 0 is 0 for a finite v and NaN for NaN or infinity, so the sum is NaN exactly when some
     # v is not finite. "reassoc" lets LLVM add in any order, hence vectorize; it is the only
-    # fast-math flag given, so NaN and infinity keep their IEEE meaning.
+    # fast-math flag given, so NaN and infinity keep their IEEE meaning. (values is not empty;
+    # v0 - v0 is a zero of its dtype, or NaN if v0 is not finite.)
+    zero = values[0] - values[0]
     total = zero
     for i in range(values.size):
         total += values[i] * zero
     return bool(total != total)
 
 
-@numba.njit(cache=True, error_model="numpy", parallel=True)
-def _first_non_finite(addresses: Any, sizes: Any, like: Any) -> int:
-    chunks = _chunks(sizes)
-    bad = np.zeros(chunks.shape[0], np.bool_)
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _scan(addresses: Any, sizes: Any, chunks: Any, like: Any) -> int:
+    """The index of the first array of row 1 of ``addresses`` (the gradients, in every kernel)
+    that holds NaN or infinity, or -1."""
+    count = 0
     for c in numba.prange(chunks.shape[0]):
         t, start, end = chunks[c, 0], chunks[c, 1], chunks[c, 2]
-        bad[c] = _has_non_finite(_chunk(addresses, 0, t, sizes[t], start, end, like), like[0])
-    for c in range(chunks.shape[0]):
-        if bad[c]:
-            return int(chunks[c, 0])
+        count += _has_non_finite(_chunk(addresses, 1, t, sizes[t], start, end, like))
+    if count == 0:
+        return -1
+    for c in range(chunks.shape[0]):  # which one: only when some is not finite
+        t, start, end = chunks[c, 0], chunks[c, 1], chunks[c, 2]
+        if _has_non_finite(_chunk(addresses, 1, t, sizes[t], start, end, like)):
+            return int(t)
     return -1
+
+
+@numba.njit(cache=True, error_model="numpy", parallel=True)
+def _first_non_finite(addresses: Any, sizes: Any, like: Any) -> int:
+    return _scan(addresses, sizes, _chunks(sizes), like)
 
 
 def first_non_finite(arrays: Sequence[FloatArray]) -> int:
@@ -213,15 +220,10 @@ def first_non_finite(arrays: Sequence[FloatArray]) -> int:
             indices = [i for i in indices if i < first_bad]
             if not indices:
                 continue
-        addresses = np.array([[_address(arrays[i]) for i in indices]], np.intp)
+        addresses = np.array([[0] * len(indices), [_address(arrays[i]) for i in indices]], np.intp)
         sizes = [arrays[i].size for i in indices]
         bad = _launch(
-            _first_non_finite,
-            sum(sizes),
-            PARALLEL_MIN_SCAN,
-            addresses,
-            np.array(sizes, np.intp),
-            _LIKE[dtype],
+            _first_non_finite, sum(sizes), addresses, np.array(sizes, np.intp), _LIKE[dtype]
         )
         if bad >= 0 and (first_bad < 0 or indices[bad] < first_bad):
             first_bad = indices[bad]
@@ -237,10 +239,20 @@ _LIKE = {np.dtype(np.float32): np.zeros(1, np.float32), np.dtype(np.float64): np
 
 @numba.njit(cache=True, error_model="numpy", parallel=True)
 def _adadelta(
-    addresses: Any, sizes: Any, c: Any, maximize: bool, weight_decay: bool, decoupled: bool
-) -> None:
+    addresses: Any,
+    sizes: Any,
+    check: bool,
+    c: Any,
+    maximize: bool,
+    weight_decay: bool,
+    decoupled: bool,
+) -> int:
     # addresses rows: x, g, E[g^2], E[dx^2]; c columns: lr, rho, 1 - rho, eps, weight_decay
     chunks = _chunks(sizes)
+    if check:
+        bad = _scan(addresses, sizes, chunks, c[0])
+        if bad >= 0:
+            return bad
     for k in numba.prange(chunks.shape[0]):
         t, start, end = chunks[k, 0], chunks[k, 1], chunks[k, 2]
         n = sizes[t]
@@ -259,26 +271,34 @@ def _adadelta(
                     gi = gi + wd * xi
             Eg = rho * E_g2[i] + one_minus_rho * gi * gi  # accumulate the gradient first
             Edx = E_dx2[i]  # the old E[dx^2]: RMS[dx]_{t-1}
-            dx = -(np.sqrt(Edx + eps) / np.sqrt(Eg + eps)) * gi
+            # RMS[dx]_{t-1} / RMS[g]_t as one square root of the quotient: the rule's two
+            # square roots and a division cost a third more time (see the module docstring)
+            dx = -np.sqrt((Edx + eps) / (Eg + eps)) * gi
             E_g2[i] = Eg
             E_dx2[i] = rho * Edx + one_minus_rho * dx * dx
             x[i] = xi + lr * dx
+    return -1
 
 
 @numba.njit(cache=True, error_model="numpy", parallel=True)
 def _sgd(
     addresses: Any,
     sizes: Any,
+    check: bool,
     c: Any,
     first: Any,
     maximize: bool,
     weight_decay: bool,
     momentum: bool,
     nesterov: bool,
-) -> None:
+) -> int:
     # addresses rows: x, g, momentum buffer; c columns: lr, momentum, 1 - dampening, wd
     # first[t]: the buffer starts at this step's gradient
     chunks = _chunks(sizes)
+    if check:
+        bad = _scan(addresses, sizes, chunks, c[0])
+        if bad >= 0:
+            return bad
     for k in numba.prange(chunks.shape[0]):
         t, start, end = chunks[k, 0], chunks[k, 1], chunks[k, 2]
         n = sizes[t]
@@ -304,12 +324,19 @@ def _sgd(
                 if weight_decay:
                     gi = gi + wd * xi
                 x[i] = xi - lr * gi
+    return -1
 
 
 @numba.njit(cache=True, error_model="numpy", parallel=True)
-def _adagrad(addresses: Any, sizes: Any, c: Any, maximize: bool, weight_decay: bool) -> None:
+def _adagrad(
+    addresses: Any, sizes: Any, check: bool, c: Any, maximize: bool, weight_decay: bool
+) -> int:
     # addresses rows: x, g, sum; c columns: clr (the decayed lr of this array's step), eps, wd
     chunks = _chunks(sizes)
+    if check:
+        bad = _scan(addresses, sizes, chunks, c[0])
+        if bad >= 0:
+            return bad
     for k in numba.prange(chunks.shape[0]):
         t, start, end = chunks[k, 0], chunks[k, 1], chunks[k, 2]
         n = sizes[t]
@@ -325,21 +352,27 @@ def _adagrad(addresses: Any, sizes: Any, c: Any, maximize: bool, weight_decay: b
             s = total[i] + gi * gi
             total[i] = s
             x[i] = xi - clr * (gi / (np.sqrt(s) + eps))
+    return -1
 
 
 @numba.njit(cache=True, error_model="numpy", parallel=True)
 def _rmsprop(
     addresses: Any,
     sizes: Any,
+    check: bool,
     c: Any,
     maximize: bool,
     weight_decay: bool,
     centered: bool,
     momentum: bool,
-) -> None:
+) -> int:
     # addresses rows: x, g, square_avg, grad_avg, momentum buffer
     # c columns: lr, alpha, 1 - alpha, eps, wd, momentum
     chunks = _chunks(sizes)
+    if check:
+        bad = _scan(addresses, sizes, chunks, c[0])
+        if bad >= 0:
+            return bad
     for k in numba.prange(chunks.shape[0]):
         t, start, end = chunks[k, 0], chunks[k, 1], chunks[k, 2]
         n = sizes[t]
@@ -378,22 +411,28 @@ def _rmsprop(
                 x[i] = xi - lr * b
             else:
                 x[i] = xi - lr * (gi / avg)
+    return -1
 
 
 @numba.njit(cache=True, error_model="numpy", parallel=True)
 def _adam(
     addresses: Any,
     sizes: Any,
+    check: bool,
     c: Any,
     first: Any,
     maximize: bool,
     weight_decay: bool,
     amsgrad: bool,
-) -> None:
+) -> int:
     # addresses rows: x, g, exp_avg, exp_avg_sq, max_exp_avg_sq
     # c columns: 1 - beta1, beta2, 1 - beta2, step_size, bias_correction2_sqrt, eps, wd
     # first[t]: max_exp_avg_sq starts at this step's exp_avg_sq
     chunks = _chunks(sizes)
+    if check:
+        bad = _scan(addresses, sizes, chunks, c[0])
+        if bad >= 0:
+            return bad
     for k in numba.prange(chunks.shape[0]):
         t, start, end = chunks[k, 0], chunks[k, 1], chunks[k, 2]
         n = sizes[t]
@@ -426,9 +465,129 @@ def _adam(
                     v = old if old > v or old != old else v
                 v_max[i] = v
             x[i] = xi - step_size * (m / (np.sqrt(v) / bias_correction2_sqrt + eps))
+    return -1
 
 
-# --- the optimizers' side: state dicts in, arrays and hyperparameters out ---
+# --- the optimizers' side: state dicts in, one compiled call out ---
+
+
+def _zeros(x: FloatArray, hyper: Mapping[str, Any]) -> FloatArray:
+    return np.zeros_like(x)
+
+
+def _first_value(x: FloatArray, hyper: Mapping[str, Any]) -> FloatArray:
+    """A state array that the kernel's first step sets (to the gradient, or to E[g^2]), which it
+    knows from a ``first`` flag per array."""
+    return np.empty_like(x)
+
+
+def _initial_accumulator(x: FloatArray, hyper: Mapping[str, Any]) -> FloatArray:
+    return np.full_like(x, hyper["initial_accumulator_value"])
+
+
+Init = Callable[[FloatArray, Mapping[str, Any]], FloatArray]
+# the state arrays a kernel reads after x and g (rows 2, 3, ...): name and how the rule creates
+# it; None for an unused row
+StateRows = tuple[tuple[str, Init] | None, ...]
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """How the state dicts and hyperparameters of one optimizer become a compiled kernel's
+    arguments: ``kernel(addresses, sizes, *arguments(hyper, states, first, dtype))``.
+
+    ``arguments`` returns the table ``c`` of hyperparameters (a row per array, cast to the
+    arrays' dtype: that is how NumPy promotes a Python scalar in the rule) followed by the
+    kernel's flags; ``first`` says, per array, whether its ``_first_value`` state was just made.
+    """
+
+    compiled: Any
+    rows: Callable[[Mapping[str, Any]], StateRows]
+    arguments: Callable[
+        [Mapping[str, Any], Sequence[StateDict], BoolArray, np.dtype[Any]], tuple[Any, ...]
+    ]
+
+
+def _adadelta_arguments(
+    hyper: Mapping[str, Any], states: Sequence[StateDict], first: BoolArray, dtype: np.dtype[Any]
+) -> tuple[Any, ...]:
+    lr, rho, wd = hyper["lr"], hyper["rho"], hyper["weight_decay"]
+    c = np.array([[lr, rho, 1 - rho, hyper["eps"], wd]] * len(states), dtype)
+    return c, hyper["maximize"], wd != 0, hyper["decoupled_weight_decay"]
+
+
+def _sgd_arguments(
+    hyper: Mapping[str, Any], states: Sequence[StateDict], first: BoolArray, dtype: np.dtype[Any]
+) -> tuple[Any, ...]:
+    lr, mu, wd = hyper["lr"], hyper["momentum"], hyper["weight_decay"]
+    c = np.array([[lr, mu, 1 - hyper["dampening"], wd]] * len(states), dtype)
+    return c, first, hyper["maximize"], wd != 0, mu != 0, hyper["nesterov"]
+
+
+def _adagrad_arguments(
+    hyper: Mapping[str, Any], states: Sequence[StateDict], first: BoolArray, dtype: np.dtype[Any]
+) -> tuple[Any, ...]:
+    lr, lr_decay, eps, wd = hyper["lr"], hyper["lr_decay"], hyper["eps"], hyper["weight_decay"]
+    # the step of each array is its own (a loaded state dict may hold different counts)
+    c = np.array([[lr / (1 + s["step"] * lr_decay), eps, wd] for s in states], dtype)
+    return c, hyper["maximize"], wd != 0
+
+
+def _rmsprop_arguments(
+    hyper: Mapping[str, Any], states: Sequence[StateDict], first: BoolArray, dtype: np.dtype[Any]
+) -> tuple[Any, ...]:
+    alpha, wd = hyper["alpha"], hyper["weight_decay"]
+    row = [hyper["lr"], alpha, 1 - alpha, hyper["eps"], wd, hyper["momentum"]]
+    c = np.array([row] * len(states), dtype)
+    return c, hyper["maximize"], wd != 0, bool(hyper["centered"]), hyper["momentum"] > 0
+
+
+def _adam_arguments(
+    hyper: Mapping[str, Any], states: Sequence[StateDict], first: BoolArray, dtype: np.dtype[Any]
+) -> tuple[Any, ...]:
+    beta1, beta2 = hyper["betas"]
+    lr, eps, wd = hyper["lr"], hyper["eps"], hyper["weight_decay"]
+    rows = []
+    for s in states:
+        step = s["step"] + 1  # each array's own count
+        step_size = lr / (1 - beta1**step)
+        bias_correction2_sqrt = (1 - beta2**step) ** 0.5
+        rows.append([1 - beta1, beta2, 1 - beta2, step_size, bias_correction2_sqrt, eps, wd])
+    return np.array(rows, dtype), first, hyper["maximize"], wd != 0, bool(hyper["amsgrad"])
+
+
+ADADELTA = Kernel(
+    _adadelta, lambda hyper: (("E_g2", _zeros), ("E_dx2", _zeros)), _adadelta_arguments
+)
+SGD = Kernel(
+    _sgd,
+    lambda hyper: (("momentum_buffer", _first_value),) if hyper["momentum"] != 0 else (),
+    _sgd_arguments,
+)
+ADAGRAD = Kernel(_adagrad, lambda hyper: (("sum", _initial_accumulator),), _adagrad_arguments)
+RMSPROP = Kernel(
+    _rmsprop,
+    lambda hyper: (
+        ("square_avg", _zeros),
+        ("grad_avg", _zeros) if hyper["centered"] else None,
+        ("momentum_buffer", _zeros) if hyper["momentum"] > 0 else None,
+    ),
+    _rmsprop_arguments,
+)
+ADAM = Kernel(
+    _adam,
+    lambda hyper: (
+        ("exp_avg", _zeros),
+        ("exp_avg_sq", _zeros),
+        ("max_exp_avg_sq", _first_value) if hyper["amsgrad"] else None,
+    ),
+    _adam_arguments,
+)
+
+
+def _contiguous(a: FloatArray) -> bool:
+    flags = a.flags
+    return bool(flags.c_contiguous and flags.aligned)
 
 
 def fusable(x: FloatArray, state: Mapping[str, Any]) -> bool:
@@ -440,162 +599,87 @@ def fusable(x: FloatArray, state: Mapping[str, Any]) -> bool:
     )
 
 
-def _addresses(*rows: Sequence[FloatArray | None]) -> IntArray:
-    return np.array([[0 if a is None else _address(a) for a in row] for row in rows], np.intp)
+class Batch:
+    """Parameters of one dtype and their state, updated together by one compiled call a step.
 
+    Made once (creating the missing state arrays as the rule would) and kept while
+    :meth:`current`: a step then only writes the gradients' addresses into the table and calls
+    the kernel, a few microseconds in all. The parameters and state must be :func:`fusable`.
+    """
 
-def _update(kernel: Any, params: Sequence[FloatArray], addresses: IntArray, *args: Any) -> None:
-    sizes = [x.size for x in params]
-    _launch(kernel, sum(sizes), PARALLEL_MIN_UPDATE, addresses, np.array(sizes, np.intp), *args)
-
-
-def _contiguous(grads: Sequence[FloatArray]) -> list[FloatArray]:
-    return [
-        g if g.flags.c_contiguous and g.flags.aligned else np.ascontiguousarray(g) for g in grads
-    ]
-
-
-def _created(
-    states: Sequence[StateDict], key: str, make: Callable[[int], FloatArray]
-) -> list[FloatArray]:
-    """The state arrays ``key``, creating the missing ones with ``make(index)``."""
-    for i, state in enumerate(states):
-        if state.get(key) is None:
-            state[key] = make(i)
-    return [state[key] for state in states]
-
-
-def adadelta(
-    hyper: Mapping[str, Any],
-    params: Sequence[FloatArray],
-    grads: Sequence[FloatArray],
-    states: Sequence[StateDict],
-) -> None:
-    """:func:`adadelta.rules.adadelta` in place on every parameter (one dtype)."""
-    dtype = params[0].dtype
-    E_g2 = _created(states, "E_g2", lambda i: np.zeros_like(params[i]))
-    E_dx2 = _created(states, "E_dx2", lambda i: np.zeros_like(params[i]))
-    lr, rho, wd = hyper["lr"], hyper["rho"], hyper["weight_decay"]
-    c = np.array([[lr, rho, 1 - rho, hyper["eps"], wd]] * len(params), dtype)
-    grads = _contiguous(grads)  # held until the kernel has run: it sees only addresses
-    addresses = _addresses(params, grads, E_g2, E_dx2)
-    _update(
-        _adadelta, params, addresses, c, hyper["maximize"], wd != 0, hyper["decoupled_weight_decay"]
-    )
-    for state in states:
-        state["step"] += 1
-
-
-def sgd(
-    hyper: Mapping[str, Any],
-    params: Sequence[FloatArray],
-    grads: Sequence[FloatArray],
-    states: Sequence[StateDict],
-) -> None:
-    """:func:`adadelta.rules.sgd` in place on every parameter (one dtype)."""
-    dtype = params[0].dtype
-    momentum = hyper["momentum"] != 0
-    if momentum:
-        first = np.array([s.get("momentum_buffer") is None for s in states])
-        buffers: Sequence[FloatArray | None] = _created(
-            states, "momentum_buffer", lambda i: np.empty_like(params[i])
+    def __init__(
+        self,
+        kernel: Kernel,
+        hyper: Mapping[str, Any],
+        params: Sequence[FloatArray],
+        states: Sequence[StateDict],
+    ) -> None:
+        self.kernel, self.params, self.states = kernel, list(params), list(states)
+        self.rows = kernel.rows(hyper)
+        self.first = np.zeros(len(params), np.bool_)
+        self.created: list[tuple[StateDict, str]] = []  # removed again if the first step is refused
+        for entry in self.rows:
+            if entry is not None:
+                key, init = entry
+                for i, (x, state) in enumerate(zip(params, states, strict=True)):
+                    if state.get(key) is None:
+                        state[key] = init(x, hyper)
+                        self.created.append((state, key))
+                        self.first[i] |= init is _first_value
+        # the arrays of each row; current() checks that the states still hold them
+        self.arrays = [
+            [] if entry is None else [s[entry[0]] for s in states] for entry in self.rows
+        ]
+        self.watched = [
+            (state, entry[0], array)
+            for entry, arrays in zip(self.rows, self.arrays, strict=True)
+            if entry is not None
+            for state, array in zip(states, arrays, strict=True)
+        ]
+        self.addresses = np.array(
+            [
+                [_address(x) for x in params],
+                [0] * len(params),  # the gradients: written by each step
+                *(
+                    [0] * len(params) if not row else [_address(a) for a in row]
+                    for row in self.arrays
+                ),
+            ],
+            np.intp,
         )
-    else:
-        first, buffers = np.zeros(len(params), np.bool_), [None] * len(params)
-    lr, mu, wd = hyper["lr"], hyper["momentum"], hyper["weight_decay"]
-    c = np.array([[lr, mu, 1 - hyper["dampening"], wd]] * len(params), dtype)
-    grads = _contiguous(grads)  # held until the kernel has run: it sees only addresses
-    addresses = _addresses(params, grads, buffers)
-    _update(
-        _sgd, params, addresses, c, first, hyper["maximize"], wd != 0, momentum, hyper["nesterov"]
-    )
-    for state in states:
-        state["step"] += 1
+        self.sizes = np.array([x.size for x in params], np.intp)
+        self.elements = int(self.sizes.sum())
+        self.dtype = params[0].dtype
 
+    def current(self, hyper: Mapping[str, Any]) -> bool:
+        """Whether this batch still describes its states (holding the same arrays, as ``hyper``
+        needs them) and its parameters are still writeable."""
+        if self.kernel.rows(hyper) != self.rows:
+            return False
+        for state, key, array in self.watched:
+            if state.get(key) is not array:
+                return False
+        return all(x.flags.writeable for x in self.params)
 
-def adagrad(
-    hyper: Mapping[str, Any],
-    params: Sequence[FloatArray],
-    grads: Sequence[FloatArray],
-    states: Sequence[StateDict],
-) -> None:
-    """:func:`adadelta.rules.adagrad` in place on every parameter (one dtype)."""
-    dtype = params[0].dtype
-    init = hyper["initial_accumulator_value"]
-    total = _created(states, "sum", lambda i: np.full_like(params[i], init))
-    lr, lr_decay, eps, wd = hyper["lr"], hyper["lr_decay"], hyper["eps"], hyper["weight_decay"]
-    # the step of each array is its own (a loaded state dict may hold different counts)
-    c = np.array([[lr / (1 + s["step"] * lr_decay), eps, wd] for s in states], dtype)
-    grads = _contiguous(grads)  # held until the kernel has run: it sees only addresses
-    addresses = _addresses(params, grads, total)
-    _update(_adagrad, params, addresses, c, hyper["maximize"], wd != 0)
-    for state in states:
-        state["step"] += 1
-
-
-def rmsprop(
-    hyper: Mapping[str, Any],
-    params: Sequence[FloatArray],
-    grads: Sequence[FloatArray],
-    states: Sequence[StateDict],
-) -> None:
-    """:func:`adadelta.rules.rmsprop` in place on every parameter (one dtype)."""
-    dtype = params[0].dtype
-    centered, momentum = bool(hyper["centered"]), hyper["momentum"] > 0
-    square_avg = _created(states, "square_avg", lambda i: np.zeros_like(params[i]))
-    none: list[FloatArray | None] = [None] * len(params)
-    grad_avg = (
-        _created(states, "grad_avg", lambda i: np.zeros_like(params[i])) if centered else none
-    )
-    buffers = (
-        _created(states, "momentum_buffer", lambda i: np.zeros_like(params[i]))
-        if momentum
-        else none
-    )
-    alpha, wd = hyper["alpha"], hyper["weight_decay"]
-    row = [hyper["lr"], alpha, 1 - alpha, hyper["eps"], wd, hyper["momentum"]]
-    c = np.array([row] * len(params), dtype)
-    grads = _contiguous(grads)  # held until the kernel has run: it sees only addresses
-    addresses = _addresses(params, grads, square_avg, grad_avg, buffers)
-    _update(_rmsprop, params, addresses, c, hyper["maximize"], wd != 0, centered, momentum)
-    for state in states:
-        state["step"] += 1
-
-
-def adam(
-    hyper: Mapping[str, Any],
-    params: Sequence[FloatArray],
-    grads: Sequence[FloatArray],
-    states: Sequence[StateDict],
-) -> None:
-    """:func:`adadelta.rules.adam` in place on every parameter (one dtype)."""
-    dtype = params[0].dtype
-    beta1, beta2 = hyper["betas"]
-    amsgrad = bool(hyper["amsgrad"])
-    exp_avg = _created(states, "exp_avg", lambda i: np.zeros_like(params[i]))
-    exp_avg_sq = _created(states, "exp_avg_sq", lambda i: np.zeros_like(params[i]))
-    if amsgrad:
-        first = np.array([s.get("max_exp_avg_sq") is None for s in states])
-        v_max: Sequence[FloatArray | None] = _created(
-            states, "max_exp_avg_sq", lambda i: np.empty_like(params[i])
-        )
-    else:
-        first, v_max = np.zeros(len(params), np.bool_), [None] * len(params)
-    lr, eps, wd = hyper["lr"], hyper["eps"], hyper["weight_decay"]
-    rows = []
-    for s in states:
-        step = s["step"] + 1  # each array's own count
-        step_size = lr / (1 - beta1**step)
-        bias_correction2_sqrt = (1 - beta2**step) ** 0.5
-        rows.append([1 - beta1, beta2, 1 - beta2, step_size, bias_correction2_sqrt, eps, wd])
-    c = np.array(rows, dtype)
-    grads = _contiguous(grads)  # held until the kernel has run: it sees only addresses
-    addresses = _addresses(params, grads, exp_avg, exp_avg_sq, v_max)
-    _update(_adam, params, addresses, c, first, hyper["maximize"], wd != 0, amsgrad)
-    for state in states:
-        state["step"] += 1
-
-
-FusedStep = Callable[
-    [Mapping[str, Any], Sequence[FloatArray], Sequence[FloatArray], Sequence[StateDict]], None
-]
+    def step(self, hyper: Mapping[str, Any], grads: Sequence[FloatArray], check: bool) -> int:
+        """One step in place, and the step counts; with ``check``, first a scan of the gradients
+        in the same compiled call: if one holds NaN or infinity, its index is returned and
+        nothing is changed (state arrays that making the batch created are removed). -1 when
+        the step was taken."""
+        grads = [g if _contiguous(g) else np.ascontiguousarray(g) for g in grads]
+        row = self.addresses[1]
+        for i, g in enumerate(grads):  # grads holds the arrays until the call has ended
+            row[i] = _address(g)
+        arguments = self.kernel.arguments(hyper, self.states, self.first, self.dtype)
+        compiled, elements = self.kernel.compiled, self.elements
+        bad: int = _launch(compiled, elements, self.addresses, self.sizes, check, *arguments)
+        if bad >= 0:
+            for state, key in self.created:
+                del state[key]  # as before the batch was made (which it is no longer current for)
+            return bad
+        if self.created:
+            self.first[:] = False
+            self.created.clear()
+        for state in self.states:
+            state["step"] += 1
+        return -1

@@ -15,8 +15,9 @@ state exactly as they were.
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
@@ -176,9 +177,9 @@ class Optimizer:
         """:meth:`_check_hyperparameters`, skipped while every hyperparameter is still the very
         object that passed the last check (checked values are immutable Python numbers, bools and
         tuples, so the same object is the same value). Saves a few microseconds a step."""
-        values = [group[name] for name in self.hyperparameters]
+        values = list(map(group.__getitem__, self.hyperparameters))
         checked = self._checked.get(id(group))
-        if checked is None or any(v is not c for v, c in zip(values, checked, strict=True)):
+        if checked is None or not all(map(operator.is_, values, checked)):
             self._check_hyperparameters(group)
             self._checked[id(group)] = [group[name] for name in self.hyperparameters]
 
@@ -209,23 +210,11 @@ class Optimizer:
             for path, p, g in zip(paths, params, gs, strict=True):
                 _check_gradient(path, p, g)
             grad_leaves.append(gs)
-        if self.check_finite:
-            _check_finite(self._paths, grad_leaves)
+        self._apply(grad_leaves)
 
-        first = 0
-        for group, params, gs in zip(self.param_groups, self._leaves, grad_leaves, strict=True):
-            states = self.state[first : first + len(params)]
-            self.update(group, params, gs, states)
-            first += len(params)
-
-    def update(
-        self,
-        group: dict[str, Any],
-        params: list[FloatArray],
-        grads: list[FloatArray],
-        states: list[dict[str, Any]],
-    ) -> None:
-        """Apply one step to a group's checked parameters, gradients and states, in place."""
+    def _apply(self, grads: list[list[FloatArray]]) -> None:
+        """Apply one step to every group from its checked gradients, in place; first, unless
+        ``check_finite=False``, refuse non-finite gradients, changing nothing."""
         raise NotImplementedError
 
     # -- state dicts --
@@ -316,16 +305,19 @@ def _check_finite(paths: list[list[str]], grads: list[list[FloatArray]]) -> None
     One parallel pass of :func:`adadelta.kernels.first_non_finite` over all the gradients,
     before anything is updated.
     """
-    flat_paths = [path for group_paths in paths for path in group_paths]
     flat_grads = [g for group_grads in grads for g in group_grads]
     bad = kernels.first_non_finite(flat_grads)
     if bad >= 0:
-        g = flat_grads[bad]
-        count = int(g.size - np.count_nonzero(np.isfinite(g)))
-        raise NonFiniteGradientError(
-            f"gradient for params{flat_paths[bad]}: {count} of {g.size} entries are NaN or "
-            "infinite; nothing was changed"
-        )
+        flat_paths = [path for group_paths in paths for path in group_paths]
+        raise _non_finite(flat_paths[bad], flat_grads[bad])
+
+
+def _non_finite(path: str, g: FloatArray) -> NonFiniteGradientError:
+    count = int(g.size - np.count_nonzero(np.isfinite(g)))
+    return NonFiniteGradientError(
+        f"gradient for params{path}: {count} of {g.size} entries are NaN or infinite; "
+        "nothing was changed"
+    )
 
 
 def _checked_state(i: int, saved: Any, p: FloatArray, fields: tuple[str, ...]) -> dict[str, Any]:
@@ -368,50 +360,103 @@ def _plain(value: Any) -> Any:
 # --- the optimizers ---
 
 
+class _Fused(NamedTuple):
+    """Arrays of one group and dtype that one kernel call updates."""
+
+    group: int
+    indices: list[int]  # in the group
+    positions: list[int]  # in ``optimizer.state``
+    batch: kernels.Batch
+
+
+class _Plan(NamedTuple):
+    """How an optimizer's arrays are updated: by kernels, or by the rule (``reference``: group,
+    index in the group, position in ``optimizer.state``)."""
+
+    fused: bool  # the optimizer's ``fused`` when the plan was made
+    batches: list[_Fused]
+    reference: list[tuple[int, int, int]]
+    size: int  # the number of parameters
+
+
 class _RuleOptimizer(Optimizer):
-    """An optimizer whose step applies a rule of :mod:`adadelta.rules` to each array."""
+    """An optimizer whose step applies a rule of :mod:`adadelta.rules` to each array, through
+    its fused kernel of :mod:`adadelta.kernels` where the arrays allow."""
 
     rule: ClassVar[Callable[..., tuple[FloatArray, Any]]]
     State: ClassVar[Any]  # the rule's state record, a NamedTuple
-    # the rule fused into one in-place pass (adadelta.kernels); None: the rule only
-    kernel: ClassVar[Callable[..., None] | None] = None
+    kernel: ClassVar[kernels.Kernel]
     # False: every array goes through the rule (the reference) instead of the kernel
     fused: bool = True
+    _plan: _Plan | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls.state_fields = cls.State._fields
 
-    def update(
-        self,
-        group: dict[str, Any],
-        params: list[FloatArray],
-        grads: list[FloatArray],
-        states: list[dict[str, Any]],
-    ) -> None:
-        hyper = {k: group[k] for k in self.hyperparameters}
-        reference = list(zip(params, grads, states, strict=True))
-        kernel = type(self).kernel
-        if self.fused and kernel is not None:
-            # The fused kernel of adadelta.kernels, one call per dtype, for every C-contiguous
-            # parameter with C-contiguous state; the rule for the others (e.g. transposed views).
-            by_dtype: dict[np.dtype[Any], list[tuple[FloatArray, FloatArray, dict[str, Any]]]]
-            by_dtype, reference = {}, []
-            for x, g, state in zip(params, grads, states, strict=True):
-                if kernels.fusable(x, state):
-                    by_dtype.setdefault(x.dtype, []).append((x, g, state))
-                else:
-                    reference.append((x, g, state))
-            for arrays in by_dtype.values():
-                xs, gs, ss = zip(*arrays, strict=True)
-                kernel(hyper, xs, gs, ss)
-        for x, g, state in reference:
+    def _apply(self, grads: list[list[FloatArray]]) -> None:
+        plan = self._plan
+        current = plan is not None and self._current(plan)
+        # The default fast path: one batch holds every array, so its kernel call scans the
+        # gradients before it updates anything (a refused step changes nothing); otherwise
+        # one scan of all the gradients comes first.
+        folded = (
+            current
+            and plan is not None
+            and self.check_finite
+            and len(plan.batches) == 1
+            and not plan.reference
+        )
+        if self.check_finite and not folded:
+            _check_finite(self._paths, grads)
+        if plan is None or not current:
+            plan = self._plan = self._make_plan()
+        for g, indices, _, batch in plan.batches:
+            bad = batch.step(self.param_groups[g], [grads[g][i] for i in indices], folded)
+            if bad >= 0:
+                raise _non_finite(self._paths[g][indices[bad]], grads[g][indices[bad]])
+        for g, i, position in plan.reference:
+            group, x, state = self.param_groups[g], self._leaves[g][i], self.state[position]
+            hyper = {k: group[k] for k in self.hyperparameters}
             record = self.State(*(state.get(f) for f in self.state_fields))
-            new_x, new_record = type(self).rule(x, g, record, **hyper)
+            new_x, new_record = type(self).rule(x, grads[g][i], record, **hyper)
             x[...] = new_x
             for k, v in new_record._asdict().items():
                 if v is not None:  # NumPy arithmetic turns 0-d arrays into scalars: undo it
                     state[k] = np.asarray(v) if isinstance(v, np.generic) else v
+
+    def _make_plan(self) -> _Plan:
+        batches, reference, position = [], [], 0
+        for g, (group, params) in enumerate(zip(self.param_groups, self._leaves, strict=True)):
+            by_dtype: dict[np.dtype[Any], list[tuple[int, int]]] = {}
+            for i, x in enumerate(params):
+                if self.fused and kernels.fusable(x, self.state[position]):
+                    by_dtype.setdefault(x.dtype, []).append((i, position))
+                else:
+                    reference.append((g, i, position))
+                position += 1
+            for members in by_dtype.values():
+                indices, positions = [i for i, _ in members], [p for _, p in members]
+                params_ = [params[i] for i in indices]
+                batch = kernels.Batch(
+                    self.kernel, group, params_, [self.state[p] for p in positions]
+                )
+                batches.append(_Fused(g, indices, positions, batch))
+        return _Plan(self.fused, batches, reference, position)
+
+    def _current(self, plan: _Plan) -> bool:
+        """Whether ``plan`` still holds: the same ``fused``, parameters and state (a loaded
+        state dict, a new group or a parameter made read-only call for a new one)."""
+        if plan.fused != self.fused or plan.size != len(self.state):
+            return False
+        state = self.state
+        for b in plan.batches:
+            for position, s in zip(b.positions, b.batch.states, strict=True):
+                if state[position] is not s:
+                    return False
+            if not b.batch.current(self.param_groups[b.group]):
+                return False
+        return True
 
 
 class Adadelta(_RuleOptimizer):
@@ -430,7 +475,7 @@ class Adadelta(_RuleOptimizer):
     """
 
     rule = staticmethod(rules.adadelta)
-    kernel = staticmethod(kernels.adadelta)
+    kernel = kernels.ADADELTA
     State = rules.AdadeltaState
     hyperparameters: ClassVar[dict[str, Check]] = {
         "lr": non_negative,
@@ -474,7 +519,7 @@ class SGD(_RuleOptimizer):
     """
 
     rule = staticmethod(rules.sgd)
-    kernel = staticmethod(kernels.sgd)
+    kernel = kernels.SGD
     State = rules.SGDState
     hyperparameters: ClassVar[dict[str, Check]] = {
         "lr": non_negative,
@@ -516,7 +561,7 @@ class Adagrad(_RuleOptimizer):
     """Adagrad (Duchi et al., 2011), as ``torch.optim.Adagrad``."""
 
     rule = staticmethod(rules.adagrad)
-    kernel = staticmethod(kernels.adagrad)
+    kernel = kernels.ADAGRAD
     State = rules.AdagradState
     hyperparameters: ClassVar[dict[str, Check]] = {
         "lr": non_negative,
@@ -554,7 +599,7 @@ class RMSprop(_RuleOptimizer):
     """RMSprop (Tieleman and Hinton, 2012), as ``torch.optim.RMSprop``."""
 
     rule = staticmethod(rules.rmsprop)
-    kernel = staticmethod(kernels.rmsprop)
+    kernel = kernels.RMSPROP
     State = rules.RMSpropState
     hyperparameters: ClassVar[dict[str, Check]] = {
         "lr": non_negative,
@@ -595,7 +640,7 @@ class Adam(_RuleOptimizer):
     """Adam (Kingma and Ba, 2015), with optional AMSGrad, as ``torch.optim.Adam``."""
 
     rule = staticmethod(rules.adam)
-    kernel = staticmethod(kernels.adam)
+    kernel = kernels.ADAM
     State = rules.AdamState
     hyperparameters: ClassVar[dict[str, Check]] = {
         "lr": non_negative,

@@ -314,7 +314,7 @@ def _as_numpy(t: torch.Tensor) -> FloatArray:
 
 
 def _fused_update(
-    kernel: kernels.FusedStep,
+    kernel: kernels.Kernel,
     hyper: dict[str, Any],
     params: list[torch.Tensor],
     grads: list[FloatArray],
@@ -327,9 +327,9 @@ def _fused_update(
     of :func:`adadelta.rules.adadelta`, whose operations the kernel does in the same order.
     """
     states = [{"step": 0, "E_g2": v, "E_dx2": u} for _, v, u in views]
-    kernel(hyper, [x for x, _, _ in views], grads, states)
+    kernels.Batch(kernel, hyper, [x for x, _, _ in views], states).step(hyper, grads, check=False)
 
 
-def _fused_kernel() -> kernels.FusedStep | None:
+def _fused_kernel() -> kernels.Kernel | None:
     """The fused ADADELTA kernel of :mod:`adadelta.kernels` (None turns the fused path off)."""
-    return kernels.adadelta
+    return kernels.ADADELTA
