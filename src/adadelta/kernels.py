@@ -1,33 +1,44 @@
 """Fused kernels: one in-place, single-pass, parallel Numba loop per optimizer.
 
-Each kernel computes exactly what its rule in :mod:`adadelta.rules` computes, operation for
-operation, but reads every array once and writes the parameter and the state in place, with no
-temporaries. The rules stay the reference: ``tests/test_kernels.py`` checks every kernel against
-them on every configuration of the test matrix.
+Each kernel computes what its rule in :mod:`adadelta.rules` computes, but reads every array
+once and writes the parameter and the state in place, with no temporaries. The rules stay the
+reference: ``tests/test_kernels.py`` checks every kernel against them on every configuration of
+the test matrix (within 4 ulps), and the optimizers' ``fused = False`` uses the rules instead.
 
 How the kernels are written, and why:
 
-- **Same rounding as the rules.** The hyperparameters arrive already cast to the arrays' dtype
+- **The rules' rounding.** The hyperparameters arrive already cast to the arrays' dtype
   (``np.array(values, dtype)``), which is what NumPy's promotion of a Python scalar does in the
   rules, so a float32 parameter is updated in float32 arithmetic. The operations are the rules'
   operations in the rules' order, without ``fastmath`` (LLVM then neither reorders nor fuses
-  them into FMAs); results agree with the rules to the last bit on x86-64.
+  them into FMAs): SGD, Adagrad, RMSprop and Adam agree with their rules to the last bit on
+  x86-64. ADADELTA's kernel is the one exception: it computes RMS[dx]_{t-1} / RMS[g]_t as
+  ``sqrt((E[dx^2] + eps) / (E[g^2] + eps))``, one division and one square root where the rule
+  (like PyTorch and optax) takes two square roots and divides them. Both operations run on the
+  same divider unit of the core, which bounds the loop at small sizes; the step moves by an ulp
+  or two (the ratio is correctly rounded twice instead of three times). The quotient must stay
+  within the dtype's normal range, which it leaves only when the gradients' RMS exceeds the
+  steps' RMS by a factor of 1e19 (float32): there it loses precision, and the rule does not.
+  ``benchmarks/adadelta_ratio.py`` times both forms.
 - **One compiled call per step for all arrays of a dtype.** Arrays are passed as a table of
   addresses and sizes, and the work is cut into chunks of :data:`CHUNK` elements across all of
   them, which the threads share (``prange``). Two hundred small tensors so cost about what one
   large one does. (A ``numba.typed.List`` of the gradients, built anew each step, costs about
-  90 us even for one array; an address costs about 1 us, and is remembered while its array
-  lives.) The arrays are kept alive by the caller during the call.
+  90 us even for one array.) A :class:`Batch` builds the table once and keeps it while the
+  optimizer's parameters and state are the same arrays, which it also keeps alive.
+- **The finiteness check in the same call.** With ``check``, a kernel first scans the gradients
+  (a parallel pass that reads 4 bytes per element) and returns the index of the first array
+  holding NaN or infinity before writing anything; a step cannot be undone once written, so the
+  scan has to finish first.
 - ``error_model="numpy"``: a division by zero gives inf or NaN as in NumPy, rather than a
   Python exception whose check would stop LLVM from vectorizing the loop.
 - ``cache=True``: compiled once, the machine code is reused by later processes.
 
-The public functions take lists of C-contiguous arrays of one dtype (parameters, gradients)
-and the optimizers' per-parameter state dicts, create missing state as the rules would, update
-everything in place, and count the step. They do not validate their inputs: the optimizers
-of :mod:`adadelta.optimizers` do that, and send everything else to the rules.
+:class:`Batch` takes C-contiguous arrays of one dtype and the optimizers' per-parameter state
+dicts, creates missing state as the rules would, updates everything in place, and counts the
+step. It does not validate its inputs: the optimizers of :mod:`adadelta.optimizers` do that,
+and send everything else to the rules.
 """
-
 from __future__ import annotations
 
 import functools
@@ -271,8 +282,8 @@ def _adadelta(
                     gi = gi + wd * xi
             Eg = rho * E_g2[i] + one_minus_rho * gi * gi  # accumulate the gradient first
             Edx = E_dx2[i]  # the old E[dx^2]: RMS[dx]_{t-1}
-            # RMS[dx]_{t-1} / RMS[g]_t as one square root of the quotient: the rule's two
-            # square roots and a division cost a third more time (see the module docstring)
+            # RMS[dx]_{t-1} / RMS[g]_t as one square root of the quotient, where the rule takes
+            # two square roots and divides them (see the module docstring)
             dx = -np.sqrt((Edx + eps) / (Eg + eps)) * gi
             E_g2[i] = Eg
             E_dx2[i] = rho * Edx + one_minus_rho * dx * dx
@@ -659,16 +670,22 @@ class Batch:
         for state, key, array in self.watched:
             if state.get(key) is not array:
                 return False
-        return all(x.flags.writeable for x in self.params)
+        for x in self.params:
+            if not x.flags.writeable:
+                return False
+        return True
 
     def step(self, hyper: Mapping[str, Any], grads: Sequence[FloatArray], check: bool) -> int:
         """One step in place, and the step counts; with ``check``, first a scan of the gradients
         in the same compiled call: if one holds NaN or infinity, its index is returned and
         nothing is changed (state arrays that making the batch created are removed). -1 when
         the step was taken."""
-        grads = [g if _contiguous(g) else np.ascontiguousarray(g) for g in grads]
+        copies = []  # of non-contiguous gradients, held until the call has ended
         row = self.addresses[1]
-        for i, g in enumerate(grads):  # grads holds the arrays until the call has ended
+        for i, g in enumerate(grads):
+            if not _contiguous(g):
+                g = np.ascontiguousarray(g)
+                copies.append(g)
             row[i] = _address(g)
         arguments = self.kernel.arguments(hyper, self.states, self.first, self.dtype)
         compiled, elements = self.kernel.compiled, self.elements

@@ -412,7 +412,8 @@ class _RuleOptimizer(Optimizer):
         if plan is None or not current:
             plan = self._plan = self._make_plan()
         for g, indices, _, batch in plan.batches:
-            bad = batch.step(self.param_groups[g], [grads[g][i] for i in indices], folded)
+            gs = grads[g] if len(indices) == len(grads[g]) else [grads[g][i] for i in indices]
+            bad = batch.step(self.param_groups[g], gs, folded)
             if bad >= 0:
                 raise _non_finite(self._paths[g][indices[bad]], grads[g][indices[bad]])
         for g, i, position in plan.reference:

@@ -1,0 +1,138 @@
+"""Where the time of a small ADADELTA step goes: the arithmetic of the ratio, the finiteness
+scan, and the Python around the kernel.
+
+Three loops that differ only in how they compute RMS[dx]_{t-1} / RMS[g]_t (the same chunked
+``prange`` over one float32 array as the fused kernel, lr=1, rho=0.9, eps=1e-6):
+
+- ``two roots``: ``sqrt(E[dx^2] + eps) / sqrt(E[g^2] + eps)``, as the rule, PyTorch and optax;
+- ``one root``: ``sqrt((E[dx^2] + eps) / (E[g^2] + eps))``, as ``adadelta.kernels``;
+- ``no root``: ``E[dx^2] * g`` in place of the step: the same memory traffic, no division or
+  square root, a floor for the other two;
+
+then the real thing, layer by layer: the kernel call alone (without and with its finiteness
+scan), ``Batch.step`` (the table of addresses, the hyperparameters, the step count), and
+``Adadelta.step`` (the checks of the gradients and the hyperparameters). Each row is timed in
+every round, the order rotating; the table shows the median over rounds of the mean time.
+
+    python benchmarks/adadelta_ratio.py                  # 1e5 elements, 15 rounds
+    python benchmarks/adadelta_ratio.py --n 10000000 --rounds 7
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numba
+import numpy as np
+
+import adadelta
+from adadelta import kernels
+
+CHUNK = kernels.CHUNK
+
+
+def _loop(ratio: Callable[[Any, Any], Any]) -> Any:
+    """A parallel ADADELTA loop over one array whose ratio of RMS values is ``ratio(A, B)``."""
+
+    @numba.njit(parallel=True, error_model="numpy")
+    def step(x: Any, g: Any, E_g2: Any, E_dx2: Any, rho: Any, one_minus_rho: Any, eps: Any) -> None:
+        for k in numba.prange((x.size + CHUNK - 1) // CHUNK):
+            start, end = k * CHUNK, min((k + 1) * CHUNK, x.size)
+            xs, gs, a, b = x[start:end], g[start:end], E_g2[start:end], E_dx2[start:end]
+            for i in range(end - start):
+                gi = gs[i]
+                Eg = rho * a[i] + one_minus_rho * gi * gi
+                Edx = b[i]
+                dx = -ratio(Edx + eps, Eg + eps) * gi
+                a[i] = Eg
+                b[i] = rho * Edx + one_minus_rho * dx * dx
+                xs[i] = xs[i] + dx
+
+    return step
+
+
+@numba.njit(inline="always")
+def _two_roots(a: Any, b: Any) -> Any:
+    return np.sqrt(a) / np.sqrt(b)
+
+
+@numba.njit(inline="always")
+def _one_root(a: Any, b: Any) -> Any:
+    return np.sqrt(a / b)
+
+
+@numba.njit(inline="always")
+def _no_root(a: Any, b: Any) -> Any:
+    return a
+
+
+LOOPS = {"two roots": _loop(_two_roots), "one root": _loop(_one_root), "no root": _loop(_no_root)}
+
+
+def steps(n: int) -> dict[str, Callable[[], object]]:
+    rng = np.random.default_rng(0)
+    g = rng.standard_normal(n, dtype=np.float32)
+    rho, eps = np.float32(0.9), np.float32(1e-6)
+    out: dict[str, Callable[[], object]] = {}
+    for name, loop in LOOPS.items():
+        arrays = (rng.standard_normal(n, dtype=np.float32), g, np.zeros(n, np.float32))
+        x, _, E_g2 = arrays
+        E_dx2 = np.zeros(n, np.float32)
+        out[f"loop, {name}"] = lambda loop=loop, x=x, E_g2=E_g2, E_dx2=E_dx2: loop(
+            x, g, E_g2, E_dx2, rho, 1 - rho, eps
+        )
+    opt = adadelta.Adadelta(rng.standard_normal(n, dtype=np.float32), lr=1.0, rho=0.9, eps=1e-6)
+    opt.step(g)  # makes the batch
+    assert opt._plan is not None
+    batch, group = opt._plan.batches[0].batch, opt.param_groups[0]
+    arguments = kernels.ADADELTA.arguments(group, batch.states, batch.first, batch.dtype)
+    compiled = kernels.ADADELTA.compiled
+    for check in (False, True):
+        label = "with" if check else "without"
+        out[f"kernel call, {label} scan"] = lambda check=check: compiled(
+            batch.addresses, batch.sizes, check, *arguments
+        )
+    out["Batch.step, with scan"] = lambda: batch.step(group, [g], True)
+    out["Adadelta.step (the default)"] = lambda: opt.step(g)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=float, default=1e5, help="elements (default 1e5)")
+    parser.add_argument("--rounds", type=int, default=15, help="rounds (default 15)")
+    parser.add_argument("--min-time", type=float, default=0.1, help="seconds per timing")
+    args = parser.parse_args()
+    n = int(args.n)
+    cases = steps(n)
+    counts = {}
+    for name, step in cases.items():
+        step()  # compiles
+        start = time.perf_counter()
+        step()
+        counts[name] = max(1, int(args.min_time / max(time.perf_counter() - start, 1e-7)))
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    names = list(cases)
+    for round_ in range(args.rounds):
+        shift = round_ % len(names)
+        for name in names[shift:] + names[:shift]:
+            start = time.perf_counter()
+            for _ in range(counts[name]):
+                cases[name]()
+            times[name].append((time.perf_counter() - start) / counts[name])
+    print(
+        f"{n:.0e} float32 elements; median of {args.rounds} rounds; "
+        f"{platform.processor() or platform.machine()}, {numba.get_num_threads()} threads"
+    )
+    print("\n| what | time per step |\n|---|---|")
+    for name in names:
+        print(f"| {name} | {statistics.median(times[name]) * 1e6:.1f} us |")
+
+
+if __name__ == "__main__":
+    main()
