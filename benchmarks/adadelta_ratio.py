@@ -6,8 +6,11 @@ Three loops that differ only in how they compute RMS[dx]_{t-1} / RMS[g]_t (the s
 
 - ``two roots``: ``sqrt(E[dx^2] + eps) / sqrt(E[g^2] + eps)``, as the rule, PyTorch and optax;
 - ``one root``: ``sqrt((E[dx^2] + eps) / (E[g^2] + eps))``, as ``adadelta.kernels``;
+- ``two roots, fast-math``: the first with LLVM's ``afn``/``arcp`` flags, which let it replace
+  the division by a square root with a reciprocal-square-root estimate and a Newton step: not
+  correctly rounded, NaN where E[g^2] is infinite, wrong for a subnormal eps;
 - ``no root``: ``E[dx^2] * g`` in place of the step: the same memory traffic, no division or
-  square root, a floor for the other two;
+  square root, a floor for the others;
 
 then the real thing, layer by layer: the kernel call alone (without and with its finiteness
 scan), ``Batch.step`` (the table of addresses, the hyperparameters, the step count), and
@@ -15,14 +18,15 @@ scan), ``Batch.step`` (the table of addresses, the hyperparameters, the step cou
 every round, the order rotating; the table shows the median over rounds of the mean time.
 
     python benchmarks/adadelta_ratio.py                  # 1e5 elements, 15 rounds
+    python benchmarks/adadelta_ratio.py > benchmarks/results/adadelta_ratio.md
     python benchmarks/adadelta_ratio.py --n 10000000 --rounds 7
 """
 
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -31,15 +35,15 @@ import numba
 import numpy as np
 
 import adadelta
-from adadelta import kernels
+from adadelta import bench, kernels
 
 CHUNK = kernels.CHUNK
 
 
-def _loop(ratio: Callable[[Any, Any], Any]) -> Any:
+def _loop(ratio: Callable[[Any, Any], Any], fastmath: Any = False) -> Any:
     """A parallel ADADELTA loop over one array whose ratio of RMS values is ``ratio(A, B)``."""
 
-    @numba.njit(parallel=True, error_model="numpy")
+    @numba.njit(parallel=True, error_model="numpy", fastmath=fastmath)
     def step(x: Any, g: Any, E_g2: Any, E_dx2: Any, rho: Any, one_minus_rho: Any, eps: Any) -> None:
         for k in numba.prange((x.size + CHUNK - 1) // CHUNK):
             start, end = k * CHUNK, min((k + 1) * CHUNK, x.size)
@@ -71,7 +75,13 @@ def _no_root(a: Any, b: Any) -> Any:
     return a
 
 
-LOOPS = {"two roots": _loop(_two_roots), "one root": _loop(_one_root), "no root": _loop(_no_root)}
+LOOPS = {
+    "two roots": _loop(_two_roots),
+    "one root": _loop(_one_root),
+    # LLVM's reciprocal square root estimate and a Newton step (not IEEE: see the module doc)
+    "two roots, fast-math afn/arcp": _loop(_two_roots, fastmath={"afn", "arcp"}),
+    "no root": _loop(_no_root),
+}
 
 
 def steps(n: int) -> dict[str, Callable[[], object]]:
@@ -125,13 +135,16 @@ def main() -> None:
             for _ in range(counts[name]):
                 cases[name]()
             times[name].append((time.perf_counter() - start) / counts[name])
+    info = bench.machine()
     print(
-        f"{n:.0e} float32 elements; median of {args.rounds} rounds; "
-        f"{platform.processor() or platform.machine()}, {numba.get_num_threads()} threads"
+        f"ADADELTA step, {n:.0e} float32 elements; median of {args.rounds} rounds\n"
+        f"machine: {info['cpu']}, {info['cores']} cores; threads: {info['numba_threads']}"
     )
     print("\n| what | time per step |\n|---|---|")
     for name in names:
         print(f"| {name} | {statistics.median(times[name]) * 1e6:.1f} us |")
+    command = " ".join(["python benchmarks/adadelta_ratio.py", *sys.argv[1:]])
+    print(f"\ncommand: `{command}`")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,8 @@ from adadelta.torch import Adadelta
 STEPS = 200
 # float32: PyTorch's vectorized sqrt is not correctly rounded (1 ulp off for ~0.6% of inputs on
 # AVX-512) and its addcmul_ and add_(alpha=) fuse multiply-adds, while the kernel rounds every
-# operation as written; over 200 steps that leaves a few units in the last place.
+# operation as written and takes one square root of the quotient where PyTorch divides two; over
+# 200 steps that leaves a few units in the last place.
 FLOAT32_ULPS = 8
 
 
