@@ -39,6 +39,7 @@ dicts, creates missing state as the rules would, updates everything in place, an
 step. It does not validate its inputs: the optimizers of :mod:`adadelta.optimizers` do that,
 and send everything else to the rules.
 """
+
 from __future__ import annotations
 
 import functools
