@@ -222,7 +222,7 @@ def first_non_finite(arrays: Sequence[FloatArray]) -> int:
     by_dtype: dict[np.dtype[Any], list[int]] = {}
     first_bad = -1
     for i, a in enumerate(arrays):
-        if a.dtype in _LIKE and a.flags.c_contiguous:
+        if a.dtype in _LIKE and _contiguous(a):
             by_dtype.setdefault(a.dtype, []).append(i)
         elif not np.isfinite(a).all():
             first_bad = i
@@ -638,24 +638,19 @@ class Batch:
                         state[key] = init(x, hyper)
                         self.created.append((state, key))
                         self.first[i] |= init is _first_value
-        # the arrays of each row; current() checks that the states still hold them
-        self.arrays = [
-            [] if entry is None else [s[entry[0]] for s in states] for entry in self.rows
-        ]
+        rows = [[] if entry is None else [s[entry[0]] for s in states] for entry in self.rows]
+        # what current() checks: each state still holds the array whose address is in the table
         self.watched = [
             (state, entry[0], array)
-            for entry, arrays in zip(self.rows, self.arrays, strict=True)
+            for entry, row in zip(self.rows, rows, strict=True)
             if entry is not None
-            for state, array in zip(states, arrays, strict=True)
+            for state, array in zip(states, row, strict=True)
         ]
         self.addresses = np.array(
             [
                 [_address(x) for x in params],
                 [0] * len(params),  # the gradients: written by each step
-                *(
-                    [0] * len(params) if not row else [_address(a) for a in row]
-                    for row in self.arrays
-                ),
+                *([_address(a) for a in row] if row else [0] * len(params) for row in rows),
             ],
             np.intp,
         )

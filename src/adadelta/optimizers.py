@@ -90,7 +90,7 @@ class Optimizer:
     and applies the subclass's update rule.
 
     Subclasses set ``hyperparameters`` (name -> check), ``state_fields`` (the names of the
-    state record), and implement :meth:`update`.
+    state record), and implement :meth:`_apply`.
     """
 
     hyperparameters: ClassVar[dict[str, Check]]
