@@ -7,15 +7,17 @@ Three loops that differ only in how they compute RMS[dx]_{t-1} / RMS[g]_t (the s
 - ``two roots``: ``sqrt(E[dx^2] + eps) / sqrt(E[g^2] + eps)``, as the rule, PyTorch and optax;
 - ``one root``: ``sqrt((E[dx^2] + eps) / (E[g^2] + eps))``, as ``adadelta.kernels``;
 - ``two roots, fast-math``: the first with LLVM's ``afn``/``arcp`` flags, which let it replace
-  the division by a square root with a reciprocal-square-root estimate and a Newton step: not
-  correctly rounded, NaN where E[g^2] is infinite, wrong for a subnormal eps;
+  the division by a square root with a reciprocal-square-root estimate and a Newton step;
 - ``no root``: ``E[dx^2] * g`` in place of the step: the same memory traffic, no division or
   square root, a floor for the others;
 
-then the real thing, layer by layer: the kernel call alone (without and with its finiteness
-scan), ``Batch.step`` (the table of addresses, the hyperparameters, the step count), and
-``Adadelta.step`` (the checks of the gradients and the hyperparameters). Each row is timed in
-every round, the order rotating; the table shows the median over rounds of the mean time.
+and how accurate each ratio is (one step from x = 0 with rho = 0, against the same step in
+float64 from the same float32 accumulators; and two cases at the edge of float32: a gradient
+whose square overflows, and a subnormal eps). Then the real thing, layer by layer: the kernel
+call alone (without and with its finiteness scan), ``Batch.step`` (the table of addresses, the
+hyperparameters, the step count), and ``Adadelta.step`` (the checks of the gradients and the
+hyperparameters). Each row is timed in every round, the order rotating; the table shows the
+median over rounds of the mean time.
 
     python benchmarks/adadelta_ratio.py                  # 1e5 elements, 15 rounds
     python benchmarks/adadelta_ratio.py > benchmarks/results/adadelta_ratio.md
@@ -112,6 +114,34 @@ def steps(n: int) -> dict[str, Callable[[], object]]:
     return out
 
 
+def _one_step(loop: Any, g: Any, E_dx2: Any, eps: float) -> Any:
+    """The step from x = 0 with rho = 0 (so E[g^2] = g^2): x afterwards."""
+    x, zero = np.zeros_like(g), np.float32(0)
+    loop(x, g, np.zeros_like(g), E_dx2.copy(), zero, np.float32(1), np.float32(eps))
+    return x
+
+
+def accuracy() -> list[str]:
+    """Markdown rows: each ratio's largest error, and its step at the two edge cases."""
+    rng = np.random.default_rng(1)
+    n, eps = 1_000_000, np.float32(1e-6)
+    g = (rng.choice([-1, 1], n) * 10 ** rng.uniform(-4, 4, n)).astype(np.float32)
+    E_dx2 = (10 ** rng.uniform(-10, 2, n)).astype(np.float32)
+    A, B = (E_dx2 + eps).astype(np.float64), (g * g + eps).astype(np.float64)  # float32 sums
+    exact = -np.sqrt(A / B) * g.astype(np.float64)
+    ulp = np.spacing(np.abs(exact).astype(np.float32)).astype(np.float64)
+    overflow, zero = np.array([3e19], np.float32), np.zeros(1, np.float32)
+    rows = []
+    for name, loop in LOOPS.items():
+        if name == "no root":
+            continue
+        worst = np.max(np.abs(_one_step(loop, g, E_dx2, float(eps)) - exact) / ulp)
+        inf_step = _one_step(loop, overflow, zero, float(eps))[0]
+        subnormal = _one_step(loop, np.array([1e-30], np.float32), zero, 1e-40)[0]
+        rows.append(f"| {name} | {worst:.2f} | {inf_step:g} | {subnormal:g} |")
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=float, default=1e5, help="elements (default 1e5)")
@@ -143,6 +173,12 @@ def main() -> None:
     print("\n| what | time per step |\n|---|---|")
     for name in names:
         print(f"| {name} | {statistics.median(times[name]) * 1e6:.1f} us |")
+    print(
+        "\n| ratio | largest error of a step (ulps) | step for g = 3e19 (E[g^2] = inf) "
+        "| step for g = 1e-30, eps = 1e-40 |\n|---|---|---|---|"
+    )
+    print("\n".join(accuracy()))
+    print("(the exact values of the last two columns: 0 and -1e-30)")
     command = " ".join(["python benchmarks/adadelta_ratio.py", *sys.argv[1:]])
     print(f"\ncommand: `{command}`")
 
