@@ -205,22 +205,27 @@ ERROR_INPUTS: list[ErrorInput] = [
 MAXULP = 4
 
 
-def assert_close(actual: Any, expected: Any) -> None:
+def assert_close(actual: Any, expected: Any, operands: Any = None) -> None:
     """Equal within MAXULP units in the last place, relative to each element, or to the
-    array's largest magnitude: how close a fused kernel must stay to its rule.
+    largest magnitude of the array or of ``operands`` (the parameter before the step, where a
+    step may cancel it): how close a fused kernel must stay to its rule.
 
     All kernels but ADADELTA's perform the rules' IEEE operations in the rules' order, so on
     x86-64 they agree to the bit; ADADELTA's takes one square root of the quotient where the
     rule divides two square roots, which moves the step by an ulp or two. An absolute bound
     scaled by the largest magnitude is needed where a sum cancels (x + lr * dx close to 0): its
     rounding error is relative to the operands, not to the result, so an ulp of the operands
-    can be many ulps of a near-zero result.
+    can be many ulps of a near-zero result (e.g. -3.5 + 3.266: one ulp of 3.266 is two of the
+    result).
     """
     actual, expected = np.asarray(actual), np.asarray(expected)
     assert actual.dtype == expected.dtype and actual.shape == expected.shape
     eps = np.finfo(expected.dtype).eps
     finite = np.isfinite(expected)
-    scale = float(np.abs(expected[finite]).max()) if finite.any() else 0.0
+    magnitudes = [np.abs(expected[finite])]
+    if operands is not None:
+        magnitudes.append(np.abs(np.asarray(operands, np.float64)).ravel())
+    scale = float(np.concatenate([m.ravel() for m in magnitudes]).max(initial=0.0))
     np.testing.assert_allclose(actual, expected, rtol=MAXULP * eps, atol=MAXULP * eps * scale)
 
 
