@@ -107,7 +107,7 @@ def steps(n: int) -> dict[str, Callable[[], object]]:
     for check in (False, True):
         label = "with" if check else "without"
         out[f"kernel call, {label} scan"] = lambda check=check: compiled(
-            batch.addresses, batch.sizes, check, *arguments
+            batch.addresses, batch.chunks, check, *arguments
         )
     out["Batch.step, with scan"] = lambda: batch.step(group, [g], True)
     out["Adadelta.step (the default)"] = lambda: opt.step(g)
