@@ -44,6 +44,7 @@ and send everything else to the rules.
 from __future__ import annotations
 
 import functools
+import operator
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -516,6 +517,9 @@ class Kernel:
     arguments: Callable[
         [Mapping[str, Any], Sequence[StateDict], BoolArray, np.dtype[Any]], tuple[Any, ...]
     ]
+    # whether ``arguments`` reads the states' step counts (else a batch reuses them from step
+    # to step while the hyperparameters are the same objects)
+    counts_steps: bool = False
 
 
 def _adadelta_arguments(
@@ -574,7 +578,9 @@ SGD = Kernel(
     lambda hyper: (("momentum_buffer", _first_value),) if hyper["momentum"] != 0 else (),
     _sgd_arguments,
 )
-ADAGRAD = Kernel(_adagrad, lambda hyper: (("sum", _initial_accumulator),), _adagrad_arguments)
+ADAGRAD = Kernel(
+    _adagrad, lambda hyper: (("sum", _initial_accumulator),), _adagrad_arguments, counts_steps=True
+)
 RMSPROP = Kernel(
     _rmsprop,
     lambda hyper: (
@@ -592,6 +598,7 @@ ADAM = Kernel(
         ("max_exp_avg_sq", _first_value) if hyper["amsgrad"] else None,
     ),
     _adam_arguments,
+    counts_steps=True,
 )
 
 
@@ -656,6 +663,9 @@ class Batch:
         self.elements = int(sizes.sum())
         self.chunks = _chunks(sizes, _threads(self.elements))
         self.dtype = params[0].dtype
+        # the hyperparameters of the last step (the values of ``hyper``) and their arguments
+        self.hyper: list[Any] = []
+        self.arguments: tuple[Any, ...] = ()
 
     def current(self, hyper: Mapping[str, Any]) -> bool:
         """Whether this batch still describes its states (holding the same arrays, as ``hyper``
@@ -670,6 +680,13 @@ class Batch:
                 return False
         return True
 
+    def _same_hyper(self, hyper: Mapping[str, Any]) -> bool:
+        """Whether ``hyper`` holds the very objects of the last step's hyperparameters (the
+        optimizers keep immutable Python numbers there, so the same objects are the same
+        values; comparing values would take ``True`` for ``1.0``)."""
+        values = self.hyper
+        return len(hyper) == len(values) and all(map(operator.is_, hyper.values(), values))
+
     def step(self, hyper: Mapping[str, Any], grads: Sequence[FloatArray], check: bool) -> int:
         """One step in place, and the step counts; with ``check``, first a scan of the gradients
         in the same compiled call: if one holds NaN or infinity, its index is returned and
@@ -682,9 +699,13 @@ class Batch:
                 g = np.ascontiguousarray(g)
                 copies.append(g)
             row[i] = _address(g)
-        arguments = self.kernel.arguments(hyper, self.states, self.first, self.dtype)
-        compiled, elements = self.kernel.compiled, self.elements
-        bad: int = _launch(compiled, elements, self.addresses, self.chunks, check, *arguments)
+        kernel = self.kernel
+        if kernel.counts_steps or not self._same_hyper(hyper):
+            self.arguments = kernel.arguments(hyper, self.states, self.first, self.dtype)
+            self.hyper = list(hyper.values())
+        bad: int = _launch(
+            kernel.compiled, self.elements, self.addresses, self.chunks, check, *self.arguments
+        )
         if bad >= 0:
             for state, key in self.created:
                 del state[key]  # as before the batch was made (which it is no longer current for)
