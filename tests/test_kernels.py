@@ -428,3 +428,13 @@ def test_the_check_is_folded_into_the_kernel_call_when_one_batch_does_everything
         opt.step(grads)
     assert len(scans) == 1
     assert_unchanged(opt, before)
+    # finite gradients whose sum overflows (the scan's first test) are taken, as by the rule
+    huge = {k: np.full_like(v, np.finfo(np.float32).max) for k, v in grads.items()}
+    reference = adadelta.Adadelta({k: v.copy() for k, v in x.items()})
+    reference.load_state_dict(opt.state_dict())
+    reference.fused = False
+    opt.step(huge)
+    assert len(scans) == 1 and opt.state[0]["step"] == 3
+    with np.errstate(over="ignore"):  # g * g overflows to inf in the rule, as in the kernel
+        reference.step(huge)
+    assert_same_state(opt, reference)

@@ -191,16 +191,17 @@ def _address(a: FloatArray) -> int:
 
 
 @numba.njit(cache=True, error_model="numpy", fastmath={"reassoc"})
-def _has_non_finite(values: Any) -> bool:
-    # v * 0 is 0 for a finite v and NaN for NaN or infinity, so the sum is NaN exactly when some
-    # v is not finite. "reassoc" lets LLVM add in any order, hence vectorize; it is the only
-    # fast-math flag given, so NaN and infinity keep their IEEE meaning. (values is not empty;
-    # v0 - v0 is a zero of its dtype, or NaN if v0 is not finite.)
-    zero = values[0] - values[0]
-    total = zero
+def _sum_is_finite(values: Any) -> bool:
+    # A sum is infinite or NaN if some term is (inf + finite = inf, inf - inf = NaN, NaN + any =
+    # NaN), so a finite sum proves every term finite; the converse fails only when finite terms
+    # overflow (about 1e35 each, in float32), which the caller checks again exactly. "reassoc"
+    # lets LLVM add in any order, hence vectorize; it is the only fast-math flag given, so NaN
+    # and infinity keep their IEEE meaning. (values is not empty: values[0] - values[0] is a
+    # zero of its dtype, or NaN.)
+    total = values[0] - values[0]
     for i in range(values.size):
-        total += values[i] * zero
-    return bool(total != total)
+        total += values[i]
+    return bool(total - total == 0)
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
@@ -210,13 +211,15 @@ def _scan(addresses: Any, chunks: Any, like: Any) -> int:
     count = 0
     for c in numba.prange(chunks.shape[0]):
         t, start, end = chunks[c, 0], chunks[c, 1], chunks[c, 2]
-        count += _has_non_finite(_chunk(addresses, 1, t, start, end, like))
+        count += not _sum_is_finite(_chunk(addresses, 1, t, start, end, like))
     if count == 0:
         return -1
-    for c in range(chunks.shape[0]):  # which one: only when some is not finite
+    for c in range(chunks.shape[0]):  # which one, element by element: rarely needed
         t, start, end = chunks[c, 0], chunks[c, 1], chunks[c, 2]
-        if _has_non_finite(_chunk(addresses, 1, t, start, end, like)):
-            return int(t)
+        values = _chunk(addresses, 1, t, start, end, like)
+        for i in range(values.size):
+            if not np.isfinite(values[i]):
+                return int(t)
     return -1
 
 
