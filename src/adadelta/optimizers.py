@@ -177,11 +177,10 @@ class Optimizer:
         """:meth:`_check_hyperparameters`, skipped while every hyperparameter is still the very
         object that passed the last check (checked values are immutable Python numbers, bools and
         tuples, so the same object is the same value). Saves a few microseconds a step."""
-        values = list(map(group.__getitem__, self.hyperparameters))
-        checked = self._checked.get(id(group))
-        if checked is None or not all(map(operator.is_, values, checked)):
+        checked = self._checked.get(id(group), ())
+        if len(group) != len(checked) or not all(map(operator.is_, group.values(), checked)):
             self._check_hyperparameters(group)
-            self._checked[id(group)] = [group[name] for name in self.hyperparameters]
+            self._checked[id(group)] = list(group.values())
 
     # -- the step --
 
