@@ -25,13 +25,19 @@ def leaves_with_paths(tree: Any, path: str = "") -> Iterator[tuple[str, Any]]:
         yield path, tree
 
 
-def match_structure(reference: Any, tree: Any, what: str, path: str = "") -> Iterator[Any]:
-    """Yield the leaves of ``tree`` in the order of ``reference``, or raise if the shapes differ.
+def match_structure(reference: Any, tree: Any, what: str) -> list[Any]:
+    """The leaves of ``tree`` in the order of ``reference``, or raise if the shapes differ.
 
     ``what`` names ``tree`` in the error (e.g. ``"gradients"``).
     """
-    where = f"{what}{path}" if path else what
+    leaves: list[Any] = []
+    _match(reference, tree, what, "", leaves)
+    return leaves
+
+
+def _match(reference: Any, tree: Any, what: str, path: str, leaves: list[Any]) -> None:
     if isinstance(reference, dict):
+        where = f"{what}{path}"
         if not isinstance(tree, dict):
             raise TypeError(f"{where}: expected a dict, got {type(tree).__name__}")
         if set(tree) != set(reference):
@@ -41,8 +47,9 @@ def match_structure(reference: Any, tree: Any, what: str, path: str = "") -> Ite
                 f"{where}: keys differ from the parameters' (missing {missing}, extra {extra})"
             )
         for key, value in reference.items():
-            yield from match_structure(value, tree[key], what, f"{path}[{key!r}]")
+            _match(value, tree[key], what, f"{path}[{key!r}]", leaves)
     elif isinstance(reference, (list, tuple)):
+        where = f"{what}{path}"
         if not isinstance(tree, (list, tuple)):
             raise TypeError(f"{where}: expected a list or tuple, got {type(tree).__name__}")
         if len(tree) != len(reference):
@@ -50,9 +57,9 @@ def match_structure(reference: Any, tree: Any, what: str, path: str = "") -> Ite
                 f"{where}: expected {len(reference)} items (one per parameter), got {len(tree)}"
             )
         for index, (ref, value) in enumerate(zip(reference, tree, strict=True)):
-            yield from match_structure(ref, value, what, f"{path}[{index}]")
+            _match(ref, value, what, f"{path}[{index}]", leaves)
     else:
-        yield tree
+        leaves.append(tree)
 
 
 def describe(array: Any) -> str:

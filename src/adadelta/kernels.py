@@ -683,13 +683,6 @@ class Batch:
                 return False
         return True
 
-    def _same_hyper(self, hyper: Mapping[str, Any]) -> bool:
-        """Whether ``hyper`` holds the very objects of the last step's hyperparameters (the
-        optimizers keep immutable Python numbers there, so the same objects are the same
-        values; comparing values would take ``True`` for ``1.0``)."""
-        values = self.hyper
-        return len(hyper) == len(values) and all(map(operator.is_, hyper.values(), values))
-
     def step(self, hyper: Mapping[str, Any], grads: Sequence[FloatArray], check: bool) -> int:
         """One step in place, and the step counts; with ``check``, first a scan of the gradients
         in the same compiled call: if one holds NaN or infinity, its index is returned and
@@ -702,8 +695,15 @@ class Batch:
                 g = np.ascontiguousarray(g)
                 copies.append(g)
             row[i] = _address(g)
-        kernel = self.kernel
-        if kernel.counts_steps or not self._same_hyper(hyper):
+        kernel, last = self.kernel, self.hyper
+        # the arguments again, unless they follow from the very objects of the last step's
+        # hyperparameters (the optimizers keep immutable Python numbers there, so the same
+        # objects are the same values; comparing values would take True for 1.0)
+        if (
+            kernel.counts_steps
+            or len(hyper) != len(last)
+            or not all(map(operator.is_, hyper.values(), last))
+        ):
             self.arguments = kernel.arguments(hyper, self.states, self.first, self.dtype)
             self.hyper = list(hyper.values())
         bad: int = _launch(

@@ -205,7 +205,7 @@ class Optimizer:
             self.param_groups, self._leaves, self._paths, per_group, strict=True
         ):
             self._check_hyperparameters_if_changed(group)
-            gs = list(match_structure(group["params"], group_grads, "gradients"))
+            gs = match_structure(group["params"], group_grads, "gradients")
             for path, p, g in zip(paths, params, gs, strict=True):
                 _check_gradient(path, p, g)
             grad_leaves.append(gs)
