@@ -118,9 +118,10 @@ def _chunk(addresses: Any, row: int, t: int, start: int, end: int, like: Any) ->
 def _chunks(sizes: Any, threads: int) -> Any:
     """Rows ``(array index, first element, end)`` that cut every array in pieces, the units of
     parallel work. The pieces have one size, at most :data:`CHUNK` elements and a multiple of 16
-    (each starts on a 64-byte line), chosen so that all the elements make a multiple of
-    ``threads`` pieces: one large array then gives each thread as much work (25 pieces of 4096
-    for 1e5 elements would give one of two threads 13 and the other 12: 6% more time)."""
+    (each starts on a 64-byte line), chosen to make a multiple of ``threads`` pieces of all the
+    elements, so that one large array gives each thread as much work (25 pieces of 4096 for 1e5
+    elements would give one of two threads 13 and the other 12: 6% more time). Rounding the
+    size up to 16 can leave a few pieces fewer, which only happens when there are hundreds."""
     total = 0
     for t in range(sizes.size):
         total += sizes[t]
