@@ -8,6 +8,8 @@ Three loops that differ only in how they compute RMS[dx]_{t-1} / RMS[g]_t (the s
 - ``one root``: ``sqrt((E[dx^2] + eps) / (E[g^2] + eps))``, as ``adadelta.kernels``;
 - ``two roots, fast-math``: the first with LLVM's ``afn``/``arcp`` flags, which let it replace
   the division by a square root with a reciprocal-square-root estimate and a Newton step;
+- ``the same, guarded``: with the rule's 0 where E[g^2] + eps is infinite (the estimate gives
+  NaN there), as a select after the ratio;
 - ``no root``: ``E[dx^2] * g`` in place of the step: the same memory traffic, no division or
   square root, a floor for the others;
 
@@ -73,6 +75,13 @@ def _one_root(a: Any, b: Any) -> Any:
 
 
 @numba.njit(inline="always")
+def _two_roots_guarded(a: Any, b: Any) -> Any:
+    """The fast-math ratio, with 0 where E[g^2] + eps is infinite (the rule's value there)."""
+    ratio = np.sqrt(a) / np.sqrt(b)
+    return ratio if b != np.inf else a * 0
+
+
+@numba.njit(inline="always")
 def _no_root(a: Any, b: Any) -> Any:
     return a
 
@@ -82,6 +91,7 @@ LOOPS = {
     "one root": _loop(_one_root),
     # LLVM's reciprocal square root estimate and a Newton step (not IEEE: see the module doc)
     "two roots, fast-math afn/arcp": _loop(_two_roots, fastmath={"afn", "arcp"}),
+    "the same, guarded (0 where E[g^2] = inf)": _loop(_two_roots_guarded, fastmath={"afn", "arcp"}),
     "no root": _loop(_no_root),
 }
 
