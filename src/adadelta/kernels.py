@@ -79,6 +79,7 @@ __all__ = [
     "Kernel",
     "first_non_finite",
     "fusable",
+    "same_objects",
 ]
 
 CHUNK = 4096  # elements per unit of parallel work: small enough to balance 1e5 elements
@@ -606,6 +607,14 @@ ADAM = Kernel(
 )
 
 
+def same_objects(hyper: Mapping[str, Any], last: Sequence[Any]) -> bool:
+    """Whether the values of ``hyper`` are the very objects of ``last``, in order. The
+    optimizers keep immutable Python numbers, bools and tuples in their groups, so the same
+    objects are the same, already checked values (comparing values instead would take ``True``
+    for ``1.0``, or a NumPy scalar for the Python number it was turned into)."""
+    return len(hyper) == len(last) and all(map(operator.is_, hyper.values(), last))
+
+
 def _contiguous(a: FloatArray) -> bool:
     flags = a.flags
     return bool(flags.c_contiguous and flags.aligned)
@@ -696,15 +705,8 @@ class Batch:
                 g = np.ascontiguousarray(g)
                 copies.append(g)
             row[i] = _address(g)
-        kernel, last = self.kernel, self.hyper
-        # the arguments again, unless they follow from the very objects of the last step's
-        # hyperparameters (the optimizers keep immutable Python numbers there, so the same
-        # objects are the same values; comparing values would take True for 1.0)
-        if (
-            kernel.counts_steps
-            or len(hyper) != len(last)
-            or not all(map(operator.is_, hyper.values(), last))
-        ):
+        kernel = self.kernel
+        if kernel.counts_steps or not same_objects(hyper, self.hyper):
             self.arguments = kernel.arguments(hyper, self.states, self.first, self.dtype)
             self.hyper = list(hyper.values())
         bad: int = _launch(

@@ -15,7 +15,6 @@ state exactly as they were.
 from __future__ import annotations
 
 import math
-import operator
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, NamedTuple
 
@@ -177,8 +176,7 @@ class Optimizer:
         """:meth:`_check_hyperparameters`, skipped while every hyperparameter is still the very
         object that passed the last check (checked values are immutable Python numbers, bools and
         tuples, so the same object is the same value). Saves a few microseconds a step."""
-        checked = self._checked.get(id(group), ())
-        if len(group) != len(checked) or not all(map(operator.is_, group.values(), checked)):
+        if not kernels.same_objects(group, self._checked.get(id(group), ())):
             self._check_hyperparameters(group)
             self._checked[id(group)] = list(group.values())
 
