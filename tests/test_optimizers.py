@@ -548,6 +548,24 @@ def test_step_refuses_bad_gradients(
     assert all(s["step"] == 3 for s in opt.state)
 
 
+@pytest.mark.parametrize(
+    ("grads", "message"),
+    [
+        ({"layers": [{"W": np.ones(2)}, [np.ones(2)]]}, "gradients['layers'][1]: expected a dict"),
+        (
+            {"layers": [{"W": np.ones(2)}, {"W": [np.ones(2)]}]},
+            "gradient for params['layers'][1]['W']: expected a NumPy array, got list",
+        ),
+        ({"layers": [{"W": np.ones(2)}, {"V": np.ones(2)}]}, "gradients['layers'][1]: keys differ"),
+    ],
+    ids=["dict", "leaf", "keys"],
+)
+def test_structure_errors_name_the_whole_path(grads: Tree, message: str) -> None:
+    params = {"layers": [{"W": np.ones(2)}, {"W": np.ones(2)}]}
+    with pytest.raises((TypeError, KeyError), match=re.escape(message)):
+        Adadelta(params).step(grads)
+
+
 def test_grouped_step_refuses_wrong_group_count_and_a_bad_last_group() -> None:
     a, b = np.ones(3), np.ones(2)
     opt = Adadelta([{"params": a}, {"params": {"b": b}, "rho": 0.5}])

@@ -31,33 +31,49 @@ def match_structure(reference: Any, tree: Any, what: str) -> list[Any]:
     ``what`` names ``tree`` in the error (e.g. ``"gradients"``).
     """
     leaves: list[Any] = []
-    _match(reference, tree, what, "", leaves)
+    _match(reference, tree, what, None, leaves)
     return leaves
 
 
-def _match(reference: Any, tree: Any, what: str, path: str, leaves: list[Any]) -> None:
+# Where _match is: None at the root, else (the parent's location, the key or index). Its text
+# (``_path``) is only needed for an error; formatting it at every level of every step cost
+# more than the rest of the walk.
+Location = tuple["Location", Any] | None
+
+
+def _path(location: Location) -> str:
+    keys = []
+    while location is not None:
+        location, key = location
+        keys.append(f"[{key!r}]")
+    return "".join(reversed(keys))
+
+
+def _match(reference: Any, tree: Any, what: str, location: Location, leaves: list[Any]) -> None:
     if isinstance(reference, dict):
-        where = f"{what}{path}"
         if not isinstance(tree, dict):
-            raise TypeError(f"{where}: expected a dict, got {type(tree).__name__}")
-        if set(tree) != set(reference):
+            raise TypeError(f"{what}{_path(location)}: expected a dict, got {type(tree).__name__}")
+        if tree.keys() != reference.keys():
             missing = [k for k in reference if k not in tree]
             extra = [k for k in tree if k not in reference]
             raise KeyError(
-                f"{where}: keys differ from the parameters' (missing {missing}, extra {extra})"
+                f"{what}{_path(location)}: keys differ from the parameters' "
+                f"(missing {missing}, extra {extra})"
             )
         for key, value in reference.items():
-            _match(value, tree[key], what, f"{path}[{key!r}]", leaves)
+            _match(value, tree[key], what, (location, key), leaves)
     elif isinstance(reference, (list, tuple)):
-        where = f"{what}{path}"
         if not isinstance(tree, (list, tuple)):
-            raise TypeError(f"{where}: expected a list or tuple, got {type(tree).__name__}")
+            raise TypeError(
+                f"{what}{_path(location)}: expected a list or tuple, got {type(tree).__name__}"
+            )
         if len(tree) != len(reference):
             raise ValueError(
-                f"{where}: expected {len(reference)} items (one per parameter), got {len(tree)}"
+                f"{what}{_path(location)}: expected {len(reference)} items (one per parameter), "
+                f"got {len(tree)}"
             )
-        for index, (ref, value) in enumerate(zip(reference, tree, strict=True)):
-            _match(ref, value, what, f"{path}[{index}]", leaves)
+        for index in range(len(tree)):  # (cheaper than enumerate(zip()))
+            _match(reference[index], tree[index], what, (location, index), leaves)
     else:
         leaves.append(tree)
 

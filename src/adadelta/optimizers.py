@@ -287,13 +287,16 @@ def _is_group_list(params: Any) -> bool:
 
 
 def _check_gradient(path: str, p: FloatArray, g: Any) -> None:
-    where = f"gradient for params{path}"
     if not isinstance(g, np.ndarray):
-        raise TypeError(f"{where}: expected a NumPy array, got {describe(g)}")
+        raise TypeError(f"gradient for params{path}: expected a NumPy array, got {describe(g)}")
     if g.shape != p.shape:
-        raise ValueError(f"{where}: shape {g.shape} differs from the parameter's {p.shape}")
+        raise ValueError(
+            f"gradient for params{path}: shape {g.shape} differs from the parameter's {p.shape}"
+        )
     if g.dtype != p.dtype:
-        raise TypeError(f"{where}: dtype {g.dtype} differs from the parameter's {p.dtype}")
+        raise TypeError(
+            f"gradient for params{path}: dtype {g.dtype} differs from the parameter's {p.dtype}"
+        )
 
 
 def _check_finite(paths: list[list[str]], grads: list[list[FloatArray]]) -> None:
