@@ -29,6 +29,7 @@ median over rounds of the mean time.
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import sys
 import time
@@ -105,9 +106,7 @@ def steps(n: int) -> dict[str, Callable[[], object]]:
         arrays = (rng.standard_normal(n, dtype=np.float32), g, np.zeros(n, np.float32))
         x, _, E_g2 = arrays
         E_dx2 = np.zeros(n, np.float32)
-        out[f"loop, {name}"] = lambda loop=loop, x=x, E_g2=E_g2, E_dx2=E_dx2: loop(
-            x, g, E_g2, E_dx2, rho, 1 - rho, eps
-        )
+        out[f"loop, {name}"] = functools.partial(loop, x, g, E_g2, E_dx2, rho, 1 - rho, eps)
     opt = adadelta.Adadelta(rng.standard_normal(n, dtype=np.float32), lr=1.0, rho=0.9, eps=1e-6)
     opt.step(g)  # makes the batch
     assert opt._plan is not None
@@ -116,8 +115,8 @@ def steps(n: int) -> dict[str, Callable[[], object]]:
     compiled = kernels.ADADELTA.compiled
     for check in (False, True):
         label = "with" if check else "without"
-        out[f"kernel call, {label} scan"] = lambda check=check: compiled(
-            batch.addresses, batch.chunks, check, *arguments
+        out[f"kernel call, {label} scan"] = functools.partial(
+            compiled, batch.addresses, batch.chunks, check, *arguments
         )
     out["Batch.step, with scan"] = lambda: batch.step(group, [g], True)
     out["Adadelta.step (the default)"] = lambda: opt.step(g)
