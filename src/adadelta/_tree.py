@@ -2,7 +2,7 @@
 
 The optimizers keep parameters in the structure the user gave them and walk it in one fixed order:
 list and tuple items in order, dict items in insertion order. A gradient structure must match it
-key for key and item for item.
+key for key and item for item, and each gradient its parameter's shape and dtype.
 """
 
 from __future__ import annotations
@@ -25,13 +25,12 @@ def leaves_with_paths(tree: Any, path: str = "") -> Iterator[tuple[str, Any]]:
         yield path, tree
 
 
-def match_structure(reference: Any, tree: Any, what: str) -> list[Any]:
-    """The leaves of ``tree`` in the order of ``reference``, or raise if the shapes differ.
-
-    ``what`` names ``tree`` in the error (e.g. ``"gradients"``).
-    """
+def match_gradients(params: Any, grads: Any) -> list[Any]:
+    """The leaves of ``grads`` in the order of ``params``, each checked against its parameter:
+    raises if the structures differ, or if a gradient is not a NumPy array of its parameter's
+    shape and dtype. The errors name the place, e.g. ``gradients['b']: expected 2 items``."""
     leaves: list[Any] = []
-    _match(reference, tree, what, None, leaves)
+    _match(params, grads, None, leaves)
     return leaves
 
 
@@ -49,33 +48,49 @@ def _path(location: Location) -> str:
     return "".join(reversed(keys))
 
 
-def _match(reference: Any, tree: Any, what: str, location: Location, leaves: list[Any]) -> None:
+def _match(reference: Any, tree: Any, location: Location, leaves: list[Any]) -> None:
     if isinstance(reference, dict):
         if not isinstance(tree, dict):
-            raise TypeError(f"{what}{_path(location)}: expected a dict, got {type(tree).__name__}")
+            raise TypeError(
+                f"gradients{_path(location)}: expected a dict, got {type(tree).__name__}"
+            )
         if tree.keys() != reference.keys():
             missing = [k for k in reference if k not in tree]
             extra = [k for k in tree if k not in reference]
             raise KeyError(
-                f"{what}{_path(location)}: keys differ from the parameters' "
+                f"gradients{_path(location)}: keys differ from the parameters' "
                 f"(missing {missing}, extra {extra})"
             )
         for key, value in reference.items():
-            _match(value, tree[key], what, (location, key), leaves)
+            _match(value, tree[key], (location, key), leaves)
     elif isinstance(reference, (list, tuple)):
         if not isinstance(tree, (list, tuple)):
             raise TypeError(
-                f"{what}{_path(location)}: expected a list or tuple, got {type(tree).__name__}"
+                f"gradients{_path(location)}: expected a list or tuple, got {type(tree).__name__}"
             )
         if len(tree) != len(reference):
             raise ValueError(
-                f"{what}{_path(location)}: expected {len(reference)} items (one per parameter), "
-                f"got {len(tree)}"
+                f"gradients{_path(location)}: expected {len(reference)} items "
+                f"(one per parameter), got {len(tree)}"
             )
         for index in range(len(tree)):  # (cheaper than enumerate(zip()))
-            _match(reference[index], tree[index], what, (location, index), leaves)
-    else:
+            _match(reference[index], tree[index], (location, index), leaves)
+    elif (
+        isinstance(tree, np.ndarray)
+        and tree.shape == reference.shape
+        and tree.dtype == reference.dtype
+    ):
         leaves.append(tree)
+    else:
+        raise _leaf_error(f"gradient for params{_path(location)}", reference, tree)
+
+
+def _leaf_error(where: str, param: np.ndarray, grad: Any) -> Exception:
+    if not isinstance(grad, np.ndarray):
+        return TypeError(f"{where}: expected a NumPy array, got {describe(grad)}")
+    if grad.shape != param.shape:
+        return ValueError(f"{where}: shape {grad.shape} differs from the parameter's {param.shape}")
+    return TypeError(f"{where}: dtype {grad.dtype} differs from the parameter's {param.dtype}")
 
 
 def describe(array: Any) -> str:

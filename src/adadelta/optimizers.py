@@ -21,7 +21,7 @@ from typing import Any, ClassVar, NamedTuple
 import numpy as np
 
 from adadelta import kernels, rules
-from adadelta._tree import describe, leaves_with_paths, match_structure
+from adadelta._tree import describe, leaves_with_paths, match_gradients
 from adadelta.presets import PRESETS
 
 FloatArray = rules.FloatArray
@@ -199,14 +199,9 @@ class Optimizer:
                 f"one per parameter group, got {describe(grads)}"
             )
         grad_leaves = []
-        for group, params, paths, group_grads in zip(
-            self.param_groups, self._leaves, self._paths, per_group, strict=True
-        ):
+        for group, group_grads in zip(self.param_groups, per_group, strict=True):
             self._check_hyperparameters_if_changed(group)
-            gs = match_structure(group["params"], group_grads, "gradients")
-            for path, p, g in zip(paths, params, gs, strict=True):
-                _check_gradient(path, p, g)
-            grad_leaves.append(gs)
+            grad_leaves.append(match_gradients(group["params"], group_grads))
         self._apply(grad_leaves)
 
     def _apply(self, grads: list[list[FloatArray]]) -> None:
@@ -284,19 +279,6 @@ def _is_group_list(params: Any) -> bool:
         and len(params) > 0
         and all(isinstance(g, dict) and "params" in g for g in params)
     )
-
-
-def _check_gradient(path: str, p: FloatArray, g: Any) -> None:
-    if not isinstance(g, np.ndarray):
-        raise TypeError(f"gradient for params{path}: expected a NumPy array, got {describe(g)}")
-    if g.shape != p.shape:
-        raise ValueError(
-            f"gradient for params{path}: shape {g.shape} differs from the parameter's {p.shape}"
-        )
-    if g.dtype != p.dtype:
-        raise TypeError(
-            f"gradient for params{path}: dtype {g.dtype} differs from the parameter's {p.dtype}"
-        )
 
 
 def _check_finite(paths: list[list[str]], grads: list[list[FloatArray]]) -> None:
