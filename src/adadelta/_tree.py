@@ -35,8 +35,7 @@ def match_gradients(params: Any, grads: Any) -> list[Any]:
 
 
 # Where _match is: None at the root, else (the parent's location, the key or index). Its text
-# (``_path``) is only needed for an error; formatting it at every level of every step cost
-# more than the rest of the walk.
+# (``_path``) is only needed for an error, so it is not formatted at every level of every step.
 Location = tuple["Location", Any] | None
 
 
