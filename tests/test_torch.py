@@ -286,6 +286,45 @@ def test_replaced_parameter_memory_and_state_are_followed() -> None:
     assert_same_state(ours, theirs)
 
 
+def test_changing_sets_of_parameters_are_followed() -> None:
+    """The fused path keeps its batch (table of addresses) between steps; it must follow a
+    parameter that has no gradient for a while, a parameter whose dtype changes, and a group
+    added in the middle of training."""
+    ours, theirs = pair()(make_params(torch.float64))
+    opts = (ours, theirs)
+
+    def step_both(first: int, last: int, without: int | None = None) -> None:
+        for step in range(first, last):
+            for opt in opts:
+                params = [p for g in opt.param_groups for p in g["params"]]
+                set_grads(params, step)
+                if without is not None:
+                    params[without].grad = None
+                opt.step()
+
+    step_both(0, 3)
+    step_both(3, 5, without=1)  # one batch entry fewer
+    step_both(5, 6, without=2)  # as many entries, not the same
+    step_both(6, 7)
+    for opt in opts:
+        p2 = opt.param_groups[0]["params"][2]
+        p2.data = p2.data.float()  # from the float64 batch to a float32 one
+        opt.state[p2]["square_avg"] = opt.state[p2]["square_avg"].float()
+        opt.state[p2]["acc_delta"] = opt.state[p2]["acc_delta"].float()
+    step_both(7, 9)
+    added = make_params(torch.float64, seed=1)
+    for opt in opts:
+        opt.add_param_group({"params": clone_params(added), "rho": 0.5})
+    step_both(9, 12, without=0)
+    for a, b in zip(
+        (p for g in ours.param_groups for p in g["params"]),
+        (p for g in theirs.param_groups for p in g["params"]),
+        strict=True,
+    ):
+        assert_same(a, b)
+    assert_same_state(ours, theirs)
+
+
 def test_state_layout_matches_torch() -> None:
     params = make_params(torch.float32)
     ours, theirs = pair()(params)
@@ -422,13 +461,15 @@ def test_zero_grad_without_set_to_none() -> None:
 def fused_calls(monkeypatch: pytest.MonkeyPatch) -> list[torch.Tensor]:
     """The parameters that the fused kernel updated."""
     calls: list[torch.Tensor] = []
-    original = adadelta_torch._fused_update
+    original = Adadelta._fused_update
 
-    def counting(kernel: Any, hyper: Any, params: list[torch.Tensor], *args: Any) -> None:
+    def counting(
+        self: Adadelta, key: Any, kernel: Any, hyper: Any, params: list[torch.Tensor], *args: Any
+    ) -> None:
         calls.extend(params)
-        original(kernel, hyper, params, *args)
+        original(self, key, kernel, hyper, params, *args)
 
-    monkeypatch.setattr(adadelta_torch, "_fused_update", counting)
+    monkeypatch.setattr(Adadelta, "_fused_update", counting)
     return calls
 
 

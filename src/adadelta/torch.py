@@ -33,6 +33,7 @@ propagate into the parameters. (The NumPy optimizers of :mod:`adadelta` refuse s
 from __future__ import annotations
 
 import itertools
+import operator
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple, overload
 
@@ -118,6 +119,7 @@ class Adadelta(torch.optim.Optimizer):
         }
         _check_hyperparameters(defaults)
         self._numpy_views: dict[torch.Tensor, _Views] = {}
+        self._batches: dict[tuple[int, torch.dtype], _Cached] = {}  # by (id(group), dtype)
         super().__init__(params, defaults)
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
@@ -136,6 +138,7 @@ class Adadelta(torch.optim.Optimizer):
         # As torch.optim.Adadelta: old pickles and state dicts may hold "step" as a number.
         super().__setstate__(state)
         self._numpy_views = {}
+        self._batches = {}
         for group in self.param_groups:
             group.setdefault("foreach", None)
             group.setdefault("maximize", False)
@@ -221,9 +224,10 @@ class Adadelta(torch.optim.Optimizer):
                 "maximize": group["maximize"],
                 "decoupled_weight_decay": False,
             }
-            for indices in by_dtype.values():
+            for dtype, indices in by_dtype.items():
                 torch._foreach_add_([steps[i] for i in indices], 1.0)  # one call, not one each
-                _fused_update(
+                self._fused_update(
+                    (id(group), dtype),
                     kernel,
                     hyper,
                     [params[i] for i in indices],
@@ -252,6 +256,36 @@ class Adadelta(torch.optim.Optimizer):
                 maximize=group["maximize"],
             )
 
+    def _fused_update(
+        self,
+        key: tuple[int, torch.dtype],
+        kernel: kernels.Kernel,
+        hyper: dict[str, Any],
+        params: list[torch.Tensor],
+        grads: list[FloatArray],
+        views: list[tuple[FloatArray, FloatArray, FloatArray]],
+    ) -> None:
+        """One step for ``params`` (one real dtype of a group: ``key`` is ``(id(group), dtype)``),
+        in place, by one call of the fused kernel on NumPy views of the gradients and of the
+        parameters and their state.
+
+        PyTorch's ``square_avg`` and ``acc_delta`` are the paper's E[g^2] and E[dx^2], the
+        state of :func:`adadelta.rules.adadelta`, whose operations the kernel does in the same
+        order. The kernel's :class:`~adadelta.kernels.Batch` (the table of addresses and the
+        cut into chunks) is made once and kept while the same views (the same tensors, in the
+        same order: see :meth:`_views`) go to it; a step then only adds the gradients.
+        """
+        cached = self._batches.get(key)
+        if (
+            cached is None
+            or len(cached.views) != len(views)
+            or not all(map(operator.is_, cached.views, views))
+        ):
+            states = [{"step": 0, "E_g2": v, "E_dx2": u} for _, v, u in views]
+            batch = kernels.Batch(kernel, hyper, [x for x, _, _ in views], states)
+            cached = self._batches[key] = _Cached(views, batch)
+        cached.batch.step(hyper, grads, check=False)
+
     def _views(
         self, param: torch.Tensor, square_avg: torch.Tensor, acc_delta: torch.Tensor
     ) -> tuple[FloatArray, FloatArray, FloatArray]:
@@ -269,6 +303,11 @@ class Adadelta(torch.optim.Optimizer):
             views = _Views(square_avg, acc_delta, memory, arrays)
             self._numpy_views[param] = views
         return views.arrays
+
+
+class _Cached(NamedTuple):
+    views: list[tuple[FloatArray, FloatArray, FloatArray]]  # what the batch was made from
+    batch: kernels.Batch
 
 
 class _Views(NamedTuple):
@@ -311,23 +350,6 @@ def _as_numpy(t: torch.Tensor) -> FloatArray:
         t = torch.view_as_real(t)
     array: FloatArray = (t.detach() if t.requires_grad else t).numpy()
     return array
-
-
-def _fused_update(
-    kernel: kernels.Kernel,
-    hyper: dict[str, Any],
-    params: list[torch.Tensor],
-    grads: list[FloatArray],
-    views: list[tuple[FloatArray, FloatArray, FloatArray]],
-) -> None:
-    """One step for ``params`` (one real dtype), in place, by one call of the fused kernel on
-    NumPy views of the gradients and of the parameters and their state.
-
-    PyTorch's ``square_avg`` and ``acc_delta`` are the paper's E[g^2] and E[dx^2], the state
-    of :func:`adadelta.rules.adadelta`, whose operations the kernel does in the same order.
-    """
-    states = [{"step": 0, "E_g2": v, "E_dx2": u} for _, v, u in views]
-    kernels.Batch(kernel, hyper, [x for x, _, _ in views], states).step(hyper, grads, check=False)
 
 
 def _fused_kernel() -> kernels.Kernel | None:
