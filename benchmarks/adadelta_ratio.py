@@ -111,13 +111,9 @@ def steps(n: int) -> dict[str, Callable[[], object]]:
     opt.step(g)  # makes the batch
     assert opt._plan is not None
     batch, group = opt._plan.batches[0].batch, opt.param_groups[0]
-    arguments = kernels.ADADELTA.arguments(group, batch.states, batch.first, batch.dtype)
-    compiled = kernels.ADADELTA.compiled
     for check in (False, True):
         label = "with" if check else "without"
-        out[f"kernel call, {label} scan"] = functools.partial(
-            compiled, batch.addresses, batch.chunks, check, *arguments
-        )
+        out[f"kernel call, {label} scan"] = functools.partial(batch.call, check)
     out["Batch.step, with scan"] = lambda: batch.step(group, [g], True)
     out["Adadelta.step (the default)"] = lambda: opt.step(g)
     return out

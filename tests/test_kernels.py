@@ -438,3 +438,39 @@ def test_the_check_is_folded_into_the_kernel_call_when_one_batch_does_everything
     with np.errstate(over="ignore"):  # g * g overflows to inf in the rule, as in the kernel
         reference.step(huge)
     assert_same_state(opt, reference)
+
+
+@pytest.mark.parametrize(
+    "bad_chunk", [None, 0, 3], ids=["finite", "nan-in-part-0", "nan-in-part-1"]
+)
+def test_a_part_that_stops_waiting_for_the_others_is_written_after_the_region(
+    monkeypatch: pytest.MonkeyPatch, bad_chunk: int | None
+) -> None:
+    """The kernel's parts wait for each other's verdicts on their gradients before writing. Two
+    parts on one thread (as when a scheduler runs them one after the other) make the part that
+    runs first stop waiting: it must be written after the region when every gradient is finite,
+    and nothing may be written when one is not."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(4 * kernels.CHUNK).astype(np.float32)  # 4 chunks, 2 parts
+    grads = [rng.standard_normal(x.size).astype(np.float32) for _ in range(2)]
+    expected = adadelta.Adadelta(x.copy())
+    opt = adadelta.Adadelta(x)
+    for g in grads:
+        expected.step(g)
+    opt.step(grads[0])
+    monkeypatch.setattr(kernels, "_threads", lambda elements: 2)  # one thread runs both
+    assert opt._plan is not None
+    batch = opt._plan.batches[0].batch
+    assert batch.elements < kernels.PARALLEL_MIN and len(batch.chunks) == 4
+    if bad_chunk is None:
+        opt.step(grads[1])
+        assert_same_state(opt, expected)
+        epoch = batch.verdicts[0]
+        # one part stopped waiting (its verdict stayed "finite"), the other wrote
+        assert sorted(batch.verdicts[1:3] - 4 * epoch) == [kernels._FINITE, kernels._WRITTEN]
+        return
+    before = snapshot(opt)
+    grads[1][bad_chunk * kernels.CHUNK + 5] = np.nan
+    with pytest.raises(NonFiniteGradientError, match=r"params: 1 of 16384 entries"):
+        opt.step(grads[1])
+    assert_unchanged(opt, before)
