@@ -278,6 +278,7 @@ _LIKE = {np.dtype(np.float32): np.zeros(1, np.float32), np.dtype(np.float64): np
 # A part's verdict in a step is 4 * epoch + one of these (the epoch counts a batch's calls, so
 # the verdicts of earlier calls are all smaller and the array is never reset)
 _FINITE, _NON_FINITE, _WRITTEN = 0, 1, 2
+_LEFT = -2  # the kernel's outcome when a part is still to be written
 
 
 @intrinsic
@@ -327,6 +328,7 @@ def _may_write(
     addresses: Any,
     chunks: Any,
     check: bool,
+    again: int,
     parts: int,
     verdicts: Any,
     epoch: int,
@@ -339,7 +341,10 @@ def _may_write(
     parallel region run at once, so they come within about a scan's time). A part that finds
     NaN or infinity, or sees another part's, writes nothing; so does a part that stops waiting
     (after a few spins per element of its own, when its thread runs the parts one after another
-    or the machine is busy): the kernel writes it after the region, once every verdict is in."""
+    or the machine is busy): the kernel runs the region ``again`` for it, once every verdict is
+    in and finite."""
+    if again:
+        return check and verdicts[p + 1] == 4 * epoch + _FINITE
     if not check:
         return True
     first, last = _part(chunks, parts, p)
@@ -375,24 +380,24 @@ def _wrote(check: bool, verdicts: Any, epoch: int, p: int) -> None:
 def _outcome(
     addresses: Any, chunks: Any, check: bool, parts: int, verdicts: Any, epoch: int, like: Any
 ) -> int:
-    """After the region: the first array holding NaN or infinity (nothing was written), or -1."""
-    if check:
-        for p in range(parts):
-            if verdicts[p + 1] == 4 * epoch + _NON_FINITE:
-                return _first_bad(addresses, chunks, like)
-    return -1
-
-
-@numba.njit(cache=True, error_model="numpy", inline="always")
-def _left(check: bool, verdicts: Any, epoch: int, p: int) -> bool:
-    """After the region, with every gradient finite: whether part ``p`` stopped waiting."""
-    return check and verdicts[p + 1] == 4 * epoch + _FINITE
+    """After the region: the first array holding NaN or infinity (nothing was written),
+    ``_LEFT`` if a part stopped waiting and has yet to be written, or -1 (all written)."""
+    if not check:
+        return -1
+    outcome = -1
+    for p in range(parts):
+        verdict = verdicts[p + 1] - 4 * epoch
+        if verdict == _NON_FINITE:
+            return _first_bad(addresses, chunks, like)
+        if verdict == _FINITE:
+            outcome = _LEFT
+    return outcome
 
 
 # --- the kernels: one per rule of adadelta.rules, the same operations in the same order ---
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", inline="always")
 def _adadelta_part(
     addresses: Any,
     chunks: Any,
@@ -443,18 +448,18 @@ def _adadelta(
 ) -> int:
     # addresses rows: x, g, E[g^2], E[dx^2]; c columns: lr, rho, 1 - rho, eps, weight_decay
     parts, epoch = _start(chunks, threads, verdicts)
-    for p in numba.prange(parts):
-        if _may_write(addresses, chunks, check, parts, verdicts, epoch, p, c[0]):
-            _adadelta_part(addresses, chunks, parts, p, c, maximize, weight_decay, decoupled)
-            _wrote(check, verdicts, epoch, p)
-    bad = _outcome(addresses, chunks, check, parts, verdicts, epoch, c[0])
-    for p in range(parts):
-        if bad < 0 and _left(check, verdicts, epoch, p):
-            _adadelta_part(addresses, chunks, parts, p, c, maximize, weight_decay, decoupled)
+    for again in range(2):  # again: the parts that stopped waiting (see _may_write)
+        for p in numba.prange(parts):
+            if _may_write(addresses, chunks, check, again, parts, verdicts, epoch, p, c[0]):
+                _adadelta_part(addresses, chunks, parts, p, c, maximize, weight_decay, decoupled)
+                _wrote(check, verdicts, epoch, p)
+        bad = _outcome(addresses, chunks, check, parts, verdicts, epoch, c[0])
+        if bad != _LEFT:
+            break
     return bad
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", inline="always")
 def _sgd_part(
     addresses: Any,
     chunks: Any,
@@ -511,22 +516,29 @@ def _sgd(
     # addresses rows: x, g, momentum buffer; c columns: lr, momentum, 1 - dampening, wd
     # first[t]: the buffer starts at this step's gradient
     parts, epoch = _start(chunks, threads, verdicts)
-    for p in numba.prange(parts):
-        if _may_write(addresses, chunks, check, parts, verdicts, epoch, p, c[0]):
-            _sgd_part(
-                addresses, chunks, parts, p, c, first, maximize, weight_decay, momentum, nesterov
-            )
-            _wrote(check, verdicts, epoch, p)
-    bad = _outcome(addresses, chunks, check, parts, verdicts, epoch, c[0])
-    for p in range(parts):
-        if bad < 0 and _left(check, verdicts, epoch, p):
-            _sgd_part(
-                addresses, chunks, parts, p, c, first, maximize, weight_decay, momentum, nesterov
-            )
+    for again in range(2):  # again: the parts that stopped waiting (see _may_write)
+        for p in numba.prange(parts):
+            if _may_write(addresses, chunks, check, again, parts, verdicts, epoch, p, c[0]):
+                _sgd_part(
+                    addresses,
+                    chunks,
+                    parts,
+                    p,
+                    c,
+                    first,
+                    maximize,
+                    weight_decay,
+                    momentum,
+                    nesterov,
+                )
+                _wrote(check, verdicts, epoch, p)
+        bad = _outcome(addresses, chunks, check, parts, verdicts, epoch, c[0])
+        if bad != _LEFT:
+            break
     return bad
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", inline="always")
 def _adagrad_part(
     addresses: Any, chunks: Any, parts: int, p: int, c: Any, maximize: bool, weight_decay: bool
 ) -> None:
@@ -560,18 +572,18 @@ def _adagrad(
 ) -> int:
     # addresses rows: x, g, sum; c columns: clr (the decayed lr of this array's step), eps, wd
     parts, epoch = _start(chunks, threads, verdicts)
-    for p in numba.prange(parts):
-        if _may_write(addresses, chunks, check, parts, verdicts, epoch, p, c[0]):
-            _adagrad_part(addresses, chunks, parts, p, c, maximize, weight_decay)
-            _wrote(check, verdicts, epoch, p)
-    bad = _outcome(addresses, chunks, check, parts, verdicts, epoch, c[0])
-    for p in range(parts):
-        if bad < 0 and _left(check, verdicts, epoch, p):
-            _adagrad_part(addresses, chunks, parts, p, c, maximize, weight_decay)
+    for again in range(2):  # again: the parts that stopped waiting (see _may_write)
+        for p in numba.prange(parts):
+            if _may_write(addresses, chunks, check, again, parts, verdicts, epoch, p, c[0]):
+                _adagrad_part(addresses, chunks, parts, p, c, maximize, weight_decay)
+                _wrote(check, verdicts, epoch, p)
+        bad = _outcome(addresses, chunks, check, parts, verdicts, epoch, c[0])
+        if bad != _LEFT:
+            break
     return bad
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", inline="always")
 def _rmsprop_part(
     addresses: Any,
     chunks: Any,
@@ -638,22 +650,20 @@ def _rmsprop(
     # addresses rows: x, g, square_avg, grad_avg, momentum buffer
     # c columns: lr, alpha, 1 - alpha, eps, wd, momentum
     parts, epoch = _start(chunks, threads, verdicts)
-    for p in numba.prange(parts):
-        if _may_write(addresses, chunks, check, parts, verdicts, epoch, p, c[0]):
-            _rmsprop_part(
-                addresses, chunks, parts, p, c, maximize, weight_decay, centered, momentum
-            )
-            _wrote(check, verdicts, epoch, p)
-    bad = _outcome(addresses, chunks, check, parts, verdicts, epoch, c[0])
-    for p in range(parts):
-        if bad < 0 and _left(check, verdicts, epoch, p):
-            _rmsprop_part(
-                addresses, chunks, parts, p, c, maximize, weight_decay, centered, momentum
-            )
+    for again in range(2):  # again: the parts that stopped waiting (see _may_write)
+        for p in numba.prange(parts):
+            if _may_write(addresses, chunks, check, again, parts, verdicts, epoch, p, c[0]):
+                _rmsprop_part(
+                    addresses, chunks, parts, p, c, maximize, weight_decay, centered, momentum
+                )
+                _wrote(check, verdicts, epoch, p)
+        bad = _outcome(addresses, chunks, check, parts, verdicts, epoch, c[0])
+        if bad != _LEFT:
+            break
     return bad
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", inline="always")
 def _adam_part(
     addresses: Any,
     chunks: Any,
@@ -714,14 +724,14 @@ def _adam(
     # c columns: 1 - beta1, beta2, 1 - beta2, step_size, bias_correction2_sqrt, eps, wd
     # first[t]: max_exp_avg_sq starts at this step's exp_avg_sq
     parts, epoch = _start(chunks, threads, verdicts)
-    for p in numba.prange(parts):
-        if _may_write(addresses, chunks, check, parts, verdicts, epoch, p, c[0]):
-            _adam_part(addresses, chunks, parts, p, c, first, maximize, weight_decay, amsgrad)
-            _wrote(check, verdicts, epoch, p)
-    bad = _outcome(addresses, chunks, check, parts, verdicts, epoch, c[0])
-    for p in range(parts):
-        if bad < 0 and _left(check, verdicts, epoch, p):
-            _adam_part(addresses, chunks, parts, p, c, first, maximize, weight_decay, amsgrad)
+    for again in range(2):  # again: the parts that stopped waiting (see _may_write)
+        for p in numba.prange(parts):
+            if _may_write(addresses, chunks, check, again, parts, verdicts, epoch, p, c[0]):
+                _adam_part(addresses, chunks, parts, p, c, first, maximize, weight_decay, amsgrad)
+                _wrote(check, verdicts, epoch, p)
+        bad = _outcome(addresses, chunks, check, parts, verdicts, epoch, c[0])
+        if bad != _LEFT:
+            break
     return bad
 
 
