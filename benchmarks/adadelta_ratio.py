@@ -10,6 +10,10 @@ Three loops that differ only in how they compute RMS[dx]_{t-1} / RMS[g]_t (the s
   the division by a square root with a reciprocal-square-root estimate and a Newton step;
 - ``the same, guarded``: with the rule's 0 where E[g^2] + eps is infinite (the estimate gives
   NaN there), as a select after the ratio;
+- ``the estimate corrected and guarded``: the estimate of ``1 / sqrt(E[g^2] + eps)`` alone (the
+  flags on that division only), one more Newton step to make it accurate, and the guards that
+  give the exact division's values at 0, infinity and subnormals: the divide unit is freed,
+  but the vector units then have as much to do;
 - ``no root``: ``E[dx^2] * g`` in place of the step: the same memory traffic, no division or
   square root, a floor for the others;
 
@@ -38,6 +42,8 @@ from typing import Any
 
 import numba
 import numpy as np
+from llvmlite import ir
+from numba.extending import intrinsic
 
 import adadelta
 from adadelta import bench, kernels
@@ -82,6 +88,37 @@ def _two_roots_guarded(a: Any, b: Any) -> Any:
     return ratio if b != np.inf else a * 0
 
 
+@intrinsic
+def _corrected_estimate(typingctx: Any, a: Any, b: Any) -> Any:
+    """``sqrt(a) / sqrt(b)`` as ``sqrt(a) * y`` with ``y`` LLVM's estimate of ``1 / sqrt(b)`` (the
+    ``afn``/``arcp`` flags on this division only) corrected by one more Newton step with fused
+    multiply-adds, and ``b`` guarded: scaled by 2^64 below 2^-64 (the estimate flushes subnormals
+    to zero), y = inf at b = 0 and y = 0 at b = inf, as the exact division gives there."""
+    signature = a(a, b)
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        a, b = args
+        constant = functools.partial(ir.Constant, a.type)
+        sqrt = builder.module.declare_intrinsic("llvm.sqrt", [a.type])
+        small = builder.fcmp_ordered("<", b, constant(2.0**-64))
+        b_scaled = builder.select(small, builder.fmul(b, constant(2.0**64)), b)
+        root = builder.call(sqrt, [b_scaled], fastmath=("afn",))
+        y = builder.fdiv(constant(1.0), root, flags=("afn", "arcp"))
+        residual = builder.fma(builder.fneg(builder.fmul(b_scaled, y)), y, constant(1.0))
+        y = builder.fma(builder.fmul(y, constant(0.5)), residual, y)
+        y = builder.select(small, builder.fmul(y, constant(2.0**32)), y)
+        y = builder.select(builder.fcmp_ordered("==", b, constant(0.0)), constant(np.inf), y)
+        y = builder.select(builder.fcmp_ordered("==", b, constant(np.inf)), constant(0.0), y)
+        return builder.fmul(builder.call(sqrt, [a]), y)
+
+    return signature, codegen
+
+
+@numba.njit(inline="always")
+def _estimated(a: Any, b: Any) -> Any:
+    return _corrected_estimate(a, b)  # type: ignore[call-arg]
+
+
 @numba.njit(inline="always")
 def _no_root(a: Any, b: Any) -> Any:
     return a
@@ -93,6 +130,7 @@ LOOPS = {
     # LLVM's reciprocal square root estimate and a Newton step (not IEEE: see the module doc)
     "two roots, fast-math afn/arcp": _loop(_two_roots, fastmath={"afn", "arcp"}),
     "the same, guarded (0 where E[g^2] = inf)": _loop(_two_roots_guarded, fastmath={"afn", "arcp"}),
+    "two roots, the estimate corrected and guarded": _loop(_estimated),
     "no root": _loop(_no_root),
 }
 

@@ -44,6 +44,7 @@ def test_adadelta_ratio_times_every_form_and_measures_the_exact_ones() -> None:
         "loop, one root",
         "loop, two roots, fast-math afn/arcp",
         "loop, the same, guarded (0 where E[g^2] = inf)",
+        "loop, two roots, the estimate corrected and guarded",
         "loop, no root",
         "kernel call, without scan",
         "kernel call, with scan",
@@ -57,6 +58,9 @@ def test_adadelta_ratio_times_every_form_and_measures_the_exact_ones() -> None:
     assert rows["one root"][1:] == ["0", "-1e-30"]
     assert float(rows["one root"][0]) < float(rows["two roots"][0]) <= 4
     assert rows["the same, guarded (0 where E[g^2] = inf)"][1] == "0"
+    # the corrected estimate: a few ulps, and its guards give the exact values at both edges
+    corrected = rows["two roots, the estimate corrected and guarded"]
+    assert float(corrected[0]) <= 4 and corrected[1:] == ["0", "-1e-30"]
 
 
 def test_torch_step_compares_both_layouts() -> None:
