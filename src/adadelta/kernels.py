@@ -951,7 +951,8 @@ class Batch:
         last step's arguments: -1, or with ``check`` the index of the first gradient holding NaN
         or infinity (nothing written)."""
         control = (self.addresses, self.chunks, check, _threads(self.elements), self.verdicts)
-        return int(_launch(self.kernel.compiled, self.elements, *control, *self.arguments))
+        bad: int = _launch(self.kernel.compiled, self.elements, *control, *self.arguments)
+        return bad
 
     def step(self, hyper: Mapping[str, Any], grads: Sequence[FloatArray], check: bool) -> int:
         """One step in place, and the step counts; with ``check``, first a scan of the gradients
