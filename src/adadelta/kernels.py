@@ -324,6 +324,18 @@ def _part(chunks: Any, parts: int, p: int) -> tuple[int, int]:
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
+def _publish(verdicts: Any, epoch: int, p: int, verdict: int) -> None:
+    """Part ``p``'s verdict in this call (``_FINITE``, ``_NON_FINITE`` or ``_WRITTEN``)."""
+    _store_release(verdicts, p + 1, 4 * epoch + verdict)  # type: ignore[call-arg]
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _verdict(verdicts: Any, epoch: int, p: int) -> int:
+    """Part ``p``'s verdict in this call, negative while it has published none."""
+    return _load_acquire(verdicts, p + 1) - 4 * epoch  # type: ignore[call-arg]
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
 def _may_write(
     addresses: Any,
     chunks: Any,
@@ -344,7 +356,7 @@ def _may_write(
     or the machine is busy): the kernel runs the region ``again`` for it, once every verdict is
     in and finite."""
     if again:
-        return check and verdicts[p + 1] == 4 * epoch + _FINITE
+        return check and _verdict(verdicts, epoch, p) == _FINITE
     if not check:
         return True
     first, last = _part(chunks, parts, p)
@@ -353,15 +365,13 @@ def _may_write(
         t, start, end = chunks[k, 0], chunks[k, 1], chunks[k, 2]
         finite &= _all_finite(_chunk(addresses, 1, t, start, end, like))
         elements += end - start
-    base = 4 * epoch
-    verdict = base + (_FINITE if finite else _NON_FINITE)
-    _store_release(verdicts, p + 1, verdict)  # type: ignore[call-arg]
+    _publish(verdicts, epoch, p, _FINITE if finite else _NON_FINITE)
     patience, q = elements + 65536, 0
     while finite and q < parts:
-        verdict = _load_acquire(verdicts, q + 1)
-        if verdict == base + _NON_FINITE:
+        verdict = _verdict(verdicts, epoch, q)
+        if verdict == _NON_FINITE:
             finite = False
-        elif verdict >= base:
+        elif verdict >= 0:
             q += 1
         else:
             patience -= 1
@@ -373,7 +383,7 @@ def _may_write(
 @numba.njit(cache=True, error_model="numpy", inline="always")
 def _wrote(check: bool, verdicts: Any, epoch: int, p: int) -> None:
     if check:
-        _store_release(verdicts, p + 1, 4 * epoch + _WRITTEN)  # type: ignore[call-arg]
+        _publish(verdicts, epoch, p, _WRITTEN)
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
@@ -386,7 +396,7 @@ def _outcome(
         return -1
     outcome = -1
     for p in range(parts):
-        verdict = verdicts[p + 1] - 4 * epoch
+        verdict = _verdict(verdicts, epoch, p)
         if verdict == _NON_FINITE:
             return _first_bad(addresses, chunks, like)
         if verdict == _FINITE:
