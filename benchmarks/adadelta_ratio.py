@@ -46,7 +46,8 @@ from llvmlite import ir
 from numba.extending import intrinsic
 
 import adadelta
-from adadelta import bench, kernels
+from adadelta import kernels
+from adadelta.app import bench
 
 CHUNK = kernels.CHUNK
 

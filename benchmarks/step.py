@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-from adadelta.bench import main
+from adadelta.app.bench import main
 
 if __name__ == "__main__":
     sys.exit(main(["step", *sys.argv[1:]]))

@@ -19,7 +19,7 @@ import time
 import torch
 from torch import nn
 
-from adadelta.datasets import Dataset, load_embedded_digits, load_mnist
+from adadelta.app.datasets import Dataset, load_embedded_digits, load_mnist
 from adadelta.torch import Adadelta  # instead of: from torch.optim import Adadelta
 
 BATCH_SIZE = 100

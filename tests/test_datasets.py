@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from adadelta import datasets
-from adadelta.datasets import Dataset, DatasetError, load_embedded_digits, load_mnist, read_idx
+from adadelta.app import datasets
+from adadelta.app.datasets import Dataset, DatasetError, load_embedded_digits, load_mnist, read_idx
 
 SHARED_MNIST = Path(
     os.environ.get(

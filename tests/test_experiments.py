@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from adadelta import cli, experiments
-from adadelta.datasets import Dataset
-from adadelta.trainer import read_metrics
+from adadelta.app import cli, experiments
+from adadelta.app.datasets import Dataset
+from adadelta.app.trainer import read_metrics
 
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 import adadelta
-from adadelta import bench, kernels, rules
+from adadelta import kernels, rules
+from adadelta.app import bench
 from adadelta.optimizers import NonFiniteGradientError, Optimizer
 from optimizer_matrix import CONFIGS, OptimizerConfig, assert_close
 
@@ -143,7 +144,7 @@ def test_read_only_gradients() -> None:
     "sizes", [[100_000], [10_000_000], [1], [0], [7, 0, 2 * kernels.CHUNK + 5], [4096] * 9]
 )
 def test_chunks_cover_every_array_once_in_even_pieces(sizes: list[int], threads: int) -> None:
-    chunks = kernels._chunks(np.array(sizes, np.intp), threads)
+    chunks = kernels.parallel._chunks(np.array(sizes, np.intp), threads)
     lengths = chunks[:, 2] - chunks[:, 1]
     size = int(lengths.max(initial=1))
     for t, n in enumerate(sizes):  # array t in consecutive pieces of one size, from 0 to its end
@@ -334,7 +335,7 @@ def test_tutorial_adadelta_is_the_rule() -> None:
 def test_addresses_are_those_of_the_first_element() -> None:
     base = np.zeros((6, 8))
     for a in [np.zeros((), np.float32), base, base[2:], base[1:3, :], base.reshape(2, 3, 8)[1]]:
-        assert kernels._address(a) == a.ctypes.data
+        assert kernels.parallel._address(a) == a.ctypes.data
 
 
 def test_a_batch_refusing_its_first_step_removes_the_state_it_created() -> None:
@@ -458,14 +459,14 @@ def test_a_part_that_stops_waiting_for_the_others_is_written_after_the_region(
     for g in grads:
         expected.step(g)
     opt.step(grads[0])
-    monkeypatch.setattr(kernels, "_threads", lambda elements: 2)  # one thread runs both
+    monkeypatch.setattr(kernels.batch, "_threads", lambda elements: 2)  # one thread runs both
     assert opt._plan is not None
     batch = opt._plan.batches[0].batch
     assert batch.elements < kernels.PARALLEL_MIN and len(batch.chunks) == 4
     if bad_chunk is None:
         opt.step(grads[1])
         assert_same_state(opt, expected)
-        assert list(batch.verdicts[1:3] - 4 * batch.verdicts[0]) == [kernels._WRITTEN] * 2
+        assert list(batch.verdicts[1:3] - 4 * batch.verdicts[0]) == [kernels.parallel._WRITTEN] * 2
         return
     before = snapshot(opt)
     grads[1][bad_chunk * kernels.CHUNK + 5] = np.nan

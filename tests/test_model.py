@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import adadelta
-from adadelta.model import MLP
+from adadelta.app.model import MLP
 
 ACTIVATIONS = ["tanh", "relu"]
 

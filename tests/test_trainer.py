@@ -12,9 +12,8 @@ import numpy as np
 import pytest
 
 import adadelta
-from adadelta.model import MLP
-from adadelta.optimizers import Optimizer
-from adadelta.trainer import (
+from adadelta.app.model import MLP
+from adadelta.app.trainer import (
     CHECKPOINT,
     METRICS,
     RunMismatchError,
@@ -24,6 +23,7 @@ from adadelta.trainer import (
     read_metrics,
     train,
 )
+from adadelta.optimizers import Optimizer
 
 SIZES = (20, 16, 4)
 

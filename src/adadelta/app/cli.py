@@ -8,7 +8,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from adadelta import experiments
+from adadelta.app import experiments
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -49,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _add_common(reproduce)
 
     bench = commands.add_parser("bench", help="optimizer step benchmarks against the peers")
-    from adadelta import bench as bench_module
+    from adadelta.app import bench as bench_module
 
     bench_module.add_arguments(bench)
 
@@ -58,12 +58,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return bench_module.run(args)
     start = time.perf_counter()
     if args.command == "demo":
-        from adadelta.datasets import load_embedded_digits
+        from adadelta.app.datasets import load_embedded_digits
 
         ctx = experiments.Context(load_embedded_digits(), args.out, progress=args.progress)
         reports = [experiments.demo(ctx, epochs=args.epochs)]
     else:
-        from adadelta.datasets import load_mnist
+        from adadelta.app.datasets import load_mnist
 
         data = load_mnist(args.data, download=not args.no_download, progress=args.progress)
         if args.subset is not None:

@@ -27,11 +27,11 @@ from typing import Any
 
 import numpy as np
 
+from adadelta.app.model import MLP, PAPER_SIZES
+from adadelta.app.plots import plot_step_sizes, plot_test_error
+from adadelta.app.trainer import METRICS, StepSizeProbe, TrainData, read_metrics, train
 from adadelta.checkpoint import load, save
-from adadelta.model import MLP, PAPER_SIZES
 from adadelta.optimizers import SGD, Adadelta, Adagrad, NonFiniteGradientError, Optimizer
-from adadelta.plots import plot_step_sizes, plot_test_error
-from adadelta.trainer import METRICS, StepSizeProbe, TrainData, read_metrics, train
 
 MOMENTUM = 0.9  # the paper does not give MOMENTUM's coefficient; 0.9 is the usual choice
 METHODS = ("SGD", "MOMENTUM", "ADAGRAD", "ADADELTA")

@@ -31,8 +31,8 @@ import numpy as np
 import numpy.typing as npt
 from tqdm.auto import tqdm  # type: ignore[import-untyped]
 
+from adadelta.app.model import MLP
 from adadelta.checkpoint import CheckpointError, atomic_write, load, save
-from adadelta.model import MLP
 from adadelta.optimizers import Adadelta, Optimizer
 
 CHECKPOINT = "checkpoint.npz"
@@ -44,7 +44,7 @@ BatchHook = Callable[[int, int, MLP, Optimizer], None]
 
 
 class TrainData(Protocol):
-    """What :func:`train` reads from a data set (e.g. :class:`adadelta.datasets.Dataset`)."""
+    """What :func:`train` reads from a data set (e.g. :class:`adadelta.app.datasets.Dataset`)."""
 
     @property
     def name(self) -> str: ...

@@ -455,10 +455,10 @@ def _plain_args(args: argparse.Namespace) -> dict[str, Any]:
 
 def _epoch_data(n_train: int, data_dir: str | None) -> tuple[Any, str]:
     """MNIST from ``data_dir`` if given and loadable, else synthetic images of MNIST's shape."""
-    from adadelta.datasets import Dataset
+    from adadelta.app.datasets import Dataset
 
     if data_dir is not None:
-        from adadelta.datasets import load_mnist
+        from adadelta.app.datasets import load_mnist
 
         data = load_mnist(data_dir, download=False, progress=False)
         return data.subset(n_train, min(10_000, data.x_test.shape[0])), "MNIST"
@@ -471,8 +471,8 @@ def _epoch_data(n_train: int, data_dir: str | None) -> tuple[Any, str]:
 
 
 def _epoch_ours(data: Any, batch_size: int, seed: int) -> float:
-    from adadelta.model import MLP
-    from adadelta.trainer import train
+    from adadelta.app.model import MLP
+    from adadelta.app.trainer import train
 
     model = MLP((784, 500, 300, 10), "relu", seed=seed)
     opt = adadelta.Adadelta(model.params)
@@ -483,7 +483,7 @@ def _epoch_ours(data: Any, batch_size: int, seed: int) -> float:
 def _epoch_torch(data: Any, batch_size: int, seed: int) -> float:
     import torch
 
-    from adadelta.trainer import epoch_order
+    from adadelta.app.trainer import epoch_order
 
     torch.manual_seed(seed)
     model = torch.nn.Sequential(
@@ -632,7 +632,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m adadelta.bench``: the same as ``adadelta bench``."""
+    """``python -m adadelta.app.bench``: the same as ``adadelta bench``."""
     parser = argparse.ArgumentParser(prog="adadelta bench", description=__doc__.split("\n")[0])
     add_arguments(parser)
     return run(parser.parse_args(argv))

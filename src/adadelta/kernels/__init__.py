@@ -1,0 +1,75 @@
+"""Fused kernels: one in-place, single-pass, parallel Numba loop per optimizer.
+
+Each kernel computes what its rule in :mod:`adadelta.rules` computes, but reads every array
+once and writes the parameter and the state in place, with no temporaries. The rules stay the
+reference: ``tests/test_kernels.py`` checks every kernel against them on every configuration of
+the test matrix (within 4 ulps), and the optimizers' ``fused = False`` uses the rules instead.
+
+How the kernels are written, and why:
+
+- **The rules' rounding.** The hyperparameters arrive already cast to the arrays' dtype
+  (``np.array(values, dtype)``), which is what NumPy's promotion of a Python scalar does in the
+  rules, so a float32 parameter is updated in float32 arithmetic. The operations are the rules'
+  operations in the rules' order, without ``fastmath`` (LLVM then neither reorders nor fuses
+  them into FMAs): SGD, Adagrad, RMSprop and Adam agree with their rules to the last bit on
+  x86-64. ADADELTA's kernel is the one exception: it computes RMS[dx]_{t-1} / RMS[g]_t as
+  ``sqrt((E[dx^2] + eps) / (E[g^2] + eps))``, one division and one square root where the rule
+  (like PyTorch and optax) takes two square roots and divides them. Both operations run on the
+  same divider unit of the core, which bounds the loop at small sizes; the step moves by an ulp
+  or two, and is closer to the exact value (one rounding fewer). The quotient must stay
+  within the dtype's normal range, which it leaves only when the gradients' RMS exceeds the
+  steps' RMS by a factor of 1e19 (float32): there it loses precision, and the rule does not.
+  ``benchmarks/adadelta_ratio.py`` times both forms and measures their error.
+- **One compiled call per step for all arrays of a dtype.** Arrays are passed as a table of
+  addresses, and the work is cut into chunks of at most :data:`CHUNK` elements across all of
+  them, as many for each thread (``prange``). Two hundred small tensors so cost about what one
+  large one does. (A ``numba.typed.List`` of the gradients, built anew each step, costs about
+  90 us even for one array.) A :class:`Batch` builds the table and the chunks once and keeps
+  them while the optimizer's parameters and state are the same arrays, which it also keeps
+  alive.
+- **The finiteness check in the same parallel region.** With ``check``, each thread's part
+  of the chunks first scans its gradients (reading 4 bytes per element), publishes its verdict
+  and waits for the other parts' before it writes: a step cannot be undone once written, so
+  every scan has to finish first. The kernel returns the index of the first array holding NaN
+  or infinity, having written nothing. One region instead of a region for the scan and another
+  for the update saves a region's start, about 2 us of a 1e5-element step (see ``_may_write``
+  for the waiting, and for what happens when a thread is late).
+- ``error_model="numpy"``: a division by zero gives inf or NaN as in NumPy, rather than a
+  Python exception whose check would stop LLVM from vectorizing the loop.
+- ``cache=True``: compiled once, the machine code is reused by later processes.
+
+:class:`Batch` takes C-contiguous arrays of one dtype and the optimizers' per-parameter state
+dicts, creates missing state as the rules would, updates everything in place, and counts the
+step. It does not validate its inputs: the optimizers of :mod:`adadelta.optimizers` do that,
+and send everything else to the rules.
+"""
+
+from __future__ import annotations
+
+from adadelta.kernels.batch import (
+    ADADELTA,
+    ADAGRAD,
+    ADAM,
+    RMSPROP,
+    SGD,
+    Batch,
+    Kernel,
+    fusable,
+    same_objects,
+)
+from adadelta.kernels.parallel import CHUNK, PARALLEL_MIN, first_non_finite
+
+__all__ = [
+    "ADADELTA",
+    "ADAGRAD",
+    "ADAM",
+    "CHUNK",
+    "PARALLEL_MIN",
+    "RMSPROP",
+    "SGD",
+    "Batch",
+    "Kernel",
+    "first_non_finite",
+    "fusable",
+    "same_objects",
+]

@@ -1,0 +1,351 @@
+"""The per-optimizer loops: one compiled kernel per rule of :mod:`adadelta.rules`, the same
+operations in the same order, run over the chunks of :mod:`adadelta.kernels.parallel`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numba
+import numpy as np
+
+from adadelta.kernels.parallel import _LEFT, _chunk, _may_write, _outcome, _part, _start, _wrote
+
+# --- the kernels: one per rule of adadelta.rules, the same operations in the same order ---
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _adadelta_part(
+    addresses: Any,
+    chunks: Any,
+    parts: int,
+    p: int,
+    c: Any,
+    maximize: bool,
+    weight_decay: bool,
+    decoupled: bool,
+) -> None:
+    first_chunk, last_chunk = _part(chunks, parts, p)
+    for k in range(first_chunk, last_chunk):
+        t, start, end = chunks[k, 0], chunks[k, 1], chunks[k, 2]
+        x, g = _chunk(addresses, 0, t, start, end, c), _chunk(addresses, 1, t, start, end, c)
+        E_g2 = _chunk(addresses, 2, t, start, end, c)
+        E_dx2 = _chunk(addresses, 3, t, start, end, c)
+        lr, rho, one_minus_rho, eps, wd = c[t, 0], c[t, 1], c[t, 2], c[t, 3], c[t, 4]
+        for i in range(end - start):
+            xi, gi = x[i], g[i]
+            if maximize:
+                gi = -gi
+            if weight_decay:
+                if decoupled:
+                    xi = xi - xi * wd * lr
+                else:
+                    gi = gi + wd * xi
+            Eg = rho * E_g2[i] + one_minus_rho * gi * gi  # accumulate the gradient first
+            Edx = E_dx2[i]  # the old E[dx^2]: RMS[dx]_{t-1}
+            # RMS[dx]_{t-1} / RMS[g]_t as one square root of the quotient, where the rule takes
+            # two square roots and divides them (see the module docstring)
+            dx = -np.sqrt((Edx + eps) / (Eg + eps)) * gi
+            E_g2[i] = Eg
+            E_dx2[i] = rho * Edx + one_minus_rho * dx * dx
+            x[i] = xi + lr * dx
+
+
+@numba.njit(cache=True, error_model="numpy", parallel=True)
+def _adadelta(
+    addresses: Any,
+    chunks: Any,
+    check: bool,
+    threads: int,
+    verdicts: Any,
+    c: Any,
+    maximize: bool,
+    weight_decay: bool,
+    decoupled: bool,
+) -> int:
+    # addresses rows: x, g, E[g^2], E[dx^2]; c columns: lr, rho, 1 - rho, eps, weight_decay
+    parts, epoch = _start(chunks, threads, verdicts)
+    for again in range(2):  # again: the parts that stopped waiting (see _may_write)
+        for p in numba.prange(parts):
+            if _may_write(addresses, chunks, check, again, parts, verdicts, epoch, p, c[0]):
+                _adadelta_part(addresses, chunks, parts, p, c, maximize, weight_decay, decoupled)
+                _wrote(check, verdicts, epoch, p)
+        bad = _outcome(addresses, chunks, check, parts, verdicts, epoch, c[0])
+        if bad != _LEFT:
+            break
+    return bad
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _sgd_part(
+    addresses: Any,
+    chunks: Any,
+    parts: int,
+    p: int,
+    c: Any,
+    first: Any,
+    maximize: bool,
+    weight_decay: bool,
+    momentum: bool,
+    nesterov: bool,
+) -> None:
+    first_chunk, last_chunk = _part(chunks, parts, p)
+    for k in range(first_chunk, last_chunk):
+        t, start, end = chunks[k, 0], chunks[k, 1], chunks[k, 2]
+        x, g = _chunk(addresses, 0, t, start, end, c), _chunk(addresses, 1, t, start, end, c)
+        lr, mu, one_minus_dampening, wd = c[t, 0], c[t, 1], c[t, 2], c[t, 3]
+        if momentum:
+            buffer = _chunk(addresses, 2, t, start, end, c)
+            starts = first[t]
+            for i in range(end - start):
+                xi, gi = x[i], g[i]
+                if maximize:
+                    gi = -gi
+                if weight_decay:
+                    gi = gi + wd * xi
+                b = gi if starts else mu * buffer[i] + one_minus_dampening * gi
+                buffer[i] = b
+                x[i] = xi - lr * (gi + mu * b if nesterov else b)
+        else:
+            for i in range(end - start):
+                xi, gi = x[i], g[i]
+                if maximize:
+                    gi = -gi
+                if weight_decay:
+                    gi = gi + wd * xi
+                x[i] = xi - lr * gi
+
+
+@numba.njit(cache=True, error_model="numpy", parallel=True)
+def _sgd(
+    addresses: Any,
+    chunks: Any,
+    check: bool,
+    threads: int,
+    verdicts: Any,
+    c: Any,
+    first: Any,
+    maximize: bool,
+    weight_decay: bool,
+    momentum: bool,
+    nesterov: bool,
+) -> int:
+    # addresses rows: x, g, momentum buffer; c columns: lr, momentum, 1 - dampening, wd
+    # first[t]: the buffer starts at this step's gradient
+    parts, epoch = _start(chunks, threads, verdicts)
+    for again in range(2):  # again: the parts that stopped waiting (see _may_write)
+        for p in numba.prange(parts):
+            if _may_write(addresses, chunks, check, again, parts, verdicts, epoch, p, c[0]):
+                _sgd_part(
+                    addresses,
+                    chunks,
+                    parts,
+                    p,
+                    c,
+                    first,
+                    maximize,
+                    weight_decay,
+                    momentum,
+                    nesterov,
+                )
+                _wrote(check, verdicts, epoch, p)
+        bad = _outcome(addresses, chunks, check, parts, verdicts, epoch, c[0])
+        if bad != _LEFT:
+            break
+    return bad
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _adagrad_part(
+    addresses: Any, chunks: Any, parts: int, p: int, c: Any, maximize: bool, weight_decay: bool
+) -> None:
+    first_chunk, last_chunk = _part(chunks, parts, p)
+    for k in range(first_chunk, last_chunk):
+        t, start, end = chunks[k, 0], chunks[k, 1], chunks[k, 2]
+        x, g = _chunk(addresses, 0, t, start, end, c), _chunk(addresses, 1, t, start, end, c)
+        total = _chunk(addresses, 2, t, start, end, c)
+        clr, eps, wd = c[t, 0], c[t, 1], c[t, 2]
+        for i in range(end - start):
+            xi, gi = x[i], g[i]
+            if maximize:
+                gi = -gi
+            if weight_decay:
+                gi = gi + wd * xi
+            s = total[i] + gi * gi
+            total[i] = s
+            x[i] = xi - clr * (gi / (np.sqrt(s) + eps))
+
+
+@numba.njit(cache=True, error_model="numpy", parallel=True)
+def _adagrad(
+    addresses: Any,
+    chunks: Any,
+    check: bool,
+    threads: int,
+    verdicts: Any,
+    c: Any,
+    maximize: bool,
+    weight_decay: bool,
+) -> int:
+    # addresses rows: x, g, sum; c columns: clr (the decayed lr of this array's step), eps, wd
+    parts, epoch = _start(chunks, threads, verdicts)
+    for again in range(2):  # again: the parts that stopped waiting (see _may_write)
+        for p in numba.prange(parts):
+            if _may_write(addresses, chunks, check, again, parts, verdicts, epoch, p, c[0]):
+                _adagrad_part(addresses, chunks, parts, p, c, maximize, weight_decay)
+                _wrote(check, verdicts, epoch, p)
+        bad = _outcome(addresses, chunks, check, parts, verdicts, epoch, c[0])
+        if bad != _LEFT:
+            break
+    return bad
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _rmsprop_part(
+    addresses: Any,
+    chunks: Any,
+    parts: int,
+    p: int,
+    c: Any,
+    maximize: bool,
+    weight_decay: bool,
+    centered: bool,
+    momentum: bool,
+) -> None:
+    first_chunk, last_chunk = _part(chunks, parts, p)
+    for k in range(first_chunk, last_chunk):
+        t, start, end = chunks[k, 0], chunks[k, 1], chunks[k, 2]
+        x, g = _chunk(addresses, 0, t, start, end, c), _chunk(addresses, 1, t, start, end, c)
+        square_avg = _chunk(addresses, 2, t, start, end, c)
+        # row 2 stands in for the rows that this configuration does not use
+        grad_avg = _chunk(addresses, 3 if centered else 2, t, start, end, c)
+        buffer = _chunk(addresses, 4 if momentum else 2, t, start, end, c)
+        lr, alpha, one_minus_alpha, eps, wd, mu = (
+            c[t, 0],
+            c[t, 1],
+            c[t, 2],
+            c[t, 3],
+            c[t, 4],
+            c[t, 5],
+        )
+        for i in range(end - start):
+            xi, gi = x[i], g[i]
+            if maximize:
+                gi = -gi
+            if weight_decay:
+                gi = gi + wd * xi
+            v = alpha * square_avg[i] + one_minus_alpha * gi * gi
+            square_avg[i] = v
+            if centered:
+                m = grad_avg[i]
+                m = m + one_minus_alpha * (gi - m)
+                grad_avg[i] = m
+                avg = np.sqrt(v - m * m) + eps
+            else:
+                avg = np.sqrt(v) + eps
+            if momentum:
+                b = mu * buffer[i] + gi / avg
+                buffer[i] = b
+                x[i] = xi - lr * b
+            else:
+                x[i] = xi - lr * (gi / avg)
+
+
+@numba.njit(cache=True, error_model="numpy", parallel=True)
+def _rmsprop(
+    addresses: Any,
+    chunks: Any,
+    check: bool,
+    threads: int,
+    verdicts: Any,
+    c: Any,
+    maximize: bool,
+    weight_decay: bool,
+    centered: bool,
+    momentum: bool,
+) -> int:
+    # addresses rows: x, g, square_avg, grad_avg, momentum buffer
+    # c columns: lr, alpha, 1 - alpha, eps, wd, momentum
+    parts, epoch = _start(chunks, threads, verdicts)
+    for again in range(2):  # again: the parts that stopped waiting (see _may_write)
+        for p in numba.prange(parts):
+            if _may_write(addresses, chunks, check, again, parts, verdicts, epoch, p, c[0]):
+                _rmsprop_part(
+                    addresses, chunks, parts, p, c, maximize, weight_decay, centered, momentum
+                )
+                _wrote(check, verdicts, epoch, p)
+        bad = _outcome(addresses, chunks, check, parts, verdicts, epoch, c[0])
+        if bad != _LEFT:
+            break
+    return bad
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _adam_part(
+    addresses: Any,
+    chunks: Any,
+    parts: int,
+    p: int,
+    c: Any,
+    first: Any,
+    maximize: bool,
+    weight_decay: bool,
+    amsgrad: bool,
+) -> None:
+    first_chunk, last_chunk = _part(chunks, parts, p)
+    for k in range(first_chunk, last_chunk):
+        t, start, end = chunks[k, 0], chunks[k, 1], chunks[k, 2]
+        x, g = _chunk(addresses, 0, t, start, end, c), _chunk(addresses, 1, t, start, end, c)
+        exp_avg, exp_avg_sq = (
+            _chunk(addresses, 2, t, start, end, c),
+            _chunk(addresses, 3, t, start, end, c),
+        )
+        v_max = _chunk(addresses, 4 if amsgrad else 3, t, start, end, c)  # row 3: unused stand-in
+        one_minus_beta1, beta2, one_minus_beta2 = c[t, 0], c[t, 1], c[t, 2]
+        step_size, bias_correction2_sqrt, eps, wd = c[t, 3], c[t, 4], c[t, 5], c[t, 6]
+        starts = first[t]
+        for i in range(end - start):
+            xi, gi = x[i], g[i]
+            if maximize:
+                gi = -gi
+            if weight_decay:
+                gi = gi + wd * xi
+            m = exp_avg[i]
+            m = m + one_minus_beta1 * (gi - m)
+            v = beta2 * exp_avg_sq[i] + one_minus_beta2 * gi * gi
+            exp_avg[i] = m
+            exp_avg_sq[i] = v
+            if amsgrad:
+                if not starts:
+                    old = v_max[i]
+                    # np.maximum: NaN if either is NaN
+                    v = old if old > v or old != old else v
+                v_max[i] = v
+            x[i] = xi - step_size * (m / (np.sqrt(v) / bias_correction2_sqrt + eps))
+
+
+@numba.njit(cache=True, error_model="numpy", parallel=True)
+def _adam(
+    addresses: Any,
+    chunks: Any,
+    check: bool,
+    threads: int,
+    verdicts: Any,
+    c: Any,
+    first: Any,
+    maximize: bool,
+    weight_decay: bool,
+    amsgrad: bool,
+) -> int:
+    # addresses rows: x, g, exp_avg, exp_avg_sq, max_exp_avg_sq
+    # c columns: 1 - beta1, beta2, 1 - beta2, step_size, bias_correction2_sqrt, eps, wd
+    # first[t]: max_exp_avg_sq starts at this step's exp_avg_sq
+    parts, epoch = _start(chunks, threads, verdicts)
+    for again in range(2):  # again: the parts that stopped waiting (see _may_write)
+        for p in numba.prange(parts):
+            if _may_write(addresses, chunks, check, again, parts, verdicts, epoch, p, c[0]):
+                _adam_part(addresses, chunks, parts, p, c, first, maximize, weight_decay, amsgrad)
+                _wrote(check, verdicts, epoch, p)
+        bad = _outcome(addresses, chunks, check, parts, verdicts, epoch, c[0])
+        if bad != _LEFT:
+            break
+    return bad

@@ -1,0 +1,351 @@
+"""The machinery under every kernel: arrays reached by address, the work cut into chunks over
+all arrays and threads, how many threads a call runs on, and the finiteness check of the
+gradients inside the kernels' parallel region (see the package docstring for why)."""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numba
+import numpy as np
+from numba import types
+from numba.extending import intrinsic
+from numba.np.numpy_support import carray
+
+from adadelta.rules import FloatArray
+
+# By default Numba's OpenMP threads spin for milliseconds after each parallel loop (GOMP's
+# 300,000 iterations), taking the cores from the BLAS threads of the matrix products that run
+# between two optimizer steps; on 2 cores a training epoch of the paper's network ran several
+# times slower (compare `GOMP_SPINCOUNT=300000 adadelta bench epoch` with `adadelta bench
+# epoch`). A short spin keeps the threads awake from one step to the next and idle soon after.
+# It must be set before Numba starts its OpenMP runtime (the first parallel loop); a user's own
+# GOMP_SPINCOUNT or OMP_WAIT_POLICY wins.
+if "GOMP_SPINCOUNT" not in os.environ and "OMP_WAIT_POLICY" not in os.environ:
+    os.environ["GOMP_SPINCOUNT"] = "10000"
+
+CHUNK = 4096  # elements per unit of parallel work: small enough to balance 1e5 elements
+# Below this many elements one thread is faster than waking the others (a few microseconds
+# on an idle machine, milliseconds on a busy one, where a thread may wait for a core).
+PARALLEL_MIN = 1 << 15
+
+IntArray = np.ndarray[Any, np.dtype[np.intp]]
+BoolArray = np.ndarray[Any, np.dtype[np.bool_]]
+StateDict = dict[str, Any]
+
+
+# --- the machinery: arrays from addresses, and chunks over all arrays ---
+
+
+@intrinsic
+def _pointer(typingctx: Any, address: Any, like: Any) -> Any:
+    """The address (an integer) as a pointer to elements of ``like``'s dtype."""
+    signature = types.CPointer(like.dtype)(address, like)  # type: ignore[no-untyped-call]
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        return builder.inttoptr(args[0], context.get_value_type(sig.return_type))
+
+    return signature, codegen
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _chunk(addresses: Any, row: int, t: int, start: int, end: int, like: Any) -> Any:
+    """Elements ``start:end`` of array ``t`` of row ``row`` of the address table, as elements of
+    ``like``'s dtype. The kernels loop over such slices from index 0: LLVM then knows that no
+    index is negative, drops Python's negative-index wraparound, and vectorizes the loop (with
+    ``range(start, end)`` it does not)."""
+    return carray(_pointer(addresses[row, t], like), end)[start:end]  # type: ignore[call-arg]
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _chunks(sizes: Any, threads: int) -> Any:
+    """Rows ``(array index, first element, end)`` that cut every array in pieces, the units of
+    parallel work. The pieces have one size, at most :data:`CHUNK` elements and a multiple of 16
+    (each starts on a 64-byte line), chosen to make a multiple of ``threads`` pieces of all the
+    elements, so that one large array gives each thread as much work (25 pieces of 4096 for 1e5
+    elements would give one of two threads 13 and the other 12: 6% more time). Rounding the
+    size up to 16 can leave a few pieces fewer, which only happens when there are hundreds."""
+    total = 0
+    for t in range(sizes.size):
+        total += sizes[t]
+    pieces = max(1, -(-total // (CHUNK * threads))) * threads
+    size = min(CHUNK, max(16, -(-total // (pieces * 16)) * 16))
+    count = 0
+    for t in range(sizes.size):
+        count += -(-sizes[t] // size)
+    chunks = np.empty((count, 3), np.intp)
+    c = 0
+    for t in range(sizes.size):
+        for start in range(0, sizes[t], size):
+            chunks[c, 0] = t
+            chunks[c, 1] = start
+            chunks[c, 2] = min(start + size, sizes[t])
+            c += 1
+    return chunks
+
+
+@functools.cache
+def _thread_count_controls() -> tuple[Callable[[], int], Callable[[int], None]]:
+    """Numba's getter and setter of this thread's number of threads for parallel loops.
+
+    The public ``numba.get_num_threads``/``set_num_threads`` cost about 2 us a call; the
+    functions they wrap, about 0.2 us.
+    """
+    numba.get_num_threads()  # starts the thread pool, which defines the fast ones
+    parallel = numba.np.ufunc.parallel
+    get, set_ = (
+        getattr(parallel, "_get_num_threads", None),
+        getattr(parallel, "_set_num_threads", None),
+    )
+    if callable(get) and callable(set_):
+        return get, set_
+    return numba.get_num_threads, numba.set_num_threads  # pragma: no cover
+
+
+def _threads(elements: int) -> int:
+    """The number of threads that :func:`_launch` runs a kernel over ``elements`` on."""
+    return _thread_count_controls()[0]() if elements >= PARALLEL_MIN else 1
+
+
+def _launch(kernel: Any, elements: int, *args: Any) -> Any:
+    """``kernel(*args)``, on one thread if there are fewer than :data:`PARALLEL_MIN` elements."""
+    if elements >= PARALLEL_MIN:
+        return kernel(*args)
+    get_threads, set_threads = _thread_count_controls()
+    threads = get_threads()
+    set_threads(1)
+    try:
+        return kernel(*args)
+    finally:
+        set_threads(threads)
+
+
+@numba.njit(cache=True)
+def _data_address(a: Any) -> int:  # pragma: no cover (compiled)
+    return a.ctypes.data  # type: ignore[no-any-return]
+
+
+def _contiguous(a: FloatArray) -> bool:
+    flags = a.flags
+    return bool(flags.c_contiguous and flags.aligned)
+
+
+def _address(a: FloatArray) -> int:
+    """The address of ``a``'s first element (cheaper than ``a.ctypes.data``, which builds a
+    ctypes object on every call)."""
+    return int(_data_address(a))
+
+
+# --- the finiteness scan ---
+
+
+@numba.njit(cache=True, error_model="numpy", fastmath={"reassoc"})
+def _sum_is_finite(values: Any) -> bool:
+    # A sum is infinite or NaN if some term is (inf + finite = inf, inf - inf = NaN, NaN + any =
+    # NaN), so a finite sum proves every term finite; the converse fails only when finite terms
+    # overflow (about 1e35 each, in float32), which the caller checks again exactly. "reassoc"
+    # lets LLVM add in any order, hence vectorize; it is the only fast-math flag given, so NaN
+    # and infinity keep their IEEE meaning. (values is not empty: values[0] - values[0] is a
+    # zero of its dtype, or NaN.)
+    total = values[0] - values[0]
+    for i in range(values.size):
+        total += values[i]
+    return bool(total - total == 0)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _all_finite(values: Any) -> bool:
+    """Whether no value is NaN or infinite: the sum's test, and element by element if it fails."""
+    if _sum_is_finite(values):
+        return True
+    for i in range(values.size):
+        if not np.isfinite(values[i]):
+            return False
+    return True
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _first_bad(addresses: Any, chunks: Any, like: Any) -> int:
+    """The index of the first array of row 1 of ``addresses`` (the gradients, in every kernel)
+    that holds NaN or infinity, or -1; chunk by chunk, for when a scan found one."""
+    for c in range(chunks.shape[0]):
+        t, start, end = chunks[c, 0], chunks[c, 1], chunks[c, 2]
+        if not _all_finite(_chunk(addresses, 1, t, start, end, like)):
+            return int(t)
+    return -1
+
+
+@numba.njit(cache=True, error_model="numpy", parallel=True)
+def _first_non_finite(addresses: Any, chunks: Any, like: Any) -> int:
+    count = 0
+    for c in numba.prange(chunks.shape[0]):
+        t, start, end = chunks[c, 0], chunks[c, 1], chunks[c, 2]
+        count += not _all_finite(_chunk(addresses, 1, t, start, end, like))
+    return -1 if count == 0 else _first_bad(addresses, chunks, like)
+
+
+def first_non_finite(arrays: Sequence[FloatArray]) -> int:
+    """The index of the first array holding NaN or infinity, or -1 if all are finite.
+
+    One parallel pass over the contiguous float32/float64 arrays (the others are checked with
+    NumPy); nothing is allocated beyond a few words per array.
+    """
+    by_dtype: dict[np.dtype[Any], list[int]] = {}
+    first_bad = -1
+    for i, a in enumerate(arrays):
+        if a.dtype in _LIKE and _contiguous(a):
+            by_dtype.setdefault(a.dtype, []).append(i)
+        elif not np.isfinite(a).all():
+            first_bad = i
+            break
+    for dtype, indices in by_dtype.items():
+        if first_bad >= 0:
+            indices = [i for i in indices if i < first_bad]
+            if not indices:
+                continue
+        addresses = np.array([[0] * len(indices), [_address(arrays[i]) for i in indices]], np.intp)
+        sizes = np.array([arrays[i].size for i in indices], np.intp)
+        elements = int(sizes.sum())
+        chunks = _chunks(sizes, _threads(elements))
+        bad = _launch(_first_non_finite, elements, addresses, chunks, _LIKE[dtype])
+        if bad >= 0 and (first_bad < 0 or indices[bad] < first_bad):
+            first_bad = indices[bad]
+    return first_bad
+
+
+# a zero of each dtype: its type is the kernels' element type, its value the scan's zero
+_LIKE = {np.dtype(np.float32): np.zeros(1, np.float32), np.dtype(np.float64): np.zeros(1)}
+
+
+# --- the check in the kernels' parallel region: each part scans, then waits for the others ---
+
+# A part's verdict in a step is 4 * epoch + one of these (the epoch counts a batch's calls, so
+# the verdicts of earlier calls are all smaller and the array is never reset)
+_FINITE, _NON_FINITE, _WRITTEN = 0, 1, 2
+_LEFT = -2  # the kernel's outcome when a part is still to be written
+
+
+@intrinsic
+def _load_acquire(typingctx: Any, array: Any, index: Any) -> Any:
+    """``array[index]`` as an atomic load with acquire ordering: read anew on every call (a plain
+    load in a loop would be read once), and what its writer wrote before it is visible after."""
+    signature = array.dtype(array, index)
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        data = context.make_array(sig.args[0])(context, builder, args[0]).data
+        return builder.load_atomic(builder.gep(data, [args[1]]), "acquire", 8)
+
+    return signature, codegen
+
+
+@intrinsic
+def _store_release(typingctx: Any, array: Any, index: Any, value: Any) -> Any:
+    """``array[index] = value`` as an atomic store with release ordering (see ``_load_acquire``)."""
+    signature = types.void(array, index, array.dtype)
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        data = context.make_array(sig.args[0])(context, builder, args[0]).data
+        builder.store_atomic(args[2], builder.gep(data, [args[1]]), "release", 8)
+        return context.get_dummy_value()
+
+    return signature, codegen
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _start(chunks: Any, threads: int, verdicts: Any) -> tuple[int, int]:
+    """The number of parts of this call, one per thread that it runs on (at most one per chunk),
+    and its epoch, counted in ``verdicts[0]``; ``verdicts[1 + p]`` holds part ``p``'s verdict."""
+    epoch = verdicts[0] + 1
+    verdicts[0] = epoch
+    return min(threads, chunks.shape[0]), epoch
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _part(chunks: Any, parts: int, p: int) -> tuple[int, int]:
+    """The chunks ``first:last`` of part ``p`` of ``parts`` (one part per thread)."""
+    count = chunks.shape[0]
+    return p * count // parts, (p + 1) * count // parts
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _publish(verdicts: Any, epoch: int, p: int, verdict: int) -> None:
+    """Part ``p``'s verdict in this call (``_FINITE``, ``_NON_FINITE`` or ``_WRITTEN``)."""
+    _store_release(verdicts, p + 1, 4 * epoch + verdict)  # type: ignore[call-arg]
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _verdict(verdicts: Any, epoch: int, p: int) -> int:
+    """Part ``p``'s verdict in this call, negative while it has published none."""
+    return _load_acquire(verdicts, p + 1) - 4 * epoch  # type: ignore[call-arg]
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _may_write(
+    addresses: Any,
+    chunks: Any,
+    check: bool,
+    again: int,
+    parts: int,
+    verdicts: Any,
+    epoch: int,
+    p: int,
+    like: Any,
+) -> bool:
+    """Whether part ``p`` may write its chunks: without ``check`` at once; with it, once its
+    gradients and every other part's are known to be finite. The part scans its gradients,
+    publishes its verdict in ``verdicts``, and waits for the others' (the threads of a
+    parallel region run at once, so they come within about a scan's time). A part that finds
+    NaN or infinity, or sees another part's, writes nothing; so does a part that stops waiting
+    (after a few spins per element of its own, when its thread runs the parts one after another
+    or the machine is busy): the kernel runs the region ``again`` for it, once every verdict is
+    in and finite."""
+    if again:
+        return check and _verdict(verdicts, epoch, p) == _FINITE
+    if not check:
+        return True
+    first, last = _part(chunks, parts, p)
+    finite, elements = True, 0
+    for k in range(first, last):
+        t, start, end = chunks[k, 0], chunks[k, 1], chunks[k, 2]
+        finite &= _all_finite(_chunk(addresses, 1, t, start, end, like))
+        elements += end - start
+    _publish(verdicts, epoch, p, _FINITE if finite else _NON_FINITE)
+    patience, q = elements + 65536, 0
+    while finite and q < parts:
+        verdict = _verdict(verdicts, epoch, q)
+        if verdict == _NON_FINITE:
+            finite = False
+        elif verdict >= 0:
+            q += 1
+        else:
+            patience -= 1
+            if patience < 0:
+                return False
+    return finite
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _wrote(check: bool, verdicts: Any, epoch: int, p: int) -> None:
+    if check:
+        _publish(verdicts, epoch, p, _WRITTEN)
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _outcome(
+    addresses: Any, chunks: Any, check: bool, parts: int, verdicts: Any, epoch: int, like: Any
+) -> int:
+    """After the region: the first array holding NaN or infinity (nothing was written),
+    ``_LEFT`` if a part stopped waiting and has yet to be written, or -1 (all written)."""
+    if not check:
+        return -1
+    outcome = -1
+    for p in range(parts):
+        verdict = _verdict(verdicts, epoch, p)
+        if verdict == _NON_FINITE:
+            return _first_bad(addresses, chunks, like)
+        if verdict == _FINITE:
+            outcome = _LEFT
+    return outcome
