@@ -72,7 +72,9 @@ def _adadelta_arguments(
     hyper: Mapping[str, Any], states: Sequence[StateDict], first: BoolArray, dtype: np.dtype[Any]
 ) -> tuple[Any, ...]:
     lr, rho, wd = hyper["lr"], hyper["rho"], hyper["weight_decay"]
-    c = np.array([[lr, rho, 1 - rho, hyper["eps"], wd]] * len(states), dtype)
+    normal = np.finfo(dtype)  # the range where the kernel's one square root is exact enough
+    row = [lr, rho, 1 - rho, hyper["eps"], wd, normal.smallest_normal, normal.max]
+    c = np.array([row] * len(states), dtype)
     return c, hyper["maximize"], wd != 0, hyper["decoupled_weight_decay"]
 
 
