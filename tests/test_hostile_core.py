@@ -10,6 +10,7 @@ arrays; the fused kernels agree with the rules on every finite input.
 from __future__ import annotations
 
 import copy
+import os
 import re
 import threading
 from collections.abc import Callable
@@ -28,7 +29,7 @@ from optimizer_matrix import CONFIGS, OptimizerConfig, assert_identical
 DOCUMENTED = (TypeError, ValueError, KeyError, RuntimeError)
 pytestmark = pytest.mark.filterwarnings("ignore:the matrix subclass:PendingDeprecationWarning")
 FAST = settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None
+    max_examples=int(os.environ.get("HOSTILE_EXAMPLES", "60")), deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None
 )
 
 
@@ -266,17 +267,19 @@ def ordered(a: np.ndarray) -> np.ndarray:
     return np.where(bits < 0, low - bits, bits)
 
 
-def assert_within_ulps(actual: np.ndarray, expected: np.ndarray, scale: np.ndarray) -> None:
-    """At most 4 units in the last place apart (counted on the float grid, so that a subnormal
-    and the largest number and infinity each have neighbours), or within 4 ulps of ``scale``
-    (the magnitude of the operands of a sum that may cancel, e.g. x + lr * dx)."""
+def assert_within_ulps(
+    actual: np.ndarray, expected: np.ndarray, scale: np.ndarray, ulps: int = 4
+) -> None:
+    """At most ``ulps`` units in the last place apart (counted on the float grid, so that a
+    subnormal and the largest number and infinity each have neighbours), or within ``ulps``
+    ulps of ``scale`` (the magnitude of the operands of a sum that may cancel: x + lr * dx)."""
     assert actual.dtype == expected.dtype
     nan = np.isnan(expected)
     assert (np.isnan(actual) == nan).all(), (actual, expected)
     a, e = actual[~nan], expected[~nan]
     with np.errstate(over="ignore", invalid="ignore"):
-        grid = np.abs(ordered(a) - ordered(e)) <= 4
-        near = np.abs(a.astype(np.float64) - e) <= 4 * np.spacing(scale[~nan].astype(e.dtype))
+        grid = np.abs(ordered(a) - ordered(e)) <= ulps
+        near = np.abs(a.astype(np.float64) - e) <= ulps * np.spacing(scale[~nan].astype(e.dtype))
     assert (grid | near).all(), (a[~(grid | near)], e[~(grid | near)])
 
 
@@ -300,7 +303,9 @@ def assert_kernel_matches_rule(
     fused = one_step(dtype, x, g, E_g2, E_dx2, True, **hyper)
     rule = one_step(dtype, x, g, E_g2, E_dx2, False, **hyper)
     np.testing.assert_array_equal(fused[1], rule[1])  # E[g^2]: the same operations
-    assert_within_ulps(fused[2], rule[2], np.abs(rule[2]))
+    # E[dx^2] accumulates the square of the step, which doubles the step's difference: the
+    # step within 4 ulps makes its square within 8, and the rounding of the sum one more
+    assert_within_ulps(fused[2], rule[2], np.abs(rule[2]), ulps=9)
     lr = hyper.get("lr", 1.0)
     with np.errstate(all="ignore"):
         scale = np.maximum(np.abs(np.array(x, dtype)), np.abs(rule[0]))
@@ -637,7 +642,7 @@ def _mutations(
         "read-only": read_only,
         "state-wrong-size": state("field", np.zeros(p.size + 1, p.dtype)),
         "state-wrong-dtype": state("field", np.zeros(p.shape, wrong.dtype)),
-        "state-alias": state("field", params[0] if i else np.zeros(1)),
+        "state-alias": state("field", params[0] if i and p.size else np.zeros(1)),
         "state-step": state("step", -3),
         "state-unknown": state("bogus", np.zeros(p.shape, p.dtype)),
         "delete-lr": group("lr", None),
