@@ -29,7 +29,10 @@ from optimizer_matrix import CONFIGS, OptimizerConfig, assert_identical
 DOCUMENTED = (TypeError, ValueError, KeyError, RuntimeError)
 pytestmark = pytest.mark.filterwarnings("ignore:the matrix subclass:PendingDeprecationWarning")
 FAST = settings(
-    max_examples=int(os.environ.get("HOSTILE_EXAMPLES", "60")), deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None
+    max_examples=int(os.environ.get("HOSTILE_EXAMPLES", "60")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    database=None,
 )
 
 

@@ -545,7 +545,8 @@ def _check_disjoint(named: Sequence[tuple[str, FloatArray]]) -> None:
 
 def _share(a: FloatArray, b: FloatArray) -> bool:
     try:
-        return bool(np.shares_memory(a, b, max_work=100_000))
+        # max_work bounds the search (the stubs know only the -1 and 0 of NumPy's constants)
+        return bool(np.shares_memory(a, b, max_work=100_000))  # type: ignore[arg-type]
     except np.exceptions.TooHardError:  # too costly to decide: take it as shared
         return True
 
@@ -555,7 +556,8 @@ def _guards(arrays: Sequence[FloatArray]) -> list[weakref.ref[FloatArray]]:
     to resize an array that has a weak reference (even with ``refcheck=False``), so the memory
     of these arrays stays where the optimizer checked it as long as the references live."""
     guards = []
-    for a in arrays:
+    for array in arrays:
+        a: Any = array
         while isinstance(a, np.ndarray):
             guards.append(weakref.ref(a))
             a = a.base
