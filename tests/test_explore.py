@@ -8,6 +8,7 @@ import copy
 import json
 import math
 import stat
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -248,3 +249,17 @@ def test_the_page_loads_cleanly_and_follows_its_controls(page_path: Path) -> Non
                 explore.SCENES[scene].noise + 0.3
             )
         assert b.errors == []
+
+
+@browser
+def test_the_timing_benchmark_reports_every_row(tmp_path: Path) -> None:
+    """benchmarks/explorer_timing.py, run tiny (no timing is checked)."""
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "explorer_timing.py"
+    argv = ["--out", str(tmp_path), "--loads", "1", "--moves", "3", "--commands", "0"]
+    subprocess.run([sys.executable, str(script), *argv], check=True, capture_output=True)
+    result = json.loads((tmp_path / "explorer_timing.json").read_text())
+    assert result["steps"] == 1000 and result["optimizers"] == 9
+    assert len(result["first_draw_ms"]) == 1 and len(result["redraw_ms"]) == 3
+    assert all(t > 0 for t in result["redraw_ms"] + result["next_frame_ms"])
+    table = (tmp_path / "explorer_timing.md").read_text()
+    assert "first drawing" in table and "redraw after a slider move" in table

@@ -158,7 +158,7 @@ SCENES: dict[str, Scene] = {
     "noisy_valley": Scene(
         "valley",
         (-4.5, 1.5),
-        {"SGD": 0.18, "MOMENTUM": 0.02, "ADAGRAD": 1.0, "RMSprop": 0.05, "Adam": 0.1},
+        {"SGD": 0.05, "MOMENTUM": 0.005, "ADAGRAD": 0.5, "RMSprop": 0.02, "Adam": 0.05},
         noise=1.0,
         seed=0,
         title="Ill-conditioned valley, noisy gradients",
@@ -348,6 +348,7 @@ def animate(
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import NullFormatter
     from PIL import Image
 
     function = FUNCTIONS[settings["surface"]]
@@ -400,6 +401,7 @@ def animate(
         sax.set_ylim(*_log_limits(series))
         sax.set_title(label, fontsize=8)
         sax.tick_params(labelsize=6)
+        sax.yaxis.set_minor_formatter(NullFormatter())
         if k >= 2:
             sax.set_xlabel("step t", fontsize=7)
         (a,) = sax.plot([], [], color="#1f4fd6", linewidth=1.1, label="x")
@@ -409,7 +411,10 @@ def animate(
         state_lines.append((a, b, series))
     fig.text(0.47, 0.945, "ADADELTA's state per coordinate", fontsize=10, weight="bold")
     fig.text(0.47, 0.895, _adadelta_label(settings), fontsize=8)
-    counter = fig.text(0.34, 0.945, "", fontsize=10, weight="bold")
+    counter = ax.text(
+        0.97, 0.97, "", transform=ax.transAxes, ha="right", va="top", fontsize=9, weight="bold",
+        bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8},
+    )  # fmt: skip
 
     artists = [counter, *(a for _, line, head in moving for a in (line, head))]
     artists += [a for a, b, _ in state_lines for a in (a, b)]
@@ -452,7 +457,7 @@ def animate(
 
 def _adadelta_label(settings: Mapping[str, Any]) -> str:
     spec = next(s for s in settings["optimizers"] if s["name"] == "ADADELTA")
-    return describe(spec).replace("ADADELTA (", "(").replace("\n", " ") + "; x solid, y dashed"
+    return describe(spec).replace("\n", " ") + "; x solid, y dashed"
 
 
 def _state_panels(path: Path2D) -> list[tuple[str, npt.NDArray[np.float64]]]:
