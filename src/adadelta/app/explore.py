@@ -440,10 +440,13 @@ def animate(
         images.append(np.asarray(canvas.buffer_rgba())[:, :, :3].copy())
 
     gif, png = out.with_suffix(".gif"), out.with_suffix(".png")
-    palette = [Image.fromarray(im).quantize(colors=96, dither=Image.Dither.NONE) for im in images]
+    palette = _palette()
+    frames_p = [
+        Image.fromarray(im).quantize(palette=palette, dither=Image.Dither.NONE) for im in images
+    ]
     durations = [int(1000 / fps)] * (len(images) - 1) + [2000]  # linger on the last frame
-    _atomic(gif, lambda tmp: palette[0].save(
-        tmp, format="GIF", save_all=True, append_images=palette[1:], duration=durations, loop=0
+    _atomic(gif, lambda tmp: frames_p[0].save(
+        tmp, format="GIF", save_all=True, append_images=frames_p[1:], duration=durations, loop=0
     ))  # fmt: skip
     _atomic(png, lambda tmp: Image.fromarray(images[-1]).save(tmp, format="PNG"))
     written: dict[str, Any] = {"frames": len(images), "gif": gif, "png": png}
@@ -453,6 +456,25 @@ def animate(
         _atomic(mp4, lambda tmp: _encode_mp4(encoder, images, fps, tmp))
         written["mp4"] = mp4
     return written
+
+
+def _palette() -> Any:
+    """One GIF palette for every frame: 128 greys, and each line's color mixed with white and
+    with grey in steps (the antialiased edges). A palette fitted to each frame instead merges
+    the thin lines' colors into their neighbours'."""
+    from matplotlib.colors import to_rgb
+    from PIL import Image
+
+    colors = [(v, v, v) for v in range(0, 256, 2)]
+    for name in [*COLORS.values(), "gold"]:
+        rgb = np.array(to_rgb(name)) * 255
+        for base in (255.0, 160.0):
+            for mix in (1.0, 0.75, 0.5, 0.25):
+                colors.append(tuple(int(c + 0.5) for c in rgb * mix + base * (1 - mix)))
+    flat = [c for rgb in dict.fromkeys(colors) for c in rgb][: 256 * 3]
+    palette = Image.new("P", (1, 1))
+    palette.putpalette(flat)
+    return palette
 
 
 def _adadelta_label(settings: Mapping[str, Any]) -> str:
