@@ -470,7 +470,8 @@ def _palette() -> Any:
         rgb = np.array(to_rgb(name)) * 255
         for base in (255.0, 160.0):
             for mix in (1.0, 0.75, 0.5, 0.25):
-                colors.append(tuple(int(c + 0.5) for c in rgb * mix + base * (1 - mix)))
+                r, g, b = (int(c + 0.5) for c in rgb * mix + base * (1 - mix))
+                colors.append((r, g, b))
     flat = [c for rgb in dict.fromkeys(colors) for c in rgb][: 256 * 3]
     palette = Image.new("P", (1, 1))
     palette.putpalette(flat)
