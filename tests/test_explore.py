@@ -10,6 +10,7 @@ import math
 import stat
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -160,6 +161,22 @@ def page_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return explore.write_page(tmp_path_factory.mktemp("page"))
 
 
+@pytest.fixture(scope="module")
+def loaded(page_path: Path) -> Iterator[explorer_browser.Browser]:
+    """One browser for the module's tests (starting Chromium takes a second or two)."""
+    with explorer_browser.open_page(page_path) as b:
+        yield b
+
+
+@pytest.fixture
+def fresh(loaded: explorer_browser.Browser) -> explorer_browser.Browser:
+    """The page reloaded, its errors so far checked and cleared."""
+    assert loaded.errors == []
+    loaded.page.reload()
+    loaded.page.wait_for_function("window.explorer !== undefined")
+    return loaded
+
+
 def _settings_to_check() -> list[dict[str, Any]]:
     cases = [explore.scene_settings(s, steps=400) for s in explore.SCENES.values()]
     custom = copy.deepcopy(cases[0])
@@ -173,12 +190,11 @@ def _settings_to_check() -> list[dict[str, Any]]:
 
 
 @browser
-def test_the_page_computes_the_library_paths(page_path: Path) -> None:
+def test_the_page_computes_the_library_paths(fresh: explorer_browser.Browser) -> None:
     cases = _settings_to_check()
-    with explorer_browser.open_page(page_path) as b:
-        results = b.page.evaluate("(cases) => cases.map((s) => window.explorer.paths(s))", cases)
-        uniforms = b.page.evaluate("window.explorer.uniforms(0, 3)")
-        assert b.errors == []
+    results = fresh.page.evaluate("(cases) => cases.map((s) => window.explorer.paths(s))", cases)
+    uniforms = fresh.page.evaluate("window.explorer.uniforms(0, 3)")
+    assert fresh.errors == []
     diverged = 0
     for settings, page_paths in zip(cases, results, strict=True):
         for path, js in zip(explore.run(settings), page_paths, strict=True):
@@ -196,59 +212,58 @@ def test_the_page_computes_the_library_paths(page_path: Path) -> None:
 
 
 @browser
-def test_the_page_loads_cleanly_and_follows_its_controls(page_path: Path) -> None:
-    with explorer_browser.open_page(page_path) as b:
-        page = b.page
-        timings = page.evaluate("window.explorer.timings")
-        assert timings["firstDraw"] > 0 and len(timings["redraws"]) >= 1
-        before = page.evaluate("window.explorer.drawn()")
-        pixels = explorer_browser.canvas_pixels(page, "surface")
-        state_pixels = explorer_browser.canvas_pixels(page, "state")
+def test_the_page_loads_cleanly_and_follows_its_controls(fresh: explorer_browser.Browser) -> None:
+    b, page = fresh, fresh.page
+    timings = page.evaluate("window.explorer.timings")
+    assert timings["firstDraw"] > 0 and len(timings["redraws"]) >= 1
+    before = page.evaluate("window.explorer.drawn()")
+    pixels = explorer_browser.canvas_pixels(page, "surface")
+    state_pixels = explorer_browser.canvas_pixels(page, "state")
 
-        # a baseline's learning-rate slider: its path and the drawing change
-        explorer_browser.press(page, "input[data-optimizer='SGD']", "ArrowRight", 4)
-        after = page.evaluate("window.explorer.drawn()")
-        assert after[0]["name"] == "SGD" and after[0]["end"] != before[0]["end"]
-        assert [a["end"] for a in after[1:]] == [a["end"] for a in before[1:]]
-        assert explorer_browser.canvas_pixels(page, "surface") != pixels
-        sgd_lr = page.evaluate("window.explorer.settings().optimizers[0].lr")
-        assert sgd_lr == pytest.approx(10 ** (math.log10(0.001) + 0.2), rel=0.03)
+    # a baseline's learning-rate slider: its path and the drawing change
+    explorer_browser.press(page, "input[data-optimizer='SGD']", "ArrowRight", 4)
+    after = page.evaluate("window.explorer.drawn()")
+    assert after[0]["name"] == "SGD" and after[0]["end"] != before[0]["end"]
+    assert [a["end"] for a in after[1:]] == [a["end"] for a in before[1:]]
+    assert explorer_browser.canvas_pixels(page, "surface") != pixels
+    sgd_lr = page.evaluate("window.explorer.settings().optimizers[0].lr")
+    assert sgd_lr == pytest.approx(10 ** (math.log10(0.001) + 0.2), rel=0.03)
 
-        # ADADELTA's eps: its path and the state panel follow
-        explorer_browser.press(page, "#eps", "ArrowRight", 10)
-        spec = page.evaluate("window.explorer.settings().optimizers[5]")
-        assert spec["name"] == "ADADELTA" and spec["eps"] == pytest.approx(1e-5)
-        assert explorer_browser.canvas_pixels(page, "state") != state_pixels
+    # ADADELTA's eps: its path and the state panel follow
+    explorer_browser.press(page, "#eps", "ArrowRight", 10)
+    spec = page.evaluate("window.explorer.settings().optimizers[5]")
+    assert spec["name"] == "ADADELTA" and spec["eps"] == pytest.approx(1e-5)
+    assert explorer_browser.canvas_pixels(page, "state") != state_pixels
 
-        # a preset, then a click on the surface moves the start of every path
-        page.select_option("#preset", "keras")
-        spec = page.evaluate("window.explorer.settings().optimizers[5]")
-        assert (spec["lr"], spec["rho"], spec["eps"]) == (1e-3, 0.95, 1e-7)
-        box = page.locator("#surface").bounding_box()
-        page.mouse.click(box["x"] + box["width"] * 0.75, box["y"] + box["height"] * 0.25)
-        start = page.evaluate("window.explorer.settings().start")
-        assert start == pytest.approx([1.0, 2.0], abs=0.02)  # extent (-2, 2) x (-1, 3)
-        drawn = page.evaluate("window.explorer.paths(window.explorer.settings())")
-        assert all([p["x"][0], p["y"][0]] == start for p in drawn)
+    # a preset, then a click on the surface moves the start of every path
+    page.select_option("#preset", "keras")
+    spec = page.evaluate("window.explorer.settings().optimizers[5]")
+    assert (spec["lr"], spec["rho"], spec["eps"]) == (1e-3, 0.95, 1e-7)
+    box = page.locator("#surface").bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.75, box["y"] + box["height"] * 0.25)
+    start = page.evaluate("window.explorer.settings().start")
+    assert start == pytest.approx([1.0, 2.0], abs=0.02)  # extent (-2, 2) x (-1, 3)
+    drawn = page.evaluate("window.explorer.paths(window.explorer.settings())")
+    assert all([p["x"][0], p["y"][0]] == start for p in drawn)
 
-        # scrub and play
-        page.fill("#steps", "300")
-        page.dispatch_event("#steps", "change")
-        explorer_browser.press(page, "#scrub", "Home")
-        assert page.text_content("#stepLabel") == "step 0"
-        page.click("#play")
-        page.wait_for_function("document.getElementById('stepLabel').textContent !== 'step 0'")
-        page.wait_for_function("document.getElementById('play').textContent === 'Play'")
-        assert page.text_content("#stepLabel") == "step 300"
+    # scrub and play
+    page.fill("#steps", "40")
+    page.dispatch_event("#steps", "change")
+    explorer_browser.press(page, "#scrub", "Home")
+    assert page.text_content("#stepLabel") == "step 0"
+    page.click("#play")
+    page.wait_for_function("document.getElementById('stepLabel').textContent !== 'step 0'")
+    page.wait_for_function("document.getElementById('play').textContent === 'Play'")
+    assert page.text_content("#stepLabel") == "step 40"
 
-        # every scene, with noise
-        for scene in explore.SCENES:
-            page.select_option("#scene", scene)
-            explorer_browser.press(page, "#noise", "ArrowRight", 3)
-            assert page.evaluate("window.explorer.settings().noise") == pytest.approx(
-                explore.SCENES[scene].noise + 0.3
-            )
-        assert b.errors == []
+    # every scene, with noise
+    for scene in explore.SCENES:
+        page.select_option("#scene", scene)
+        explorer_browser.press(page, "#noise", "ArrowRight", 3)
+        assert page.evaluate("window.explorer.settings().noise") == pytest.approx(
+            explore.SCENES[scene].noise + 0.3
+        )
+    assert b.errors == []
 
 
 @browser
