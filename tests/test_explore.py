@@ -267,6 +267,7 @@ def test_the_page_loads_cleanly_and_follows_its_controls(fresh: explorer_browser
 
 
 @browser
+@pytest.mark.slow  # a second Python and Chromium started: several seconds of wall time
 def test_the_timing_benchmark_reports_every_row(tmp_path: Path) -> None:
     """benchmarks/explorer_timing.py, run tiny (no timing is checked)."""
     script = Path(__file__).resolve().parent.parent / "benchmarks" / "explorer_timing.py"
