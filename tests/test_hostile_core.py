@@ -345,6 +345,28 @@ def test_adadelta_kernel_matches_the_rule_where_the_quotient_leaves_the_normal_r
     )
 
 
+def test_the_pytorch_drop_in_gets_the_same_exactness() -> None:
+    # was: adadelta.torch.Adadelta (the same kernel on CPU) gave -inf where torch.optim gives
+    # a finite step
+    torch = pytest.importorskip("torch", reason="the PyTorch drop-in needs the torch extra")
+    from adadelta.torch import Adadelta as DropIn
+
+    steps = []
+    for cls in (DropIn, torch.optim.Adadelta):
+        p = torch.zeros(5000)
+        opt = cls([p], lr=1.0)
+        p.grad = torch.full((5000,), 1e-3)
+        opt.step()
+        state = opt.state[p]
+        state["square_avg"].zero_()
+        state["acc_delta"].fill_(1e33)
+        p.data.zero_()
+        opt.step()
+        steps.append(p.numpy().copy())
+    assert np.isfinite(steps[0]).all()
+    np.testing.assert_allclose(steps[0], steps[1], rtol=8 * np.finfo(np.float32).eps)
+
+
 def finite_floats(dtype: Any, non_negative: bool = False) -> st.SearchStrategy[float]:
     """Finite floats of ``dtype`` from every part of the range: subnormal, tiny, ordinary,
     huge, and the largest."""
