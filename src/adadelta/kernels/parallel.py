@@ -179,12 +179,8 @@ def _first_bad(addresses: Any, chunks: Any, like: Any) -> int:
 
 
 @numba.njit(cache=True, error_model="numpy", parallel=True)
-def _first_non_finite(addresses: Any, chunks: Any, like: Any) -> int:
-    count = 0
-    for c in numba.prange(chunks.shape[0]):
-        t, start, end = chunks[c, 0], chunks[c, 1], chunks[c, 2]
-        count += not _all_finite(_chunk(addresses, 1, t, start, end, like))
-    return -1 if count == 0 else _first_bad(addresses, chunks, like)
+def _first_non_finite(addresses: Any, chunks: Any, parts: int, like: Any) -> int:
+    return _scan(addresses, chunks, parts, like)
 
 
 def first_non_finite(arrays: Sequence[FloatArray]) -> int:
@@ -209,8 +205,10 @@ def first_non_finite(arrays: Sequence[FloatArray]) -> int:
         addresses = np.array([[0] * len(indices), [_address(arrays[i]) for i in indices]], np.intp)
         sizes = np.array([arrays[i].size for i in indices], np.intp)
         elements = int(sizes.sum())
-        chunks = _chunks(sizes, _threads(elements))
-        bad = _launch(_first_non_finite, elements, addresses, chunks, _LIKE[dtype])
+        threads = _threads(elements)
+        chunks = _chunks(sizes, threads)
+        parts = min(threads, chunks.shape[0])
+        bad = _launch(_first_non_finite, elements, addresses, chunks, parts, _LIKE[dtype])
         if bad >= 0 and (first_bad < 0 or indices[bad] < first_bad):
             first_bad = indices[bad]
     return first_bad
@@ -220,47 +218,7 @@ def first_non_finite(arrays: Sequence[FloatArray]) -> int:
 _LIKE = {np.dtype(np.float32): np.zeros(1, np.float32), np.dtype(np.float64): np.zeros(1)}
 
 
-# --- the check in the kernels' parallel region: each part scans, then waits for the others ---
-
-# A part's verdict in a step is 4 * epoch + one of these (the epoch counts a batch's calls, so
-# the verdicts of earlier calls are all smaller and the array is never reset)
-_FINITE, _NON_FINITE, _WRITTEN = 0, 1, 2
-_LEFT = -2  # the kernel's outcome when a part is still to be written
-
-
-@intrinsic
-def _load_acquire(typingctx: Any, array: Any, index: Any) -> Any:
-    """``array[index]`` as an atomic load with acquire ordering: read anew on every call (a plain
-    load in a loop would be read once), and what its writer wrote before it is visible after."""
-    signature = array.dtype(array, index)
-
-    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
-        data = context.make_array(sig.args[0])(context, builder, args[0]).data
-        return builder.load_atomic(builder.gep(data, [args[1]]), "acquire", 8)
-
-    return signature, codegen
-
-
-@intrinsic
-def _store_release(typingctx: Any, array: Any, index: Any, value: Any) -> Any:
-    """``array[index] = value`` as an atomic store with release ordering (see ``_load_acquire``)."""
-    signature = types.void(array, index, array.dtype)
-
-    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
-        data = context.make_array(sig.args[0])(context, builder, args[0]).data
-        builder.store_atomic(args[2], builder.gep(data, [args[1]]), "release", 8)
-        return context.get_dummy_value()
-
-    return signature, codegen
-
-
-@numba.njit(cache=True, error_model="numpy", inline="always")
-def _start(chunks: Any, threads: int, verdicts: Any) -> tuple[int, int]:
-    """The number of parts of this call, one per thread that it runs on (at most one per chunk),
-    and its epoch, counted in ``verdicts[0]``; ``verdicts[1 + p]`` holds part ``p``'s verdict."""
-    epoch = verdicts[0] + 1
-    verdicts[0] = epoch
-    return min(threads, chunks.shape[0]), epoch
+# --- the check in the kernels: every gradient scanned before anything is written ---
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
@@ -271,81 +229,16 @@ def _part(chunks: Any, parts: int, p: int) -> tuple[int, int]:
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
-def _publish(verdicts: Any, epoch: int, p: int, verdict: int) -> None:
-    """Part ``p``'s verdict in this call (``_FINITE``, ``_NON_FINITE`` or ``_WRITTEN``)."""
-    _store_release(verdicts, p + 1, 4 * epoch + verdict)  # type: ignore[call-arg]
-
-
-@numba.njit(cache=True, error_model="numpy", inline="always")
-def _verdict(verdicts: Any, epoch: int, p: int) -> int:
-    """Part ``p``'s verdict in this call, negative while it has published none."""
-    return _load_acquire(verdicts, p + 1) - 4 * epoch  # type: ignore[call-arg]
-
-
-@numba.njit(cache=True, error_model="numpy", inline="always")
-def _may_write(
-    addresses: Any,
-    chunks: Any,
-    check: bool,
-    again: int,
-    parts: int,
-    verdicts: Any,
-    epoch: int,
-    p: int,
-    like: Any,
-) -> bool:
-    """Whether part ``p`` may write its chunks: without ``check`` at once; with it, once its
-    gradients and every other part's are known to be finite. The part scans its gradients,
-    publishes its verdict in ``verdicts``, and waits for the others' (the threads of a
-    parallel region run at once, so they come within about a scan's time). A part that finds
-    NaN or infinity, or sees another part's, writes nothing; so does a part that stops waiting
-    (after a few spins per element of its own, when its thread runs the parts one after another
-    or the machine is busy): the kernel runs the region ``again`` for it, once every verdict is
-    in and finite."""
-    if again:
-        return check and _verdict(verdicts, epoch, p) == _FINITE
-    if not check:
-        return True
-    first, last = _part(chunks, parts, p)
-    finite, elements = True, 0
-    for k in range(first, last):
-        t, start, end = chunks[k, 0], chunks[k, 1], chunks[k, 2]
-        finite &= _all_finite(_chunk(addresses, 1, t, start, end, like))
-        elements += end - start
-    _publish(verdicts, epoch, p, _FINITE if finite else _NON_FINITE)
-    patience, q = elements + 65536, 0
-    while finite and q < parts:
-        verdict = _verdict(verdicts, epoch, q)
-        if verdict == _NON_FINITE:
-            finite = False
-        elif verdict >= 0:
-            q += 1
-        else:
-            patience -= 1
-            if patience < 0:
-                return False
-    return finite
-
-
-@numba.njit(cache=True, error_model="numpy", inline="always")
-def _wrote(check: bool, verdicts: Any, epoch: int, p: int) -> None:
-    if check:
-        _publish(verdicts, epoch, p, _WRITTEN)
-
-
-@numba.njit(cache=True, error_model="numpy", inline="always")
-def _outcome(
-    addresses: Any, chunks: Any, check: bool, parts: int, verdicts: Any, epoch: int, like: Any
-) -> int:
-    """After the region: the first array holding NaN or infinity (nothing was written),
-    ``_LEFT`` if a part stopped waiting and has yet to be written, or -1 (all written)."""
-    if not check:
-        return -1
-    outcome = -1
-    for p in range(parts):
-        verdict = _verdict(verdicts, epoch, p)
-        if verdict == _NON_FINITE:
-            return _first_bad(addresses, chunks, like)
-        if verdict == _FINITE:
-            outcome = _LEFT
-    return outcome
+def _scan(addresses: Any, chunks: Any, parts: int, like: Any) -> int:
+    """The first array of row 1 of ``addresses`` (the gradients) holding NaN or infinity, or
+    -1: each of ``parts`` threads scans its part, and the region ends before the kernel that
+    inlines this writes anything (a step cannot be undone once written)."""
+    count = 0
+    for p in numba.prange(parts):
+        first, last = _part(chunks, parts, p)
+        finite = True
+        for k in range(first, last):
+            t, start, end = chunks[k, 0], chunks[k, 1], chunks[k, 2]
+            finite &= _all_finite(_chunk(addresses, 1, t, start, end, like))
+        count += not finite
+    return -1 if count == 0 else _first_bad(addresses, chunks, like)
