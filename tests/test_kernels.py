@@ -288,19 +288,48 @@ def test_first_non_finite() -> None:
 
 
 def test_bench_writes_its_table_json_and_plot(tmp_path: Path) -> None:
-    """A tiny run of ``adadelta bench`` (no timings checked, only that it reports them)."""
+    """A tiny run of ``adadelta bench`` (no timings checked, only that it reports them): every
+    condition, the interleaved ones with their matrix products, each framework in a process."""
     argv = ["step", "--sizes", "1000,3000", "--mix", "5", "--mix-total", "2000"]
     argv += ["--repeats", "2", "--min-time", "0.001", "--out", str(tmp_path), "--no-progress"]
     assert bench.main([*argv, "--only", "ours,numpy-tutorial,triad"]) == 0
     record = json.loads((tmp_path / "bench.json").read_text())
     assert [r["case"] for r in record["results"]] == ["1e3", "3e3", "5 tensors"]
     for result in record["results"]:
-        assert set(result["median_s"]) == {"ours", "numpy-tutorial", "triad"}
-        assert all(len(t) == 2 and min(t) > 0 for t in result["times_s"].values())
+        assert list(result["conditions"]) == list(bench.CONDITIONS)
+        for condition in result["conditions"].values():
+            assert set(condition["median_s"]) == {"ours", "numpy-tutorial", "triad"}
+            assert all(len(t) == 2 and min(t) > 0 for t in condition["times_s"].values())
     table = (tmp_path / "bench.md").read_text()
     assert "| 5 tensors | 2e3 |" in table and "ours / triad" in table
+    assert all(f"### {condition}:" in table for condition in bench.CONDITIONS)
+    assert "ours, interleaved / tight: 1e3 " in table
     assert (tmp_path / "bench.png").read_bytes()[:4] == b"\x89PNG"
     assert bench.main([*argv, "--only", "ours,nonsense"]) == 2
+    assert bench.main([*argv, "--conditions", "tight,sideways"]) == 2
+
+
+def test_bench_products_are_a_training_steps() -> None:
+    """The interleaved conditions' products: the forward and backward of a square layer with
+    as many weights as the step's elements (about), on a batch of 100 rows."""
+    assert bench._layer_width(10**6) == 1000 and bench._layer_width(10**5) == 316
+    bench.numpy_products(400)()  # runs (its arrays are its own)
+
+
+def test_bench_competitor_runs_only_while_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[Any] = []
+    popen = bench.subprocess.Popen
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        started.append(popen(*args, **kwargs))
+        return started[-1]
+
+    monkeypatch.setattr(bench.subprocess, "Popen", spy)
+    with bench.competitor(False):
+        assert not started
+    with bench.competitor(True):
+        assert len(started) == 1 and started[0].poll() is None  # running
+    assert started[0].poll() is not None  # stopped
 
 
 def test_bench_mixed_sizes_add_up() -> None:
@@ -359,14 +388,20 @@ def test_a_parameter_made_read_only_is_refused_as_by_the_rule() -> None:
 
 
 def test_bench_epoch_writes_its_table(tmp_path: Path) -> None:
-    """A tiny ``adadelta bench epoch`` (200 synthetic images): it runs and reports both sides."""
+    """A tiny ``adadelta bench epoch`` (200 synthetic images): it runs and reports ours, quiet
+    and busy, with the optimizer's share, and PyTorch eager when it is installed (the compiled
+    training step takes tens of seconds to compile: the committed benchmark runs it)."""
     argv = ["epoch", "--n-train", "200", "--repeats", "1", "--out", str(tmp_path)]
-    assert bench.main([*argv, "--no-progress"]) == 0
+    torch = importlib.util.find_spec("torch") is not None
+    assert bench.main([*argv, "--no-progress", "--only", "ours,pytorch"]) == 0
     record = json.loads((tmp_path / "epoch.json").read_text())
     assert record["source"] == "synthetic"
-    expected = {"ours", "pytorch"} if importlib.util.find_spec("torch") else {"ours"}
+    expected = {"ours", "ours, busy"} | ({"pytorch"} if torch else set())
     assert set(record["median_s"]) == expected and min(record["median_s"].values()) > 0
-    assert "| ours |" in (tmp_path / "epoch.md").read_text()
+    assert 0 < record["ours_step_s"][0] < record["median_s"]["ours"]
+    text = (tmp_path / "epoch.md").read_text()
+    assert "| ours |" in text and "ours: opt.step" in text and "ours, busy / ours:" in text
+    assert bench.main([*argv, "--no-progress", "--only", "ours,nonsense"]) == 2
 
 
 def test_the_fused_plan_follows_every_change_to_the_optimizer() -> None:

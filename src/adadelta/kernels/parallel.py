@@ -17,15 +17,30 @@ from numba.np.numpy_support import carray
 
 from adadelta.rules import FloatArray
 
-# By default Numba's OpenMP threads spin for milliseconds after each parallel loop (GOMP's
-# 300,000 iterations), taking the cores from the BLAS threads of the matrix products that run
-# between two optimizer steps; on 2 cores a training epoch of the paper's network ran several
-# times slower (compare `GOMP_SPINCOUNT=300000 adadelta bench epoch` with `adadelta bench
-# epoch`). A short spin keeps the threads awake from one step to the next and idle soon after.
-# It must be set before Numba starts its OpenMP runtime (the first parallel loop); a user's own
-# GOMP_SPINCOUNT or OMP_WAIT_POLICY wins.
-if "GOMP_SPINCOUNT" not in os.environ and "OMP_WAIT_POLICY" not in os.environ:
-    os.environ["GOMP_SPINCOUNT"] = "10000"
+
+def _start_threads() -> None:
+    """Start Numba's thread pool with threads that sleep as soon as a parallel region ends.
+
+    By default, OpenMP threads spin for a while after each parallel region (GOMP: 300,000
+    iterations, milliseconds) before they sleep. Between two optimizer steps a training loop
+    runs matrix products on the BLAS threads, and a spinning thread takes a core from them; a
+    thread that waits on another one at a region's end holds its core too, so that the other
+    (waiting for a core, on a machine that also does other work) cannot be moved there. On 2
+    cores this made a 1e5-element step that follows matrix products take 550 us with a spin of
+    10,000 iterations and 13.6 ms with GOMP's default, against 120 us with no spin
+    (``benchmarks/README.md``). So the pool starts with ``GOMP_SPINCOUNT=0``, set for that
+    moment only (GNU OpenMP reads it once, when it is loaded, and the other OpenMP runtimes of
+    the process, e.g. PyTorch's, keep their own settings). A user's own ``GOMP_SPINCOUNT`` or
+    ``OMP_WAIT_POLICY`` wins; so does a pool that something started before the first kernel
+    call (which is when this runs: importing ``adadelta`` starts nothing)."""
+    if "GOMP_SPINCOUNT" in os.environ or "OMP_WAIT_POLICY" in os.environ:
+        numba.get_num_threads()
+        return
+    os.environ["GOMP_SPINCOUNT"] = "0"
+    try:
+        numba.get_num_threads()  # loads the threading layer, and with it the OpenMP runtime
+    finally:
+        del os.environ["GOMP_SPINCOUNT"]
 
 CHUNK = 4096  # elements per unit of parallel work: small enough to balance 1e5 elements
 # Below this many elements one thread is faster than waking the others (a few microseconds
@@ -94,7 +109,7 @@ def _thread_count_controls() -> tuple[Callable[[], int], Callable[[int], None]]:
     The public ``numba.get_num_threads``/``set_num_threads`` cost about 2 us a call; the
     functions they wrap, about 0.2 us.
     """
-    numba.get_num_threads()  # starts the thread pool, which defines the fast ones
+    _start_threads()  # which defines the fast ones
     parallel = numba.np.ufunc.parallel
     get, set_ = (
         getattr(parallel, "_get_num_threads", None),
