@@ -43,9 +43,14 @@ def _start_threads() -> None:
         del os.environ["GOMP_SPINCOUNT"]
 
 CHUNK = 4096  # elements per unit of parallel work: small enough to balance 1e5 elements
-# Below this many elements one thread is faster than waking the others (a few microseconds
-# on an idle machine, milliseconds on a busy one, where a thread may wait for a core).
-PARALLEL_MIN = 1 << 15
+# Below this many elements a call runs on one thread, its caller's. In a training loop the
+# other threads have gone to sleep during the matrix products between two steps, and waking
+# them costs more than they save below about a million elements; on a busy machine a woken
+# thread may also wait milliseconds for a core, and the region with it (the paper's network,
+# 545,810 parameters: 454 us a step on one thread, 492-527 us on two; 571 us against 2,135 us
+# with one competing process; see benchmarks/README.md). The finiteness scan is then a pass of
+# its own before the update, on the same thread: nothing waits for another thread.
+PARALLEL_MIN = 1 << 20
 
 IntArray = np.ndarray[Any, np.dtype[np.intp]]
 BoolArray = np.ndarray[Any, np.dtype[np.bool_]]
