@@ -669,8 +669,7 @@ def machine(threads: int) -> dict[str, Any]:
         "cores": os.cpu_count(),
         "threads": threads,
         "load_average": [round(v, 2) for v in os.getloadavg()],
-        "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"),
-        "GOMP_SPINCOUNT": os.environ.get("GOMP_SPINCOUNT"),
+        **{name: os.environ.get(name) for name in _THREAD_VARIABLES},
         "python": platform.python_version(),
         "numpy": np.__version__,
         "numba": numba.__version__,
@@ -683,10 +682,22 @@ def machine(threads: int) -> dict[str, Any]:
     return info
 
 
+# the environment variables that change how the thread pools wait or how many threads they run
+_THREAD_VARIABLES = (
+    "OMP_WAIT_POLICY",
+    "GOMP_SPINCOUNT",
+    "OPENBLAS_THREAD_TIMEOUT",
+    "OPENBLAS_NUM_THREADS",
+    "OMP_NUM_THREADS",
+    "NUMBA_NUM_THREADS",
+)
+
+
 def _machine_line(info: dict[str, Any]) -> str:
+    settings = [f"{name}={info[name]}" for name in _THREAD_VARIABLES if info[name] is not None]
     return (
         f"machine: {info['cpu']}, {info['cores']} cores; threads: {info['threads']}; "
-        f"OMP_WAIT_POLICY={info['OMP_WAIT_POLICY']}, GOMP_SPINCOUNT={info['GOMP_SPINCOUNT']}; "
+        f"thread settings: {', '.join(settings) or 'none'}; "
         f"load average at the end (1, 5, 15 min): {info['load_average']}"
     )
 
@@ -704,8 +715,11 @@ def _write_outputs(out: Path, name: str, text: str, record: dict[str, Any]) -> P
 
 def _command() -> str:
     """The command line that is running, for the record."""
-    program = sys.argv[0]
-    head = "adadelta" if Path(program).name == "adadelta" else f"python {program}"
+    program = Path(sys.argv[0])
+    if program.name == "adadelta" or program.name == "__main__.py":  # also python -m adadelta
+        head = "adadelta"
+    else:
+        head = f"python {os.path.relpath(program)}"
     return " ".join([head, *sys.argv[1:]])
 
 
