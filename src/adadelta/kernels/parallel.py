@@ -42,6 +42,7 @@ def _start_threads() -> None:
     finally:
         del os.environ["GOMP_SPINCOUNT"]
 
+
 CHUNK = 4096  # elements per unit of parallel work: small enough to balance 1e5 elements
 # Below this many elements a call runs on one thread, its caller's. In a training loop the
 # other threads have gone to sleep during the matrix products between two steps, and waking
