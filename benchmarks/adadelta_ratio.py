@@ -209,10 +209,10 @@ def main() -> None:
             for _ in range(counts[name]):
                 cases[name]()
             times[name].append((time.perf_counter() - start) / counts[name])
-    info = bench.machine()
+    info = bench.machine(numba.get_num_threads())
     print(
         f"ADADELTA step, {n:.0e} float32 elements; median of {args.rounds} rounds\n"
-        f"machine: {info['cpu']}, {info['cores']} cores; threads: {info['numba_threads']}"
+        f"machine: {info['cpu']}, {info['cores']} cores; threads: {info['threads']}"
     )
     print("\n| what | time per step |\n|---|---|")
     for name in names:

@@ -29,10 +29,11 @@ def _start_threads() -> None:
     cores this made a 1e5-element step that follows matrix products take 550 us with a spin of
     10,000 iterations and 13.6 ms with GOMP's default, against 120 us with no spin
     (``benchmarks/README.md``). So the pool starts with ``GOMP_SPINCOUNT=0``, set for that
-    moment only (GNU OpenMP reads it once, when it is loaded, and the other OpenMP runtimes of
-    the process, e.g. PyTorch's, keep their own settings). A user's own ``GOMP_SPINCOUNT`` or
-    ``OMP_WAIT_POLICY`` wins; so does a pool that something started before the first kernel
-    call (which is when this runs: importing ``adadelta`` starts nothing)."""
+    moment only (GNU OpenMP reads it once, when it is loaded). PyTorch imported before the
+    first kernel call keeps its own OpenMP runtime and settings; imported after, it loads none
+    of its own and shares this one. A user's own ``GOMP_SPINCOUNT`` or ``OMP_WAIT_POLICY``
+    wins; so does a pool that something started before the first kernel call (which is when
+    this runs: importing ``adadelta`` starts nothing)."""
     if "GOMP_SPINCOUNT" in os.environ or "OMP_WAIT_POLICY" in os.environ:
         numba.get_num_threads()
         return
