@@ -26,14 +26,14 @@ def _start_threads() -> None:
     runs matrix products on the BLAS threads, and a spinning thread takes a core from them; a
     thread that waits on another one at a region's end holds its core too, so that the other
     (waiting for a core, on a machine that also does other work) cannot be moved there. On 2
-    cores this made a 1e5-element step that follows matrix products take 550 us with a spin of
-    10,000 iterations and 13.6 ms with GOMP's default, against 120 us with no spin
-    (``benchmarks/README.md``). So the pool starts with ``GOMP_SPINCOUNT=0``, set for that
-    moment only (GNU OpenMP reads it once, when it is loaded). PyTorch imported before the
+    cores this made a 1e5-element step on two threads that follows matrix products take 558 us
+    with a spin of 10,000 iterations and 10.2 ms with GOMP's default, against 92 us with no spin
+    (``benchmarks/results/threads*.md``). So the pool starts with ``GOMP_SPINCOUNT=0``, set for
+    that moment only (GNU OpenMP reads it once, when it is loaded). PyTorch imported before the
     first kernel call keeps its own OpenMP runtime and settings; imported after, it loads none
-    of its own and shares this one. A user's own ``GOMP_SPINCOUNT`` or ``OMP_WAIT_POLICY``
-    wins; so does a pool that something started before the first kernel call (which is when
-    this runs: importing ``adadelta`` starts nothing)."""
+    of its own and shares this one. A user's own ``GOMP_SPINCOUNT`` or ``OMP_WAIT_POLICY`` wins;
+    so does a pool that something started before the first kernel call (which is when this runs:
+    importing ``adadelta`` starts nothing)."""
     if "GOMP_SPINCOUNT" in os.environ or "OMP_WAIT_POLICY" in os.environ:
         numba.get_num_threads()
         return
@@ -49,9 +49,9 @@ CHUNK = 4096  # elements per unit of parallel work: small enough to balance 1e5 
 # other threads have gone to sleep during the matrix products between two steps, and waking
 # them costs more than they save below about a million elements; on a busy machine a woken
 # thread may also wait milliseconds for a core, and the region with it (the paper's network,
-# 545,810 parameters: 454 us a step on one thread, 492-527 us on two; 571 us against 2,135 us
-# with one competing process; see benchmarks/README.md). The finiteness scan is then a pass of
-# its own before the update, on the same thread: nothing waits for another thread.
+# 545,810 parameters, after matrix products: 447 us a step on one thread, 460 us on two; 476 us
+# against 2,397 us with one competing process; benchmarks/results/threads.md). The finiteness
+# scan is then a pass of its own before the update, on the same thread.
 PARALLEL_MIN = 1 << 20
 
 IntArray = np.ndarray[Any, np.dtype[np.intp]]
