@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -330,6 +333,33 @@ def test_bench_competitor_runs_only_while_asked(monkeypatch: pytest.MonkeyPatch)
     with bench.competitor(True):
         assert len(started) == 1 and started[0].poll() is None  # running
     assert started[0].poll() is not None  # stopped
+
+
+@pytest.mark.parametrize("users", [None, "77"], ids=["default", "user-set"])
+def test_the_thread_pool_starts_without_spinning_and_the_environment_stays(
+    users: str | None,
+) -> None:
+    """The first kernel call starts Numba's OpenMP pool with GOMP_SPINCOUNT=0, set only while it
+    starts (so that child processes and PyTorch's runtime never see it); a user's value wins."""
+    code = (
+        "import os, numba, numpy as np\n"
+        "seen = []\n"
+        "original = numba.get_num_threads\n"
+        "numba.get_num_threads = lambda: seen.append(os.environ.get('GOMP_SPINCOUNT')) "
+        "or original()\n"
+        "import adadelta\n"
+        "assert not seen  # importing starts nothing\n"
+        "adadelta.Adadelta(np.zeros(3, np.float32)).step(np.ones(3, np.float32))\n"
+        "print(seen[0], os.environ.get('GOMP_SPINCOUNT'))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    if users is not None:
+        env["GOMP_SPINCOUNT"] = users
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == (["0", "None"] if users is None else [users, users])
 
 
 def test_bench_mixed_sizes_add_up() -> None:
