@@ -44,6 +44,8 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib.metadata
+import importlib.util
 import json
 import math
 import multiprocessing
@@ -314,10 +316,7 @@ def available(names: Sequence[str]) -> tuple[list[str], list[str]]:
     for name in names:
         framework = FRAMEWORKS[name]
         modules = {"torch": ["torch"], "jax": ["jax", "optax"]}.get(framework, [])
-        try:
-            for module in modules:
-                __import__(module)
-        except ImportError:
+        if not all(importlib.util.find_spec(module) for module in modules):  # not imported here
             notes.append(f"{name}: skipped, {' and '.join(modules)} not installed")
             continue
         usable.append(name)
@@ -674,10 +673,10 @@ def machine(threads: int) -> dict[str, Any]:
         "numpy": np.__version__,
         "numba": numba.__version__,
     }
-    for module in ("torch", "jax", "optax"):
+    for package in ("torch", "jax", "optax"):
         try:
-            info[module] = __import__(module).__version__
-        except ImportError:
+            info[package] = importlib.metadata.version(package)  # without importing it
+        except importlib.metadata.PackageNotFoundError:
             pass
     return info
 
