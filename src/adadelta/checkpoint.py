@@ -36,10 +36,11 @@ FORMAT = "adadelta-checkpoint-1"
 _SKELETON = "__structure__"
 _ENTRY_NAME = re.compile(r"[A-Za-z0-9_]{1,64}\.npy\Z")
 # The header NumPy's format 1.0 / 2.0 writes for a plain array, and nothing else.
+_DIM = r"(?:0|[1-9][0-9]{0,18})"
 _NPY_HEADER = re.compile(
     r"\{'descr': '(?P<descr>[<>|][a-zA-Z][0-9]{0,9}(?:\[[a-zA-Z0-9]{1,8}\])?)', "
     r"'fortran_order': (?P<fortran>True|False), "
-    r"'shape': \((?P<shape>|(?:0|[1-9][0-9]{0,18}),|(?:0|[1-9][0-9]{0,18})(?:, (?:0|[1-9][0-9]{0,18}))+)\), "
+    rf"'shape': \((?P<shape>|{_DIM},|{_DIM}(?:, {_DIM})+)\), "
     r"\} *\n\Z"
 )
 _NPY_MAGIC = b"\x93NUMPY"
