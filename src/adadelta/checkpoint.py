@@ -235,10 +235,14 @@ def _parse_npy(name: str, data: bytes) -> np.ndarray[Any, Any]:
             f"corrupt checkpoint (entry {name!r}: its header declares shape {shape} of "
             f"{dtype}, {count * dtype.itemsize} bytes, but it holds {len(data) - end})"
         )
-    flat = np.frombuffer(data, dtype, count, end) if count else np.empty(0, dtype)
+    flat: np.ndarray[Any, Any] = (
+        np.frombuffer(data, dtype, count, end) if count else np.empty(0, dtype)
+    )
     if header["fortran"] == "True":
-        return flat.reshape(shape[::-1]).T.copy(order="F")
-    return flat.reshape(shape).copy()
+        array: np.ndarray[Any, Any] = flat.reshape(shape[::-1]).T.copy(order="F")
+    else:
+        array = flat.reshape(shape).copy()
+    return array
 
 
 def _encode(node: Any, arrays: dict[str, np.ndarray[Any, Any]]) -> Any:
