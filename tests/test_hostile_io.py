@@ -98,7 +98,7 @@ def _flip(data: bytes, offset: int, bit: int) -> bytes:
 
 
 def _small_checkpoint() -> tuple[Any, bytes]:
-    tree = {"a": np.arange(6.0).reshape(2, 3), "b": [1, "x", None], "c": np.float32(2)}
+    tree = {"a": np.arange(6.0).reshape(2, 3), "b": [1, None]}
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch) / "mnist.npz"
         adadelta.save(path, tree)
@@ -456,7 +456,7 @@ def test_a_damaged_cache_is_rebuilt(mnist: SmallMnist, cache_dir: Path, damage: 
     np.testing.assert_array_equal(second.y_test, first.y_test)
 
 
-@FUZZ
+@settings(FUZZ, max_examples=50)
 @given(offset=st.integers(0, 10**6), bit=st.integers(0, 7))
 def test_fuzz_cache_bit_flips_are_repaired(
     mnist: SmallMnist, cache_dir: Path, offset: int, bit: int
