@@ -632,6 +632,28 @@ def test_a_run_directory_of_another_configuration_is_refused(tmp_path: Path) -> 
         experiments.run(spec, 1, ctx_b)  # reuse checks too
 
 
+@pytest.mark.parametrize(
+    ("content", "error"),
+    [
+        (b'{"epoch": 1', CheckpointError),
+        (b"[]", CheckpointError),
+        (b'{"epoch": 1, "config": {}}', RunMismatchError),
+    ],
+)
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning", "ignore:invalid:RuntimeWarning")
+def test_a_damaged_divergence_record_is_a_named_error(
+    tmp_path: Path, content: bytes, error: type[Exception]
+) -> None:
+    spec = experiments.RunSpec.of("SGD", {"lr": 1e12}, "relu", 0)  # diverges at once
+    ctx = _ctx(tmp_path, tiny_data(), epochs=2)
+    result = experiments.run(spec, 2, ctx)
+    assert result.diverged_at_epoch == 1 and result.directory is not None
+    assert experiments.run(spec, 2, ctx).test_error == [None, None]  # reused
+    (result.directory / "diverged.json").write_bytes(content)
+    with pytest.raises(error, match="diverged"):
+        experiments.run(spec, 2, ctx)
+
+
 def test_every_file_of_a_run_is_written_atomically(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -53,7 +53,7 @@ from adadelta.app.trainer import (
     run_config,
     train,
 )
-from adadelta.checkpoint import atomic_write, load, save
+from adadelta.checkpoint import CheckpointError, atomic_write, load, save
 from adadelta.optimizers import SGD, Adadelta, Adagrad, NonFiniteGradientError, Optimizer
 
 MOMENTUM = 0.9  # the paper does not give MOMENTUM's coefficient; 0.9 is the usual choice
@@ -178,12 +178,17 @@ def run(spec: RunSpec, epochs: int, ctx: Context, *, trace: bool = False) -> Run
     run_dir = ctx.out / "runs" / f"{spec.name}-{identity[:12]}"
     diverged_file = run_dir / "diverged.json"
     if diverged_file.exists():
-        record = json.loads(diverged_file.read_text())
-        if record.get("config") != config:
+        try:
+            record = json.loads(diverged_file.read_bytes())
+            epoch = record["epoch"]
+            same = record["config"] == config
+        except (ValueError, TypeError, KeyError) as error:
+            raise CheckpointError(f"{diverged_file}: corrupt ({error}); delete {run_dir}") from None
+        if not same or isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 1:
             raise RunMismatchError(
                 f"{diverged_file} records a run with another configuration; delete {run_dir}"
             )
-        return _diverged(spec, run_dir, config, record["epoch"], epochs)
+        return _diverged(spec, run_dir, config, epoch, epochs)
     if trace:
         shutil.rmtree(run_dir, ignore_errors=True)
     else:
