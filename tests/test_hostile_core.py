@@ -768,3 +768,45 @@ def test_fuzz_refused_state_dicts_change_nothing(data: Any) -> None:
     assert snapshot(opt, params) == before, name
     assert_identical(opt.state_dict(), saved)
     opt.step(grads)  # and the optimizer still works
+
+
+# --- found by the review of issue 12: copies, aliasing gradients ---
+
+
+@pytest.mark.parametrize("how", ["deepcopy", "pickle"])
+@pytest.mark.parametrize("config", CONFIGS[::3], ids=[c.id for c in CONFIGS[::3]])
+@PATHS
+def test_a_copied_or_pickled_optimizer_is_independent_and_checked(
+    config: OptimizerConfig, how: str, fused: bool
+) -> None:
+    # was: TypeError: cannot pickle '_thread.lock' object (the lock and weak references)
+    import pickle
+
+    params = {"W": np.linspace(-1, 1, 12).reshape(3, 4), "b": np.ones(4, np.float32)}
+    grads = {"W": np.full((3, 4), 0.25), "b": np.full(4, -0.5, np.float32)}
+    opt = stepped(config, params, grads, fused)
+    twin = copy.deepcopy(opt) if how == "deepcopy" else pickle.loads(pickle.dumps(opt))
+    assert twin.fused is fused  # type: ignore[attr-defined]
+    twin_params = twin.param_groups[0]["params"]
+    before = snapshot(opt, list(params.values()))
+    assert snapshot(twin, list(twin_params.values())) == before
+    twin.step(grads)  # the copy's step changes nothing of the original
+    assert snapshot(opt, list(params.values())) == before
+    opt.step(grads)  # and both step to the same bits
+    assert snapshot(twin, list(twin_params.values())) == snapshot(opt, list(params.values()))
+    for array in (twin_params["W"], twin.state[0][twin.state_fields[0]]):
+        if isinstance(array, np.ndarray) and fused:  # guarded like the original's
+            with pytest.raises(ValueError, match="cannot resize"):
+                array.resize(1000, refcheck=False)
+    with pytest.raises(ValueError, match="cannot resize"):
+        twin_params["b"].resize(1000, refcheck=False)
+    twin_params["W"] = np.zeros((3, 4))  # and checked like the original
+    with pytest.raises(ValueError, match=r"params\['W'\]: replaced"):
+        twin.step(grads)
+
+
+def test_an_optimizer_is_not_copied_while_a_step_runs() -> None:
+    opt = Adadelta([np.zeros(3)])
+    with opt._busy, pytest.raises(RuntimeError, match="copying or pickling"):
+        copy.deepcopy(opt)
+    copy.deepcopy(opt)

@@ -451,6 +451,23 @@ class Optimizer:
         hyper = ", ".join(f"{k}={v!r}" for k, v in self.defaults.items())
         return f"{type(self).__name__}({hyper}; {len(sizes)} group(s), {sum(sizes)} elements)"
 
+    # -- copy.deepcopy and pickle: the parameters, groups and state; a fresh lock and guards,
+    # and no kernel table, so the copy's first step checks every array anew --
+
+    def __getstate__(self) -> dict[str, Any]:
+        busy = self._exclusive("copying or pickling")
+        try:
+            transient = ("_busy", "_guards", "_checked", "_plan")
+            return {k: v for k, v in self.__dict__.items() if k not in transient}
+        finally:
+            busy.release()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._busy = threading.Lock()
+        self._checked = {}
+        self._guards = _guards([x for leaves in self._leaves for x in leaves])
+
 
 def _is_group_list(params: Any) -> bool:
     return (
