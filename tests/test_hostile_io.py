@@ -768,9 +768,7 @@ def _hang_guard(signum: int, frame: Any) -> None:
 
 
 @pytest.mark.parametrize("kind", ["fifo", "directory"])
-def test_files_that_are_not_regular_are_refused_without_blocking(
-    tmp_path: Path, kind: str
-) -> None:
+def test_files_that_are_not_regular_are_refused_without_blocking(tmp_path: Path, kind: str) -> None:
     # was: load and read_idx on a FIFO blocked for ever (open waits for a writer); on a
     # directory, IsADirectoryError
     paths = {"load": tmp_path / "ckpt", "read_idx": tmp_path / "data-idx1-ubyte.gz"}

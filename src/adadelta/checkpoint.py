@@ -168,7 +168,9 @@ def load(path: str | os.PathLike[str]) -> Any:
             ) from error
 
 
-def open_regular(path: str | os.PathLike[str], error: type[Exception] = CheckpointError) -> IO[bytes]:
+def open_regular(
+    path: str | os.PathLike[str], error: type[Exception] = CheckpointError
+) -> IO[bytes]:
     """``path`` opened for reading if it is a regular file (symlinks followed), else ``error``
     naming it: a FIFO, a device or a directory would block, never end, or fail later. Opened
     non-blocking, so that a FIFO without a writer cannot hang the check itself."""
