@@ -814,13 +814,14 @@ def test_an_optimizer_is_not_copied_while_a_step_runs() -> None:
 
 def _aliasing_cases() -> list[tuple[str, Callable[[list[np.ndarray], Optimizer], list[Any]]]]:
     """(name, grads from the parameters and the stepped optimizer): each gradient list holds
-    one gradient that shares memory with a parameter or a state array."""
+    one gradient that shares memory with a parameter or a state array (a parameter as its own
+    gradient is taken: tests/test_optimizers.py's test_any_gradient_layout_gives_the_same_step)."""
 
     def state_array(opt: Optimizer, i: int) -> np.ndarray:
         return next(v for v in opt.state[i].values() if isinstance(v, np.ndarray))
 
     return [
-        ("the parameter itself", lambda ps, opt: [ps[0], *ps[1:]]),
+        ("another parameter", lambda ps, opt: [np.ones(4), ps[0], *ps[2:]]),
         ("a state array", lambda ps, opt: [state_array(opt, 0), *map(np.ones_like, ps[1:])]),
         ("another's state", lambda ps, opt: [np.ones(4), state_array(opt, 0), *ps[2:]]),
     ]
@@ -872,13 +873,15 @@ def test_gradients_that_share_memory_only_with_each_other_or_interleave_are_take
     fused: bool,
 ) -> None:
     buffer = np.linspace(1, 2, 16)
-    x, y = buffer[::2], np.ones(8)
+    x, y = buffer[::2], np.ones(8)  # x strided: the rule; y: the kernel
     g = buffer[1::2].copy()
     opt = Adadelta([x, y])
     opt.fused = fused  # type: ignore[attr-defined]
-    opt.step([buffer[1::2], buffer[1::2]])  # interleaved with x: no byte in common; and reused
     twin, twin_y = np.linspace(1, 2, 16)[::2].copy(), np.ones(8)
     reference = Adadelta([twin, twin_y])
     reference.fused = fused  # type: ignore[attr-defined]
+    opt.step([buffer[1::2], buffer[1::2]])  # interleaved with x: no byte in common; and reused
     reference.step([g, g])
+    opt.step([x, y])  # each parameter its own gradient, element for element
+    reference.step([twin.copy(), twin_y.copy()])
     assert x.tobytes() == twin.tobytes() and y.tobytes() == twin_y.tobytes()

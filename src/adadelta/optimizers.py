@@ -591,7 +591,8 @@ def _spans(named: Sequence[tuple[str, FloatArray]]) -> tuple[list[int], list[int
 
 def _check_apart(optimizer: _RuleOptimizer, grads: list[list[FloatArray]]) -> None:
     """Raise if a gradient shares memory with a parameter or a state array (the kernel would
-    read elements it has written; the rule would not, but both paths refuse it alike). A
+    read elements it has written; the rule would not, but both paths refuse it alike); the
+    parameter itself, element for element, is taken (each is read before it is written). A
     gradient costs its bounds and a bisection of ``optimizer._spans``; one that falls in a span
     is compared with each array exactly (``np.shares_memory``)."""
     starts, ends = optimizer._spans
@@ -608,7 +609,9 @@ def _check_apart(optimizer: _RuleOptimizer, grads: list[list[FloatArray]]) -> No
             if i < 0 or ends[i] <= first:
                 continue
             for name, a in optimizer._named():
-                if _share(g, a):
+                itself = name == f"params{path}" and g.strides == a.strides
+                same = itself and first == np.lib.array_utils.byte_bounds(a)[0]
+                if _share(g, a) and not same:
                     raise ValueError(
                         f"gradient for params{path} shares memory with {name}: a step writes "
                         "that memory while it reads the gradient; pass a gradient of its own "

@@ -291,7 +291,8 @@ class Batch:
         copies = []  # of non-contiguous gradients, held until the call has ended
         row = self.addresses[1]
         # A contiguous gradient that overlaps a parameter or state array is refused: the
-        # kernel would read elements it has written (a copied one has memory of its own).
+        # kernel would read elements it has written (a copied one has memory of its own). The
+        # parameter itself is taken: each element is read before it is written.
         (low, high), starts, ends, nbytes = self.span, self.starts, self.ends, self.nbytes
         bisect = self.vectorized is None
         for i, g in enumerate(grads):
@@ -304,13 +305,13 @@ class Batch:
             row[i] = first
             last = first + nbytes[i]
             if bisect and first < high and last > low and first != last:
-                if ends[bisect_left(starts, last) - 1] > first:
+                if ends[bisect_left(starts, last) - 1] > first and first != self.addresses[0, i]:
                     self._forget_created()
                     raise SharedMemoryError(i)
         if not bisect:
             vstarts, vends, vbytes = self.vectorized
             ends_before = vends[np.searchsorted(vstarts, row + vbytes) - 1]
-            hit = np.flatnonzero((ends_before > row) & (vbytes > 0))
+            hit = np.flatnonzero((ends_before > row) & (vbytes > 0) & (row != self.addresses[0]))
             if copies:  # a copy's address is its own
                 hit = [i for i in hit if grads[i].flags.num & _ALIGNED_C == _ALIGNED_C]
             if len(hit):
