@@ -294,7 +294,7 @@ class Batch:
         # kernel would read elements it has written (a copied one has memory of its own). The
         # parameter itself is taken: each element is read before it is written.
         (low, high), starts, ends, nbytes = self.span, self.starts, self.ends, self.nbytes
-        bisect = self.vectorized is None
+        vectorized = self.vectorized
         for i, g in enumerate(grads):
             if g.flags.num & _ALIGNED_C != _ALIGNED_C:
                 g = np.ascontiguousarray(g)
@@ -304,19 +304,19 @@ class Batch:
             first = _address(g)
             row[i] = first
             last = first + nbytes[i]
-            if bisect and first < high and last > low and first != last:
+            if vectorized is None and first < high and last > low and first != last:
                 if ends[bisect_left(starts, last) - 1] > first and first != self.addresses[0, i]:
                     self._forget_created()
                     raise SharedMemoryError(i)
-        if not bisect:
-            vstarts, vends, vbytes = self.vectorized
+        if vectorized is not None:
+            vstarts, vends, vbytes = vectorized
             ends_before = vends[np.searchsorted(vstarts, row + vbytes) - 1]
-            hit = np.flatnonzero((ends_before > row) & (vbytes > 0) & (row != self.addresses[0]))
-            if copies:  # a copy's address is its own
-                hit = [i for i in hit if grads[i].flags.num & _ALIGNED_C == _ALIGNED_C]
-            if len(hit):
+            hits = np.flatnonzero((ends_before > row) & (vbytes > 0) & (row != self.addresses[0]))
+            # a copy's address is its own
+            hit = [int(i) for i in hits if grads[int(i)].flags.num & _ALIGNED_C == _ALIGNED_C]
+            if hit:
                 self._forget_created()
-                raise SharedMemoryError(int(hit[0]))
+                raise SharedMemoryError(hit[0])
         kernel = self.kernel
         if kernel.counts_steps or not same_objects(hyper, self.hyper):
             self.arguments = kernel.arguments(hyper, self.states, self.first, self.dtype)
