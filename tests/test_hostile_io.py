@@ -811,3 +811,36 @@ def test_a_checkpoint_that_is_a_device_is_refused_before_reading_it(tmp_path: Pa
     )
     assert child.returncode == 0, child.stderr[-500:]
     assert f"{link}: not a regular file" in child.stdout
+
+
+def test_an_out_that_is_not_a_directory_or_a_planted_lock_file_is_refused(tmp_path: Path) -> None:
+    # was: --out naming a file gave a bare FileExistsError; OUT/.lock as a symlink had its
+    # target truncated and overwritten with the process id; a directory or a FIFO there gave
+    # IsADirectoryError or OSError(EINVAL)
+    a_file = tmp_path / "results.txt"
+    a_file.write_text("mine")
+    with pytest.raises(NotADirectoryError, match="must be a directory") as error:
+        with experiments.locked(a_file):
+            pass
+    assert str(a_file) in str(error.value) and a_file.read_text() == "mine"
+    victim = tmp_path / "precious"
+    victim.write_text("precious")
+    for kind in ("symlink", "directory", "fifo"):
+        out = tmp_path / kind
+        out.mkdir()
+        lock = out / ".lock"
+        if kind == "symlink":
+            lock.symlink_to(victim)
+        elif kind == "directory":
+            lock.mkdir()
+        else:
+            os.mkfifo(lock)
+        with pytest.raises(experiments.OutputLockedError, match="cannot be the lock file"):
+            with experiments.locked(out):
+                pass
+    assert victim.read_text() == "precious"
+    stale = tmp_path / "stale"  # a lock file left by a killed process does not block
+    stale.mkdir()
+    (stale / ".lock").write_text("pid 999999999 on elsewhere\n")
+    with experiments.locked(stale):
+        assert (stale / ".lock").read_text().startswith(f"pid {os.getpid()} ")
