@@ -67,7 +67,10 @@ def assert_same(ours: torch.Tensor, theirs: torch.Tensor) -> None:
 
 def assert_same_state(ours: torch.optim.Optimizer, theirs: torch.optim.Optimizer) -> None:
     ours_sd, theirs_sd = ours.state_dict(), theirs.state_dict()
-    assert ours_sd["param_groups"] == theirs_sd["param_groups"]
+    # ours has one more hyperparameter, "fused" (PyTorch's keeps and ignores it when it loads ours)
+    assert [without_fused(g) for g in ours_sd["param_groups"]] == [
+        without_fused(g) for g in theirs_sd["param_groups"]
+    ]
     assert ours_sd["state"].keys() == theirs_sd["state"].keys()
     for i, state in ours_sd["state"].items():
         assert state.keys() == theirs_sd["state"][i].keys() == {"step", "square_avg", "acc_delta"}
@@ -75,6 +78,10 @@ def assert_same_state(ours: torch.optim.Optimizer, theirs: torch.optim.Optimizer
         assert state["step"].dtype == theirs_sd["state"][i]["step"].dtype
         assert_same(state["square_avg"], theirs_sd["state"][i]["square_avg"])
         assert_same(state["acc_delta"], theirs_sd["state"][i]["acc_delta"])
+
+
+def without_fused(group: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in group.items() if k != "fused"}
 
 
 def train_both(
@@ -130,11 +137,12 @@ def test_defaults_match_torch() -> None:
 
     ours = inspect.signature(Adadelta)
     theirs = inspect.signature(torch.optim.Adadelta)
+    # PyTorch's arguments, then "fused" (keyword-only, as in PyTorch's fused optimizers)
     assert [(p.name, p.default, p.kind) for p in ours.parameters.values()] == [
         (p.name, p.default, p.kind) for p in theirs.parameters.values()
-    ]
+    ] + [("fused", None, inspect.Parameter.KEYWORD_ONLY)]
     params = make_params(torch.float32)
-    assert Adadelta(params).defaults == torch.optim.Adadelta(params).defaults
+    assert without_fused(Adadelta(params).defaults) == torch.optim.Adadelta(params).defaults
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
@@ -461,15 +469,13 @@ def test_zero_grad_without_set_to_none() -> None:
 def fused_calls(monkeypatch: pytest.MonkeyPatch) -> list[torch.Tensor]:
     """The parameters that the fused kernel updated."""
     calls: list[torch.Tensor] = []
-    original = Adadelta._fused_update
+    original = adadelta_torch._Plan.step
 
-    def counting(
-        self: Adadelta, key: Any, kernel: Any, hyper: Any, params: list[torch.Tensor], *args: Any
-    ) -> None:
-        calls.extend(params)
-        original(self, key, kernel, hyper, params, *args)
+    def counting(plan: Any, *args: Any) -> None:
+        calls.extend(plan.params[i] for i in plan.fused)
+        original(plan, *args)
 
-    monkeypatch.setattr(Adadelta, "_fused_update", counting)
+    monkeypatch.setattr(adadelta_torch._Plan, "step", counting)
     return calls
 
 
