@@ -287,8 +287,13 @@ def test_replaced_parameter_memory_and_state_are_followed() -> None:
         p0.data = p0.data * 2 + 1  # new memory for the parameter
         opt.state[p1]["square_avg"] = opt.state[p1]["square_avg"].clone()  # a new state tensor
     step_both(3, 6)
+    for opt in opts:
+        p2, p3 = opt.param_groups[0]["params"][2:4]
+        opt.state[p2] = {k: v.clone() for k, v in opt.state[p2].items()}  # a new state dict
+        opt.state[p3]["step"] = torch.tensor(100.0)  # a new step count
+    step_both(6, 7)
     ours.load_state_dict(copy.deepcopy(ours.state_dict()))  # new state tensors for everything
-    step_both(6, 9)
+    step_both(7, 9)
     for a, b in zip(ours.param_groups[0]["params"], theirs.param_groups[0]["params"], strict=True):
         assert_same(a, b)
     assert_same_state(ours, theirs)
@@ -487,6 +492,41 @@ def test_fused_kernel_updates_contiguous_cpu_tensors(
     train_both(params, pair(), steps=3)
     assert len(fused_calls) == 3 * len(params)
     assert {id(p) for p in fused_calls} == {id(p) for p in params}
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_16_bit_parameters_are_fused_and_as_accurate_as_torch(
+    fused_calls: list[torch.Tensor], dtype: torch.dtype
+) -> None:
+    """bfloat16/float16: the kernel computes in float32 and rounds once per stored value,
+    PyTorch after each operation; so ours is compared with the same steps in float64, and must
+    be no further from them than PyTorch's own 16-bit result (within an ulp of the largest
+    value), the state in the parameter's dtype as PyTorch keeps it."""
+    params = make_params(dtype)
+    ours, theirs = pair(weight_decay=0.1, lr=0.5)(params)
+    exact_params = [p.detach().double().requires_grad_() for p in params]
+    exact = torch.optim.Adadelta(exact_params, weight_decay=0.1, lr=0.5)
+    theirs_params = theirs.param_groups[0]["params"]
+    for step in range(5):
+        set_grads(params, step)
+        for q, e, p in zip(theirs_params, exact_params, params, strict=True):
+            q.grad, e.grad = p.grad.clone(), p.grad.double()
+        for opt in (ours, theirs, exact):
+            opt.step()
+    assert len(fused_calls) == 5 * len(params)
+    for p, q, e in zip(params, theirs_params, exact_params, strict=True):
+        for key in ("square_avg", "acc_delta"):
+            assert ours.state[p][key].dtype == theirs.state[q][key].dtype == dtype
+        pairs = [(p, q, e)] + [
+            (ours.state[p][k], theirs.state[q][k], exact.state[e][k])
+            for k in ("square_avg", "acc_delta")
+        ]
+        for a, b, c in pairs:
+            ours_error = (a.detach().double() - c.detach()).abs().max().item()
+            theirs_error = (b.detach().double() - c.detach()).abs().max().item()
+            ulp = torch.finfo(dtype).eps * c.detach().abs().max().item()
+            assert ours_error <= max(theirs_error, ulp), (ours_error, theirs_error)
+        assert ours.state[p]["step"].item() == 5
 
 
 def test_non_contiguous_parameters_fall_back_to_torch(fused_calls: list[torch.Tensor]) -> None:

@@ -34,6 +34,19 @@ _ELEMENT = {
 
 
 @triton.jit  # type: ignore[untyped-decorator]
+def _narrow(x, ELEMENT: tl.constexpr):
+    """``x`` (the compute dtype) as ``ELEMENT``, rounded to nearest even. For bfloat16 the
+    rounding is spelled out on the float32 bits (Triton's interpreter truncates), after which
+    the conversion is exact; NaN stays NaN."""
+    if ELEMENT == tl.bfloat16:
+        bits = x.to(tl.uint32, bitcast=True)
+        bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
+        return tl.where(x != x, x, bits.to(tl.float32, bitcast=True)).to(tl.bfloat16)
+    else:
+        return x.to(ELEMENT)
+
+
+@triton.jit  # type: ignore[untyped-decorator]
 def _adadelta_kernel(
     table,  # int64 [4, tensors]: addresses of x, g, E[g^2], E[dx^2]
     sizes,  # int64 [tensors]: elements of each (complex: twice the complex count)
@@ -87,9 +100,9 @@ def _adadelta_kernel(
     dx = tl.sqrt(u + eps) / tl.sqrt(v + eps) * g
     u = rho * u + (1 - rho) * dx * dx
     x = x - lr * dx
-    tl.store(v_ptr + offsets, v.to(ELEMENT), mask=mask)
-    tl.store(u_ptr + offsets, u.to(ELEMENT), mask=mask)
-    tl.store(x_ptr + offsets, x.to(ELEMENT), mask=mask)
+    tl.store(v_ptr + offsets, _narrow(v, ELEMENT), mask=mask)
+    tl.store(u_ptr + offsets, _narrow(u, ELEMENT), mask=mask)
+    tl.store(x_ptr + offsets, _narrow(x, ELEMENT), mask=mask)
 
 
 def _real(t: torch.Tensor) -> torch.Tensor:
