@@ -75,7 +75,9 @@ def make_steps(
         elif name == FOREACH:
             steps[name] = torch.optim.Adadelta(params, foreach=True).step
         else:
-            steps[name] = torch.compile(torch.optim.Adadelta(params).step, backend=backend)
+            steps[name] = torch.compile(
+                torch.optim.Adadelta(params).step, backend=backend, dynamic=False
+            )
     return steps, grads
 
 
@@ -83,7 +85,7 @@ def median_step_times(
     sizes: list[int], rounds: int, device: torch.device, backend: str
 ) -> dict[str, float]:
     steps, _ = make_steps(sizes, device, backend)
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    sync: Callable[[], None] = torch.cuda.synchronize if device.type == "cuda" else lambda: None
     a = torch.randn(256, 256, device=device)  # the "forward and backward" between two steps
     for step in steps.values():
         for _ in range(3):  # create the state, compile

@@ -59,7 +59,9 @@ def set_grads(params: list[torch.Tensor], step: int) -> None:
 
 
 def tolerance(dtype: torch.dtype) -> dict[str, float]:
-    return {"rtol": 1e-12, "atol": 1e-14} if dtype == torch.float64 else {"rtol": 2e-6, "atol": 1e-7}
+    return (
+        {"rtol": 1e-12, "atol": 1e-14} if dtype == torch.float64 else {"rtol": 2e-6, "atol": 1e-7}
+    )
 
 
 def assert_same_steps(

@@ -46,7 +46,7 @@ propagate into the parameters. (The NumPy optimizers of :mod:`adadelta` refuse s
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any, overload
 
 try:
@@ -77,11 +77,9 @@ Tensors = list[torch.Tensor]
 _PLAIN_TENSOR_TYPES = (torch.Tensor, torch.nn.Parameter)
 # the devices whose tensors go to the Triton kernel (the tests add "cpu", with its interpreter)
 _TRITON_DEVICES = ("cuda",)
-_TRITON_DTYPES = {
-    dtype: None
-    for dtype in (torch.float32, torch.float64, torch.bfloat16, torch.float16)
-    + (torch.complex64, torch.complex128)
-}
+_TRITON_DTYPES = dict.fromkeys(
+    (torch.float32, torch.float64, torch.bfloat16, torch.float16, torch.complex64, torch.complex128)
+)
 
 
 def _check_hyperparameters(group: Mapping[str, Any]) -> None:
@@ -233,7 +231,7 @@ class Adadelta(torch.optim.Optimizer):
     @overload
     def step(self, closure: Callable[[], float]) -> float: ...
 
-    @_use_grad_for_differentiable  # type: ignore[misc]  # PyTorch's: grad mode, graph breaks
+    @_use_grad_for_differentiable  # PyTorch's: grad mode, graph breaks
     def step(self, closure: Callable[[], float] | None = None) -> float | None:
         """Perform a single optimization step.
 
@@ -316,9 +314,9 @@ class _Plan:
         for kernel_dtype, indices in cpu.items():
             kernel = _kernel(kernel_dtype)
             arrays = [
-                {"E_g2": _numpy(self.states[i]["square_avg"]), "E_dx2": _numpy(self.states[i]["acc_delta"])}
-                for i in indices
-            ]  # fmt: skip
+                {"E_g2": _numpy(state["square_avg"]), "E_dx2": _numpy(state["acc_delta"])}
+                for state in (self.states[i] for i in indices)
+            ]
             batch = kernels.Batch(kernel, hyper, [_numpy(params[i]) for i in indices], arrays)
             batch.arguments = kernel.arguments(hyper, arrays, batch.first, batch.dtype)
             self.batches.append((batch, indices))
@@ -387,8 +385,14 @@ class _Plan:
             if self.other_steps:
                 torch._foreach_add_([states[i]["step"] for i in self.other_steps], 1.0)
         if self.triton:
-            _triton_step(group, [params[i] for i in self.triton], [grads[i] for i in self.triton],
-                         [states[i] for i in self.triton], scaler)  # type: ignore[misc]  # fmt: skip
+            triton = self.triton
+            _triton_step(
+                group,
+                [params[i] for i in triton],
+                [grads[i] for i in triton],
+                [states[i] for i in triton],
+                scaler,
+            )
         if self.rest:
             lists: tuple[Tensors, Tensors, Tensors, Tensors, Tensors] = ([], [], [], [], [])
             for i in self.rest:
@@ -417,11 +421,24 @@ def _signatures(
     cheap calls (about a microsecond a tensor)."""
     return [
         (
-            id(state.get(p := params[i])), p.data_ptr(), p.numel(), p.dtype, p.is_contiguous(),
-            id(v := (s := states[i])["square_avg"]), v.data_ptr(),
-            id(u := s["acc_delta"]), u.data_ptr(), id(c := s["step"]), c.data_ptr(),
-            type(g := grads[i]), g.layout, g.device, g.dtype, g.numel(), g.is_contiguous(),
-        )  # fmt: skip
+            id(state.get(p := params[i])),
+            p.data_ptr(),
+            p.numel(),
+            p.dtype,
+            p.is_contiguous(),
+            id(v := (s := states[i])["square_avg"]),
+            v.data_ptr(),
+            id(u := s["acc_delta"]),
+            u.data_ptr(),
+            id(c := s["step"]),
+            c.data_ptr(),
+            type(g := grads[i]),
+            g.layout,
+            g.device,
+            g.dtype,
+            g.numel(),
+            g.is_contiguous(),
+        )
         for i in indices
     ]
 
@@ -438,7 +455,7 @@ def _lazy_bits(params: Tensors, grads: list[Any], indices: list[int]) -> list[tu
 _LIKE = {torch.float32: np.zeros(1, np.float32), torch.float64: np.zeros(1, np.float64)}
 
 
-@numba.njit(cache=True)  # type: ignore[untyped-decorator]
+@numba.njit(cache=True)
 def _count_steps(addresses: Any, like: Any) -> None:  # pragma: no cover (compiled)
     """Add one to the scalars at ``addresses[0]`` (of ``like``'s dtype)."""
     for t in range(addresses.shape[1]):
@@ -509,9 +526,7 @@ def _torch_step(
 
 def _triton_wanted(group: Mapping[str, Any]) -> bool:
     """Whether the group's GPU tensors go to the Triton kernel (if Triton is installed)."""
-    return not (
-        group["differentiable"] or group["foreach"] or group.get("fused", None) is False
-    )
+    return not (group["differentiable"] or group["foreach"] or group.get("fused", None) is False)
 
 
 def _triton_step(
@@ -635,4 +650,3 @@ def _numpy(t: torch.Tensor) -> FloatArray:
 def _fused_kernel() -> kernels.Kernel | None:
     """The fused ADADELTA kernel of :mod:`adadelta.kernels` (None turns the CPU kernels off)."""
     return kernels.ADADELTA
-

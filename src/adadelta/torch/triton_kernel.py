@@ -19,6 +19,7 @@ nothing) are read by the kernel too, as by PyTorch's fused Adam.
 from __future__ import annotations
 
 from collections.abc import Sequence
+
 import torch
 import triton
 import triton.language as tl
@@ -34,7 +35,7 @@ _ELEMENT = {
 
 
 @triton.jit  # type: ignore[untyped-decorator]
-def _narrow(x, ELEMENT: tl.constexpr):
+def _narrow(x, ELEMENT: tl.constexpr):  # type: ignore[no-untyped-def]
     """``x`` (the compute dtype) as ``ELEMENT``, rounded to nearest even. For bfloat16 the
     rounding is spelled out on the float32 bits (Triton's interpreter truncates), after which
     the conversion is exact; NaN stays NaN."""
@@ -47,7 +48,7 @@ def _narrow(x, ELEMENT: tl.constexpr):
 
 
 @triton.jit  # type: ignore[untyped-decorator]
-def _adadelta_kernel(
+def _adadelta_kernel(  # type: ignore[no-untyped-def]
     table,  # int64 [4, tensors]: addresses of x, g, E[g^2], E[dx^2]
     sizes,  # int64 [tensors]: elements of each (complex: twice the complex count)
     tensors,
@@ -161,4 +162,3 @@ def step(
         WEIGHT_DECAY=weight_decay != 0,
         BLOCK=BLOCK,
     )
-
