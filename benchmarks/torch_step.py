@@ -7,7 +7,8 @@ gradients:
 
 - ``torch foreach``: ``torch.optim.Adadelta(foreach=True)``, eager;
 - ``torch.compile``: ``torch.optim.Adadelta`` whose ``step`` runs under
-  ``torch.compile`` (PyTorch's documented way to fuse an optimizer step; backend inductor);
+  ``torch.compile`` (PyTorch's documented way to fuse an optimizer step; backend inductor,
+  static shapes: each layout compiled for its sizes);
 - ``adadelta.torch``: the drop-in, as a user calls it (``opt.step()``).
 
 The optimizers take turns, one step each per round (so drifts in the machine's load hit all of

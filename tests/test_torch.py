@@ -292,8 +292,11 @@ def test_replaced_parameter_memory_and_state_are_followed() -> None:
         opt.state[p2] = {k: v.clone() for k, v in opt.state[p2].items()}  # a new state dict
         opt.state[p3]["step"] = torch.tensor(100.0)  # a new step count
     step_both(6, 7)
+    for opt in opts:
+        del opt.state[opt.param_groups[0]["params"][0]]  # its state reset: made anew
+    step_both(7, 8)
     ours.load_state_dict(copy.deepcopy(ours.state_dict()))  # new state tensors for everything
-    step_both(7, 9)
+    step_both(8, 10)
     for a, b in zip(ours.param_groups[0]["params"], theirs.param_groups[0]["params"], strict=True):
         assert_same(a, b)
     assert_same_state(ours, theirs)
@@ -613,3 +616,34 @@ def test_import_without_torch_asks_for_the_extra() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert 'pip install "adadelta[torch]"' in result.stdout
+
+
+def test_triton_is_imported_only_for_gpu_tensors() -> None:
+    """Importing the drop-in loads neither Triton nor its GPU kernel, and a CPU step does not
+    load the kernel (PyTorch's own step imports TorchDynamo, which may import Triton)."""
+    result = run_python(
+        "import sys, torch\n"
+        "import adadelta.torch\n"
+        "print('triton' in sys.modules, 'adadelta.torch.triton_kernel' in sys.modules)\n"
+        "w = torch.ones(3, requires_grad=True)\n"
+        "w.grad = torch.ones(3)\n"
+        "adadelta.torch.Adadelta([w]).step()\n"
+        "print('adadelta.torch.triton_kernel' in sys.modules)\n"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "False", "False"]
+
+
+def test_flags_changed_between_steps_change_the_path(fused_calls: list[torch.Tensor]) -> None:
+    params = make_params(torch.float64)
+    opt = Adadelta(params)
+    set_grads(params, 0)
+    opt.step()
+    assert len(fused_calls) == len(params)
+    opt.param_groups[0]["fused"] = False  # PyTorch's step from now on
+    set_grads(params, 1)
+    opt.step()
+    assert len(fused_calls) == len(params)
+    opt.param_groups[0]["capturable"] = True  # as TorchDynamo sets it; refused on the CPU
+    with pytest.raises(AssertionError, match="If capturable=True"):
+        opt.step()

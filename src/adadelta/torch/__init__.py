@@ -280,6 +280,7 @@ class _Plan:
         self, optimizer: Adadelta, group: dict[str, Any], params: Tensors, grads: list[Any]
     ) -> None:
         self.group, self.params = group, list(params)
+        self.flags = _flags(group)
         self.has_grad = [g is not None for g in grads]
         cpu_on = _fused_kernel() is not None and not (
             group["differentiable"] or group["capturable"] or group["fused"] is False
@@ -345,6 +346,8 @@ class _Plan:
         """Whether this plan still holds for these parameters and gradients of ``group``."""
         if group is not self.group or len(params) != len(self.params):
             return False
+        if _flags(group) != self.flags:
+            return False
         if not all(map(operator.is_, params, self.params)):
             return False
         if [g is not None for g in grads] != self.has_grad:
@@ -406,6 +409,11 @@ class _Plan:
                     target.append(t)
             has_complex = any(torch.is_complex(p) for p in lists[0])
             _torch_step(group, *lists, has_complex=has_complex, scaler=scaler)
+
+
+def _flags(group: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The hyperparameters that choose the paths."""
+    return group["differentiable"], group["capturable"], group["fused"], group["foreach"]
 
 
 def _signatures(
