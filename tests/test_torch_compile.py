@@ -185,3 +185,28 @@ def test_compiled_training_step_calls_the_step() -> None:
     for a, b in zip(models[0].parameters(), models[1].parameters(), strict=True):
         torch.testing.assert_close(a, b)
         assert ours.state[a]["step"].item() == theirs.state[b]["step"].item() == 3
+
+
+@pytest.mark.parametrize(
+    "optim_input", [i for i in INPUTS if not i.kwargs.get("differentiable")], ids=input_id
+)
+def test_state_dicts_without_the_newer_flags_load(optim_input: Any) -> None:
+    """As PyTorch's test_can_load_older_state_dict: a state dict saved before the flags
+    existed (maximize, foreach, fused, differentiable, capturable) loads and steps; a deep copy
+    keeps every public attribute (test_deepcopy_copies_all_public_attrs)."""
+    params = make_params(torch.float32, differentiable=False)
+    opt = Adadelta(params, **copy.deepcopy(optim_input.kwargs))
+    for step in range(2):
+        set_grads(params, step)
+        opt.step()
+    old = copy.deepcopy(opt.state_dict())
+    for group in old["param_groups"]:
+        for flag in ("maximize", "foreach", "fused", "differentiable", "capturable"):
+            group.pop(flag, None)
+    opt.load_state_dict(old)
+    assert opt.param_groups[0]["fused"] is None and opt.param_groups[0]["maximize"] is False
+    set_grads(params, 2)
+    opt.step()
+    assert all(opt.state[p]["step"].item() == 3 for p in params)
+    public = {k for k in opt.__dict__ if not k.startswith("_")}
+    assert {k for k in copy.deepcopy(opt).__dict__ if not k.startswith("_")} == public
