@@ -4,13 +4,12 @@ the optimizer with the CPU routed to it. (On a GPU the same kernel is compiled.)
 
 from __future__ import annotations
 
+import importlib
 import os
 
 import pytest
 
 pytest.importorskip("torch")
-# before Triton decorates the kernel: it reads the setting then
-os.environ.setdefault("TRITON_INTERPRET", "1")
 pytest.importorskip("triton")
 
 import torch
@@ -18,10 +17,24 @@ import torch
 import adadelta.torch as adadelta_torch
 from adadelta.torch import Adadelta, triton_kernel
 
-pytestmark = pytest.mark.skipif(
-    type(triton_kernel._adadelta_kernel).__name__ != "InterpretedFunction",
-    reason="Triton was imported before TRITON_INTERPRET=1 was set",
-)
+# Triton decides when it decorates the kernel (at import) whether to interpret it: the module
+# is imported again with TRITON_INTERPRET=1 if something imported it before (the setting is
+# then put back, so that nothing else in this process is interpreted).
+if type(triton_kernel._adadelta_kernel).__name__ != "InterpretedFunction":
+    _before = os.environ.get("TRITON_INTERPRET")
+    os.environ["TRITON_INTERPRET"] = "1"
+    try:
+        importlib.reload(triton_kernel)
+    finally:
+        if _before is None:
+            del os.environ["TRITON_INTERPRET"]
+        else:
+            os.environ["TRITON_INTERPRET"] = _before
+
+
+def test_the_kernel_is_interpreted() -> None:
+    assert type(triton_kernel._adadelta_kernel).__name__ == "InterpretedFunction"
+
 
 SHAPES = [(33, 37), (5,), (), (1500,)]  # blocks partly filled, one of several blocks
 

@@ -9,7 +9,8 @@ tensors' sizes; the grid is 2-D: tensor ``t`` by block ``b`` of :data:`BLOCK` el
 blocks past a tensor's end returning at once. The arithmetic is float32 whatever the storage
 (float32, bfloat16, float16; complex tensors as their real views; float64 in float64), and it
 is PyTorch's: RMS[dx]_{t-1} / RMS[g]_t as two square roots divided, so that it never leaves
-the dtype's range where PyTorch's does not.
+the dtype's range where PyTorch's does not, each rounded to nearest as PyTorch's CUDA code
+rounds them (``tl.sqrt_rn``, ``tl.div_rn``: Triton's plain ``sqrt`` and ``/`` approximate).
 
 ``lr`` may be a tensor (read by the kernel, no synchronisation); a grad scaler's ``grad_scale``
 (the gradients are divided by it) and ``found_inf`` (a non-zero value skips the step, writing
@@ -98,12 +99,22 @@ def _adadelta_kernel(  # type: ignore[no-untyped-def]
     else:
         lr = lr_value
     v = rho * v + (1 - rho) * g * g
-    dx = tl.sqrt(u + eps) / tl.sqrt(v + eps) * g
+    if COMPUTE == tl.float32:  # IEEE-rounded root and quotient (tl.sqrt and / approximate)
+        dx = tl.div_rn(tl.sqrt_rn(u + eps), tl.sqrt_rn(v + eps)) * g
+    else:
+        dx = tl.sqrt(u + eps) / tl.sqrt(v + eps) * g
     u = rho * u + (1 - rho) * dx * dx
     x = x - lr * dx
     tl.store(v_ptr + offsets, _narrow(v, ELEMENT), mask=mask)
     tl.store(u_ptr + offsets, _narrow(u, ELEMENT), mask=mask)
     tl.store(x_ptr + offsets, _narrow(x, ELEMENT), mask=mask)
+
+
+# device tables of addresses and sizes, by (device, addresses, sizes); the oldest dropped first
+_TABLES: dict[
+    tuple[torch.device, tuple[int, ...], tuple[int, ...]], tuple[torch.Tensor, torch.Tensor]
+] = {}
+_KEPT = 8
 
 
 def _real(t: torch.Tensor) -> torch.Tensor:
@@ -127,17 +138,27 @@ def step(
     """One ADADELTA step, in place, for contiguous tensors of one dtype on one device (not the
     step counts: the caller adds those), by one kernel launch.
 
-    The caller checks that every tensor is contiguous, of ``params[0]``'s dtype (one of
-    :data:`DTYPES`), device and number of elements; this builds the table of their addresses."""
+    The caller checks that every tensor is contiguous, of ``params[0]``'s dtype (float32,
+    float64, bfloat16, float16 or complex), device and number of elements; this makes the
+    table of their addresses (or finds it made)."""
     if not params:
         return
     device = params[0].device
     real = [[_real(t) for t in ts] for ts in (params, grads, square_avgs, acc_deltas)]
     element = real[0][0].dtype
-    table = torch.tensor([[t.data_ptr() for t in ts] for ts in real], dtype=torch.int64)
+    addresses = tuple(t.data_ptr() for ts in real for t in ts)
     counts = [t.numel() for t in real[0]]
-    sizes = torch.tensor(counts, dtype=torch.int64)
-    table, sizes = table.to(device), sizes.to(device)
+    key = (device, addresses, tuple(counts))
+    cached = _TABLES.get(key)
+    if cached is None:
+        # made once for these addresses, so that a step captured in a CUDA graph (capturable)
+        # copies nothing from the host; a few kept, for optimizers that take turns
+        table = torch.tensor(addresses, dtype=torch.int64).view(4, len(params)).to(device)
+        sizes = torch.tensor(counts, dtype=torch.int64).to(device)
+        if len(_TABLES) >= _KEPT:
+            del _TABLES[next(iter(_TABLES))]
+        cached = _TABLES[key] = (table, sizes)
+    table, sizes = cached
     dummy = table  # an unread pointer for the arguments that a flag turns off
     lr_tensor = isinstance(lr, torch.Tensor)
     lr_pointer = lr.to(device) if isinstance(lr, torch.Tensor) else dummy
