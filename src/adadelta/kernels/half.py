@@ -27,7 +27,7 @@ from numba import types
 from numba.extending import intrinsic
 
 from adadelta.kernels.batch import ADADELTA, BoolArray, Kernel, StateDict
-from adadelta.kernels.parallel import _chunk, _part, _start
+from adadelta.kernels.parallel import _chunk, _part
 
 _LIKE = np.zeros(1, np.uint16)  # the element type of the arrays' memory, for _chunk
 
@@ -98,8 +98,7 @@ def _adadelta_half(
     addresses: Any,
     chunks: Any,
     check: bool,
-    threads: int,
-    verdicts: Any,
+    parts: int,
     c: Any,
     maximize: bool,
     weight_decay: bool,
@@ -107,7 +106,6 @@ def _adadelta_half(
     bf16: bool,
 ) -> int:
     # addresses rows: x, g, E[g^2], E[dx^2] (16-bit); c columns: lr, rho, 1 - rho, eps, wd
-    parts, _ = _start(chunks, threads, verdicts)
     for p in numba.prange(parts):
         first_chunk, last_chunk = _part(chunks, parts, p)
         for k in range(first_chunk, last_chunk):
