@@ -319,7 +319,6 @@ def figure1_experiment(ctx: Context, *, name: str = "figure1", default_epochs: i
             for e in marks
         ]
         lines.append(f"| {m} | {settings} | " + " | ".join(row) + " |")
-    curves = {m: [r.test_error for r in rs] for m, rs in per_method.items()}
     if paper is not None:
         finals = {m: _mean(rs, epochs) for m, rs in per_method.items()}
         sgd_worst = all(finals["SGD"] >= v for v in finals.values())
@@ -336,14 +335,28 @@ def figure1_experiment(ctx: Context, *, name: str = "figure1", default_epochs: i
             _target(ctx, epochs, default_epochs, sgd_worst, f"SGD worst at epoch {default_epochs}"),
         ]
     figure = f"{name}.png"
+    runs = [r for rs in per_method.values() for r in rs]
+    draw_figure1(
+        {"experiment": name, "data": _data_name(ctx), "runs": [r.to_json() for r in runs]},
+        ctx.out / figure,
+    )
+    return Report(name, runs, "\n".join(lines) + "\n", [figure])
+
+
+def draw_figure1(document: dict[str, Any], path: Path) -> None:
+    """Figure 1 from an experiment's JSON document (``OUT/figure1.json`` as
+    :func:`write_report` writes it): each method's mean test error over its seeds, with a
+    mean ± std band over several seeds, and the paper's values for the experiment ``figure1``.
+    ``python scripts/redraw_figure1.py results/figure1.json`` redraws the committed figure."""
+    curves: dict[str, list[list[float | None]]] = {}
+    for entry in document["runs"]:
+        curves.setdefault(entry["optimizer"], []).append(entry["test_error"])
     plot_test_error(
         curves,
-        ctx.out / figure,
-        title=f"MNIST test error, ReLU network ({_data_name(ctx)})",
-        paper=paper,
+        path,
+        title=f"MNIST test error, ReLU network ({document['data']})",
+        paper=PAPER_FIGURE1 if document["experiment"] == "figure1" else None,
     )
-    runs = [r for rs in per_method.values() for r in rs]
-    return Report(name, runs, "\n".join(lines) + "\n", [figure])
 
 
 def figure2_experiment(ctx: Context) -> Report:

@@ -100,7 +100,7 @@ def plot_demo(
     the learning rate for SGD and ADAGRAD (``lr_sweeps[method][lr]``, ``None`` for diverged:
     drawn as an x at the top), with the range of ADADELTA's errors over its ``(rho, eps)`` grid
     as a band (it has no learning rate)."""
-    fig = Figure(figsize=(12, 4.8), dpi=110)
+    fig = Figure(figsize=(12, 5.4), dpi=110)
     left, right = fig.subplots(1, 2)
     for method, runs in curves.items():
         style = STYLE.get(method, {"marker": "."})
@@ -149,7 +149,7 @@ def plot_demo(
     right.set_ylabel(f"Test error % after {sweep_epochs} epochs (log scale)")
     right.set_title("Tuning: learning rates against ADADELTA's rho and eps", fontsize=10)
     right.grid(True, which="both", alpha=0.3)
-    right.legend(fontsize=8, loc="upper left")
+    right.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     fig.savefig(path)
@@ -164,22 +164,28 @@ def plot_step_sizes(
     batches_per_epoch: int,
 ) -> None:
     """The paper's Figure 2: for each weight matrix (one column each), the step sizes
-    RMS[dx]_{t-1}/RMS[g]_t (top, y from 0 to 1) and the changes dx (bottom, y from -0.01 to
-    0.01) of the sampled weights; ``step_sizes[layer]`` has shape (samples, weights)."""
+    RMS[dx]_{t-1}/RMS[g]_t (top) and the changes dx (bottom) of the sampled weights;
+    ``step_sizes[layer]`` has shape (samples, weights). The top row's y axis runs from 0 to a
+    little above its largest value (at least 1), the bottom row's is symmetric around 0 and
+    shared by all layers, so that no curve is cut off at the border."""
     layers = list(step_sizes)
     fig = Figure(figsize=(4 * len(layers), 6), dpi=110)
     axes = fig.subplots(2, len(layers), squeeze=False, sharex=True)
     epochs = np.asarray(batches, dtype=float) / batches_per_epoch
+    size_top = 1.05 * max(1.0, *(float(np.nanmax(v)) for v in step_sizes.values()))
+    change = 1.1 * max(float(np.nanmax(np.abs(v))) for v in updates.values())
     for column, layer in enumerate(layers):
         top, bottom = axes[0][column], axes[1][column]
         top.plot(epochs, step_sizes[layer], linewidth=0.8)
         bottom.plot(epochs, updates[layer], linewidth=0.8)
-        top.set_title(f"{layer}: step size RMS[dx]/RMS[g]")
-        bottom.set_title(f"{layer}: parameter change dx")
-        top.set_ylim(0, 1)
-        bottom.set_ylim(-0.01, 0.01)
+        top.set_title(f"{layer}: step sizes")
+        bottom.set_title(f"{layer}: parameter changes")
+        top.set_ylim(0, size_top)
+        bottom.set_ylim(-change, change)
         bottom.set_xlabel("Epoch")
         for ax in (top, bottom):
             ax.grid(True, alpha=0.3)
+    axes[0][0].set_ylabel(r"step size $\mathrm{RMS}[\Delta x]_{t-1} / \mathrm{RMS}[g]_t$")
+    axes[1][0].set_ylabel(r"update $\Delta x_t$")
     fig.tight_layout()
     fig.savefig(path)
