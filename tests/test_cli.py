@@ -316,3 +316,19 @@ def test_reproduce_does_not_write_into_the_repository_by_default(
     assert cli.main(argv) == 0
     assert (tmp_path / "adadelta-results" / "tanh.json").is_file()
     assert not (tmp_path / "results").exists()
+
+
+def test_without_the_paper_extra_the_command_says_what_to_install() -> None:
+    code = (
+        "import sys; sys.modules['matplotlib'] = None; "  # as if Matplotlib were not installed
+        "from adadelta.__main__ import main; sys.exit(main())"
+    )
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    result = subprocess.run(
+        [sys.executable, "-c", code, "demo"], env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    assert result.stderr == (
+        "adadelta: error: the command line needs matplotlib, which the [paper] extra installs: "
+        "pip install 'adadelta[paper]'\n"
+    )
