@@ -1,4 +1,4 @@
-"""The ``adadelta`` command: ``demo``, ``reproduce`` and ``bench``.
+"""The ``adadelta`` command: ``demo``, ``reproduce``, ``bench`` and ``explore``.
 
 Expected failures (missing or damaged data, a bad ``--out``, a ``--subset`` larger than the
 data, a run directory written with other settings) print one line, ``adadelta: error: what went
@@ -133,12 +133,20 @@ def build_parser() -> argparse.ArgumentParser:
     from adadelta.app import bench as bench_module
 
     bench_module.add_arguments(bench)
+    explore = commands.add_parser(
+        "explore",
+        help="the optimizers on 2-D surfaces: animated paths beside ADADELTA's state, and an "
+        "interactive page",
+    )
+    from adadelta.app import explore as explore_module
+
+    explore_module.add_arguments(explore)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    args.progress = args.progress and sys.stderr.isatty()
+    args.progress = getattr(args, "progress", False) and sys.stderr.isatty()
     try:
         return _run(args)
     except RunMismatchError as error:
@@ -146,7 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{error}; on the command line: choose another --out, or delete that run's "
             "directory to train it again"
         )
-    except (CommandError, DatasetError, CheckpointError) as error:
+    except (CommandError, DatasetError, CheckpointError, experiments.OutputLockedError) as error:
         return _fail(str(error))
     except OSError as error:  # a full disk, a permission: the system's words and the path
         return _fail(f"{error}; check the path and free space, then run the same command again")
@@ -160,6 +168,10 @@ def _run(args: argparse.Namespace) -> int:
         from adadelta.app import bench as bench_module
 
         return bench_module.run(args)
+    if args.command == "explore":
+        from adadelta.app import explore as explore_module
+
+        return explore_module.main(args)
     start = time.perf_counter()
     if args.command == "demo":
         from adadelta.app.datasets import load_embedded_digits

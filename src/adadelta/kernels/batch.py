@@ -8,7 +8,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numba
 import numpy as np
 
 from adadelta.kernels.loops import _adadelta, _adagrad, _adam, _rmsprop, _sgd
@@ -211,8 +210,6 @@ class Batch:
         sizes = np.array([x.size for x in params], np.intp)
         self.elements = int(sizes.sum())
         self.chunks = _chunks(sizes, _threads(self.elements))
-        # the kernel's count of its calls, and its parts' verdicts on their gradients
-        self.verdicts = np.zeros(1 + numba.config.NUMBA_NUM_THREADS, np.int64)  # type: ignore[attr-defined]
         self.dtype = params[0].dtype
         # the hyperparameters of the last step (the values of ``hyper``) and their arguments
         self.hyper: list[Any] = []
@@ -235,7 +232,8 @@ class Batch:
         """The kernel's call on the table as it is (the gradients' addresses written) with the
         last step's arguments: -1, or with ``check`` the index of the first gradient holding NaN
         or infinity (nothing written)."""
-        control = (self.addresses, self.chunks, check, _threads(self.elements), self.verdicts)
+        parts = min(_threads(self.elements), self.chunks.shape[0])  # one per thread
+        control = (self.addresses, self.chunks, check, parts)
         bad: int = _launch(self.kernel.compiled, self.elements, *control, *self.arguments)
         return bad
 

@@ -8,7 +8,7 @@ from typing import Any
 import numba
 import numpy as np
 
-from adadelta.kernels.parallel import _LEFT, _chunk, _may_write, _outcome, _part, _start, _wrote
+from adadelta.kernels.parallel import _chunk, _part, _scan
 
 # --- the kernels: one per rule of adadelta.rules, the same operations in the same order ---
 
@@ -55,24 +55,20 @@ def _adadelta(
     addresses: Any,
     chunks: Any,
     check: bool,
-    threads: int,
-    verdicts: Any,
+    parts: int,
     c: Any,
     maximize: bool,
     weight_decay: bool,
     decoupled: bool,
 ) -> int:
     # addresses rows: x, g, E[g^2], E[dx^2]; c columns: lr, rho, 1 - rho, eps, weight_decay
-    parts, epoch = _start(chunks, threads, verdicts)
-    for again in range(2):  # again: the parts that stopped waiting (see _may_write)
-        for p in numba.prange(parts):
-            if _may_write(addresses, chunks, check, again, parts, verdicts, epoch, p, c[0]):
-                _adadelta_part(addresses, chunks, parts, p, c, maximize, weight_decay, decoupled)
-                _wrote(check, verdicts, epoch, p)
-        bad = _outcome(addresses, chunks, check, parts, verdicts, epoch, c[0])
-        if bad != _LEFT:
-            break
-    return bad
+    if check:
+        bad = _scan(addresses, chunks, parts, c[0])
+        if bad >= 0:
+            return bad
+    for p in numba.prange(parts):
+        _adadelta_part(addresses, chunks, parts, p, c, maximize, weight_decay, decoupled)
+    return -1
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
@@ -120,8 +116,7 @@ def _sgd(
     addresses: Any,
     chunks: Any,
     check: bool,
-    threads: int,
-    verdicts: Any,
+    parts: int,
     c: Any,
     first: Any,
     maximize: bool,
@@ -131,27 +126,24 @@ def _sgd(
 ) -> int:
     # addresses rows: x, g, momentum buffer; c columns: lr, momentum, 1 - dampening, wd
     # first[t]: the buffer starts at this step's gradient
-    parts, epoch = _start(chunks, threads, verdicts)
-    for again in range(2):  # again: the parts that stopped waiting (see _may_write)
-        for p in numba.prange(parts):
-            if _may_write(addresses, chunks, check, again, parts, verdicts, epoch, p, c[0]):
-                _sgd_part(
-                    addresses,
-                    chunks,
-                    parts,
-                    p,
-                    c,
-                    first,
-                    maximize,
-                    weight_decay,
-                    momentum,
-                    nesterov,
-                )
-                _wrote(check, verdicts, epoch, p)
-        bad = _outcome(addresses, chunks, check, parts, verdicts, epoch, c[0])
-        if bad != _LEFT:
-            break
-    return bad
+    if check:
+        bad = _scan(addresses, chunks, parts, c[0])
+        if bad >= 0:
+            return bad
+    for p in numba.prange(parts):
+        _sgd_part(
+            addresses,
+            chunks,
+            parts,
+            p,
+            c,
+            first,
+            maximize,
+            weight_decay,
+            momentum,
+            nesterov,
+        )
+    return -1
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
@@ -180,23 +172,19 @@ def _adagrad(
     addresses: Any,
     chunks: Any,
     check: bool,
-    threads: int,
-    verdicts: Any,
+    parts: int,
     c: Any,
     maximize: bool,
     weight_decay: bool,
 ) -> int:
     # addresses rows: x, g, sum; c columns: clr (the decayed lr of this array's step), eps, wd
-    parts, epoch = _start(chunks, threads, verdicts)
-    for again in range(2):  # again: the parts that stopped waiting (see _may_write)
-        for p in numba.prange(parts):
-            if _may_write(addresses, chunks, check, again, parts, verdicts, epoch, p, c[0]):
-                _adagrad_part(addresses, chunks, parts, p, c, maximize, weight_decay)
-                _wrote(check, verdicts, epoch, p)
-        bad = _outcome(addresses, chunks, check, parts, verdicts, epoch, c[0])
-        if bad != _LEFT:
-            break
-    return bad
+    if check:
+        bad = _scan(addresses, chunks, parts, c[0])
+        if bad >= 0:
+            return bad
+    for p in numba.prange(parts):
+        _adagrad_part(addresses, chunks, parts, p, c, maximize, weight_decay)
+    return -1
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
@@ -255,8 +243,7 @@ def _rmsprop(
     addresses: Any,
     chunks: Any,
     check: bool,
-    threads: int,
-    verdicts: Any,
+    parts: int,
     c: Any,
     maximize: bool,
     weight_decay: bool,
@@ -265,18 +252,13 @@ def _rmsprop(
 ) -> int:
     # addresses rows: x, g, square_avg, grad_avg, momentum buffer
     # c columns: lr, alpha, 1 - alpha, eps, wd, momentum
-    parts, epoch = _start(chunks, threads, verdicts)
-    for again in range(2):  # again: the parts that stopped waiting (see _may_write)
-        for p in numba.prange(parts):
-            if _may_write(addresses, chunks, check, again, parts, verdicts, epoch, p, c[0]):
-                _rmsprop_part(
-                    addresses, chunks, parts, p, c, maximize, weight_decay, centered, momentum
-                )
-                _wrote(check, verdicts, epoch, p)
-        bad = _outcome(addresses, chunks, check, parts, verdicts, epoch, c[0])
-        if bad != _LEFT:
-            break
-    return bad
+    if check:
+        bad = _scan(addresses, chunks, parts, c[0])
+        if bad >= 0:
+            return bad
+    for p in numba.prange(parts):
+        _rmsprop_part(addresses, chunks, parts, p, c, maximize, weight_decay, centered, momentum)
+    return -1
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
@@ -328,8 +310,7 @@ def _adam(
     addresses: Any,
     chunks: Any,
     check: bool,
-    threads: int,
-    verdicts: Any,
+    parts: int,
     c: Any,
     first: Any,
     maximize: bool,
@@ -339,13 +320,10 @@ def _adam(
     # addresses rows: x, g, exp_avg, exp_avg_sq, max_exp_avg_sq
     # c columns: 1 - beta1, beta2, 1 - beta2, step_size, bias_correction2_sqrt, eps, wd
     # first[t]: max_exp_avg_sq starts at this step's exp_avg_sq
-    parts, epoch = _start(chunks, threads, verdicts)
-    for again in range(2):  # again: the parts that stopped waiting (see _may_write)
-        for p in numba.prange(parts):
-            if _may_write(addresses, chunks, check, again, parts, verdicts, epoch, p, c[0]):
-                _adam_part(addresses, chunks, parts, p, c, first, maximize, weight_decay, amsgrad)
-                _wrote(check, verdicts, epoch, p)
-        bad = _outcome(addresses, chunks, check, parts, verdicts, epoch, c[0])
-        if bad != _LEFT:
-            break
-    return bad
+    if check:
+        bad = _scan(addresses, chunks, parts, c[0])
+        if bad >= 0:
+            return bad
+    for p in numba.prange(parts):
+        _adam_part(addresses, chunks, parts, p, c, first, maximize, weight_decay, amsgrad)
+    return -1
