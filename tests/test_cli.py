@@ -259,11 +259,13 @@ def test_help_shows_the_defaults_and_describes_every_argument(
         text = " ".join(capsys.readouterr().out.split())
         for default in defaults:
             assert " ".join(default.split()) in text, (default, text)
-        parser = cli.build_parser()
-        sub = next(a for a in parser._actions if a.dest == "command").choices[command]  # type: ignore[union-attr]
-        for action in sub._actions:
-            assert action.help, f"{command}: {action.dest} has no description"
     assert "tanh (6 epochs)" in text and "figure2" in text
+    parser = cli.build_parser()
+    commands = next(a for a in parser._actions if a.dest == "command").choices
+    assert set(commands) == {"demo", "reproduce", "bench", "explore"}  # type: ignore[arg-type]
+    for name, sub in commands.items():  # type: ignore[union-attr]
+        for action in sub._actions:
+            assert action.help, f"{name}: {action.dest} has no description"
 
 
 def test_version_and_python_dash_m() -> None:

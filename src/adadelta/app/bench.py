@@ -988,7 +988,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data", help="epoch: directory of the MNIST .gz files (default: synthetic images)"
     )
-    parser.add_argument("--no-progress", dest="progress", action="store_false")
+    parser.add_argument(
+        "--no-progress", dest="progress", action="store_false", help="hide the progress lines"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
