@@ -15,11 +15,12 @@ How the kernels are written, and why:
   x86-64. ADADELTA's kernel is the one exception: it computes RMS[dx]_{t-1} / RMS[g]_t as
   ``sqrt((E[dx^2] + eps) / (E[g^2] + eps))``, one division and one square root where the rule
   (like PyTorch and optax) takes two square roots and divides them. Both operations run on the
-  same divider unit of the core, which bounds the loop at small sizes; the step moves by an ulp
-  or two, and is closer to the exact value (one rounding fewer). The quotient must stay
-  within the dtype's normal range, which it leaves only when the gradients' RMS exceeds the
-  steps' RMS by a factor of 1e19 (float32): there it loses precision, and the rule does not.
-  ``benchmarks/adadelta_ratio.py`` times both forms and measures their error.
+  same divider unit of the core, which bounds the loop at small sizes; the step moves by at
+  most 4 ulps, and is closer to the exact value (one rounding fewer). The quotient must stay
+  within the dtype's normal range (it leaves it when one RMS exceeds the other by a factor of
+  1e19 in float32): a block of elements where one quotient does not is computed with the
+  rule's two roots instead, exactly as the rule. ``benchmarks/adadelta_ratio.py`` times both
+  forms and measures their error.
 - **One compiled call per step for all arrays of a dtype.** Arrays are passed as a table of
   addresses, and the work is cut into chunks of at most :data:`CHUNK` elements across all of
   them, as many for each thread (``prange``). Two hundred small tensors so cost about what one
