@@ -251,6 +251,7 @@ class Batch:
             if len(params) > _BISECT_MAX
             else None
         )
+        self.apart = b""  # the gradients' addresses last found apart from the arrays
         # the hyperparameters of the last step (the values of ``hyper``) and their arguments
         self.hyper: list[Any] = []
         self.arguments: tuple[Any, ...] = ()
@@ -293,30 +294,38 @@ class Batch:
         # A contiguous gradient that overlaps a parameter or state array is refused: the
         # kernel would read elements it has written (a copied one has memory of its own). The
         # parameter itself is taken: each element is read before it is written.
-        (low, high), starts, ends, nbytes = self.span, self.starts, self.ends, self.nbytes
         vectorized = self.vectorized
-        for i, g in enumerate(grads):
-            if g.flags.num & _ALIGNED_C != _ALIGNED_C:
-                g = np.ascontiguousarray(g)
-                copies.append(g)
+        if vectorized is None:
+            (low, high), starts, ends, nbytes = self.span, self.starts, self.ends, self.nbytes
+            for i, g in enumerate(grads):
+                if g.flags.num & _ALIGNED_C != _ALIGNED_C:
+                    g = np.ascontiguousarray(g)
+                    copies.append(g)
+                    row[i] = _address(g)
+                    continue
+                first = _address(g)
+                row[i] = first
+                last = first + nbytes[i]
+                if first < high and last > low and first != last:
+                    j = bisect_left(starts, last) - 1
+                    if ends[j] > first and first != self.addresses[0, i]:
+                        self._forget_created()
+                        raise SharedMemoryError(i)
+        else:
+            for i, g in enumerate(grads):
+                if g.flags.num & _ALIGNED_C != _ALIGNED_C:
+                    g = np.ascontiguousarray(g)
+                    copies.append(g)
                 row[i] = _address(g)
-                continue
-            first = _address(g)
-            row[i] = first
-            last = first + nbytes[i]
-            if vectorized is None and first < high and last > low and first != last:
-                if ends[bisect_left(starts, last) - 1] > first and first != self.addresses[0, i]:
+            seen = row.tobytes()
+            if seen != self.apart:  # gradients at other addresses than the last checked ones
+                vstarts, vends, vbytes = vectorized
+                ends_before = vends[np.searchsorted(vstarts, row + vbytes) - 1]
+                hits = (ends_before > row) & (vbytes > 0) & (row != self.addresses[0])
+                if hits.any():
                     self._forget_created()
-                    raise SharedMemoryError(i)
-        if vectorized is not None:
-            vstarts, vends, vbytes = vectorized
-            ends_before = vends[np.searchsorted(vstarts, row + vbytes) - 1]
-            hits = np.flatnonzero((ends_before > row) & (vbytes > 0) & (row != self.addresses[0]))
-            # a copy's address is its own
-            hit = [int(i) for i in hits if grads[int(i)].flags.num & _ALIGNED_C == _ALIGNED_C]
-            if hit:
-                self._forget_created()
-                raise SharedMemoryError(hit[0])
+                    raise SharedMemoryError(int(np.flatnonzero(hits)[0]))
+                self.apart = seen
         kernel = self.kernel
         if kernel.counts_steps or not same_objects(hyper, self.hyper):
             self.arguments = kernel.arguments(hyper, self.states, self.first, self.dtype)
