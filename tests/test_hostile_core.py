@@ -768,3 +768,120 @@ def test_fuzz_refused_state_dicts_change_nothing(data: Any) -> None:
     assert snapshot(opt, params) == before, name
     assert_identical(opt.state_dict(), saved)
     opt.step(grads)  # and the optimizer still works
+
+
+# --- found by the review of issue 12: copies, aliasing gradients ---
+
+
+@pytest.mark.parametrize("how", ["deepcopy", "pickle"])
+@pytest.mark.parametrize("config", CONFIGS[::3], ids=[c.id for c in CONFIGS[::3]])
+@PATHS
+def test_a_copied_or_pickled_optimizer_is_independent_and_checked(
+    config: OptimizerConfig, how: str, fused: bool
+) -> None:
+    # was: TypeError: cannot pickle '_thread.lock' object (the lock and weak references)
+    import pickle
+
+    params = {"W": np.linspace(-1, 1, 12).reshape(3, 4), "b": np.ones(4, np.float32)}
+    grads = {"W": np.full((3, 4), 0.25), "b": np.full(4, -0.5, np.float32)}
+    opt = stepped(config, params, grads, fused)
+    twin = copy.deepcopy(opt) if how == "deepcopy" else pickle.loads(pickle.dumps(opt))
+    assert twin.fused is fused  # type: ignore[attr-defined]
+    twin_params = twin.param_groups[0]["params"]
+    before = snapshot(opt, list(params.values()))
+    assert snapshot(twin, list(twin_params.values())) == before
+    twin.step(grads)  # the copy's step changes nothing of the original
+    assert snapshot(opt, list(params.values())) == before
+    opt.step(grads)  # and both step to the same bits
+    assert snapshot(twin, list(twin_params.values())) == snapshot(opt, list(params.values()))
+    for array in (twin_params["W"], twin.state[0][twin.state_fields[0]]):
+        if isinstance(array, np.ndarray) and fused:  # guarded like the original's
+            with pytest.raises(ValueError, match="cannot resize"):
+                array.resize(1000, refcheck=False)
+    with pytest.raises(ValueError, match="cannot resize"):
+        twin_params["b"].resize(1000, refcheck=False)
+    twin_params["W"] = np.zeros((3, 4))  # and checked like the original
+    with pytest.raises(ValueError, match=r"params\['W'\]: replaced"):
+        twin.step(grads)
+
+
+def test_an_optimizer_is_not_copied_while_a_step_runs() -> None:
+    opt = Adadelta([np.zeros(3)])
+    with opt._busy, pytest.raises(RuntimeError, match="copying or pickling"):
+        copy.deepcopy(opt)
+    copy.deepcopy(opt)
+
+
+def _aliasing_cases() -> list[tuple[str, Callable[[list[np.ndarray], Optimizer], list[Any]]]]:
+    """(name, grads from the parameters and the stepped optimizer): each gradient list holds
+    one gradient that shares memory with a parameter or a state array (a parameter as its own
+    gradient is taken: tests/test_optimizers.py's test_any_gradient_layout_gives_the_same_step)."""
+
+    def state_array(opt: Optimizer, i: int) -> np.ndarray:
+        return next(v for v in opt.state[i].values() if isinstance(v, np.ndarray))
+
+    return [
+        ("another parameter", lambda ps, opt: [np.ones(4), ps[0], *ps[2:]]),
+        ("a state array", lambda ps, opt: [state_array(opt, 0), *map(np.ones_like, ps[1:])]),
+        ("another's state", lambda ps, opt: [np.ones(4), state_array(opt, 0), *ps[2:]]),
+    ]
+
+
+@pytest.mark.parametrize("many", [False, True], ids=["few", "many"])
+@pytest.mark.parametrize("case", range(3), ids=[name for name, _ in _aliasing_cases()])
+@pytest.mark.parametrize("config", CONFIGS[::5], ids=[c.id for c in CONFIGS[::5]])
+@PATHS
+def test_a_gradient_sharing_memory_with_a_parameter_or_state_is_refused(
+    config: OptimizerConfig, case: int, many: bool, fused: bool
+) -> None:
+    # was: accepted; the kernel read gradient elements after writing them (e.g. Adadelta with
+    # the gradient E[g^2]: -0.00479 on the kernel, -0.00480 on the rule)
+    count = 20 if many else 2  # many: the kernel's batch searches the spans vectorized
+    params = [np.linspace(0.5, 1, 4) for _ in range(count)]
+    grads = [np.full(4, 0.5) for _ in range(count)]
+    opt = stepped(config, params, grads, fused)
+    opt.step(grads)  # a kept plan: the batch checks the addresses itself
+    aliased = _aliasing_cases()[case][1](params, opt)
+    before = snapshot(opt, params)
+    with pytest.raises(ValueError, match=r"gradient for params\[[01]\] shares memory with"):
+        opt.step(aliased)
+    assert snapshot(opt, params) == before
+    opt.step(grads)  # and the optimizer works on
+
+
+@PATHS
+def test_a_gradient_sharing_memory_is_refused_across_groups_and_in_a_first_step(
+    fused: bool,
+) -> None:
+    w, b = np.ones((3, 3)), np.ones(3, np.float32)
+    opt = Adadelta([{"params": [w]}, {"params": [b], "lr": 0.5}])
+    opt.fused = fused  # type: ignore[attr-defined]
+    before = snapshot(opt, [w, b])
+    with pytest.raises(ValueError, match=r"params\[0\] shares memory with params\[0\]"):
+        opt.step([[w[::-1]], [np.ones(3, np.float32)]])  # a reversed view: bounds, not address
+    assert snapshot(opt, [w, b]) == before
+    opt.step([[np.ones((3, 3))], [np.ones(3, np.float32)]])
+    before = snapshot(opt, [w, b])
+    state = opt.state[0]["E_g2"]
+    with pytest.raises(ValueError, match=r"shares memory with state 'E_g2' of params\[0\]"):
+        opt.step([[np.ones((3, 3))], [state.view(np.float32)[0, :3]]])  # bytes, another dtype
+    assert snapshot(opt, [w, b]) == before
+
+
+@PATHS
+def test_gradients_that_share_memory_only_with_each_other_or_interleave_are_taken(
+    fused: bool,
+) -> None:
+    buffer = np.linspace(1, 2, 16)
+    x, y = buffer[::2], np.ones(8)  # x strided: the rule; y: the kernel
+    g = buffer[1::2].copy()
+    opt = Adadelta([x, y])
+    opt.fused = fused  # type: ignore[attr-defined]
+    twin, twin_y = np.linspace(1, 2, 16)[::2].copy(), np.ones(8)
+    reference = Adadelta([twin, twin_y])
+    reference.fused = fused  # type: ignore[attr-defined]
+    opt.step([buffer[1::2], buffer[1::2]])  # interleaved with x: no byte in common; and reused
+    reference.step([g, g])
+    opt.step([x, y])  # each parameter its own gradient, element for element
+    reference.step([twin.copy(), twin_y.copy()])
+    assert x.tobytes() == twin.tobytes() and y.tobytes() == twin_y.tobytes()

@@ -758,3 +758,89 @@ def test_reproduce_killed_at_random_moments_resumes_to_the_same_bits(tmp_path: P
     assert_identical(_snapshot(out), _snapshot(tmp_path / "reference"))
     strays = [p for p in out.rglob("*.tmp")]
     assert strays == []
+
+
+# --- found by the review of issue 12 ---
+
+
+def _hang_guard(signum: int, frame: Any) -> None:
+    raise TimeoutError("blocked on a file that is not a regular file")
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory"])
+def test_files_that_are_not_regular_are_refused_without_blocking(tmp_path: Path, kind: str) -> None:
+    # was: load and read_idx on a FIFO blocked for ever (open waits for a writer); on a
+    # directory, IsADirectoryError
+    paths = {"load": tmp_path / "ckpt", "read_idx": tmp_path / "data-idx1-ubyte.gz"}
+    for path in paths.values():
+        os.mkfifo(path) if kind == "fifo" else path.mkdir()
+    previous = signal.signal(signal.SIGALRM, _hang_guard)
+    signal.alarm(10)
+    try:
+        with pytest.raises(CheckpointError, match="not a regular file") as error:
+            adadelta.load(paths["load"])
+        assert str(paths["load"]) in str(error.value)
+        with pytest.raises(DatasetError, match="not a regular file") as error2:
+            read_idx(paths["read_idx"])
+        assert str(paths["read_idx"]) in str(error2.value)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_a_checkpoint_that_is_a_device_is_refused_before_reading_it(tmp_path: Path) -> None:
+    # was: load of a symlink to /dev/zero read until memory ran out (MemoryError, or the OOM
+    # killer); run in a child with 3 GB of address space so a regression cannot take the host
+    link = tmp_path / "ckpt"
+    link.symlink_to("/dev/zero")
+    code = (
+        "import resource, sys\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))\n"
+        "import adadelta\n"
+        "try:\n"
+        "    adadelta.load(sys.argv[1])\n"
+        "except adadelta.CheckpointError as e:\n"
+        "    print(e)\n"
+    )
+    child = subprocess.run(
+        [sys.executable, "-c", code, str(link)],
+        env={**os.environ, "PYTHONPATH": str(SRC)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert child.returncode == 0, child.stderr[-500:]
+    assert f"{link}: not a regular file" in child.stdout
+
+
+def test_an_out_that_is_not_a_directory_or_a_planted_lock_file_is_refused(tmp_path: Path) -> None:
+    # was: --out naming a file gave a bare FileExistsError; OUT/.lock as a symlink had its
+    # target truncated and overwritten with the process id; a directory or a FIFO there gave
+    # IsADirectoryError or OSError(EINVAL)
+    a_file = tmp_path / "results.txt"
+    a_file.write_text("mine")
+    with pytest.raises(NotADirectoryError, match="must be a directory") as error:
+        with experiments.locked(a_file):
+            pass
+    assert str(a_file) in str(error.value) and a_file.read_text() == "mine"
+    victim = tmp_path / "precious"
+    victim.write_text("precious")
+    for kind in ("symlink", "directory", "fifo"):
+        out = tmp_path / kind
+        out.mkdir()
+        lock = out / ".lock"
+        if kind == "symlink":
+            lock.symlink_to(victim)
+        elif kind == "directory":
+            lock.mkdir()
+        else:
+            os.mkfifo(lock)
+        with pytest.raises(experiments.OutputLockedError, match="cannot be the lock file"):
+            with experiments.locked(out):
+                pass
+    assert victim.read_text() == "precious"
+    stale = tmp_path / "stale"  # a lock file left by a killed process does not block
+    stale.mkdir()
+    (stale / ".lock").write_text("pid 999999999 on elsewhere\n")
+    with experiments.locked(stale):
+        assert (stale / ".lock").read_text().startswith(f"pid {os.getpid()} ")

@@ -23,6 +23,7 @@ import os
 import re
 import secrets
 import socket
+import stat
 import struct
 import zipfile
 import zlib
@@ -143,7 +144,7 @@ def load(path: str | os.PathLike[str]) -> Any:
     """Read a file written by :func:`save`; raises :class:`CheckpointError` naming the file and
     the problem if it is truncated, corrupt or not a checkpoint (``FileNotFoundError`` if there
     is no file)."""
-    with open(path, "rb") as f:
+    with open_regular(path) as f:
         try:
             arrays = _read_entries(f, os.fstat(f.fileno()).st_size)
             skeleton_array = arrays.pop(_SKELETON, None)
@@ -165,6 +166,23 @@ def load(path: str | os.PathLike[str]) -> Any:
             raise CheckpointError(
                 f"{path}: corrupt or truncated checkpoint ({type(error).__name__}: {error})"
             ) from error
+
+
+def open_regular(
+    path: str | os.PathLike[str], error: type[Exception] = CheckpointError
+) -> IO[bytes]:
+    """``path`` opened for reading if it is a regular file (symlinks followed), else ``error``
+    naming it: a FIFO, a device or a directory would block, never end, or fail later. Opened
+    non-blocking, so that a FIFO without a writer cannot hang the check itself."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise error(f"{path}: not a regular file (a directory, FIFO, socket or device)")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def _read_entries(f: IO[bytes], file_size: int) -> dict[str, np.ndarray[Any, Any]]:

@@ -21,6 +21,7 @@ optimizer raises ``RuntimeError`` (and changes nothing) instead of interleaving 
 
 from __future__ import annotations
 
+import bisect
 import math
 import operator
 import threading
@@ -446,10 +447,41 @@ class Optimizer:
             state[key] = np.array(value, order="C")  # a copy of its own, aligned
         return state
 
+    def _named(self) -> list[tuple[str, FloatArray]]:
+        """Every parameter and state array, with its name for an error."""
+        named: list[tuple[str, FloatArray]] = []
+        paths = [path for group_paths in self._paths for path in group_paths]
+        params = [x for group_params in self._leaves for x in group_params]
+        for path, x, record in zip(paths, params, self.state, strict=True):
+            named.append((f"params{path}", x))
+            named.extend(
+                (f"state {k!r} of params{path}", v)
+                for k, v in record.items()
+                if isinstance(v, np.ndarray)
+            )
+        return named
+
     def __repr__(self) -> str:
         sizes = [sum(p.size for p in ps) for ps in self._leaves]
         hyper = ", ".join(f"{k}={v!r}" for k, v in self.defaults.items())
         return f"{type(self).__name__}({hyper}; {len(sizes)} group(s), {sum(sizes)} elements)"
+
+    # -- copy.deepcopy and pickle: the parameters, groups and state; a fresh lock and guards,
+    # and no kernel table, so the copy's first step checks every array anew --
+
+    def __getstate__(self) -> dict[str, Any]:
+        busy = self._exclusive("copying or pickling")
+        try:
+            transient = ("_busy", "_guards", "_checked", "_plan", "_spans")
+            return {k: v for k, v in self.__dict__.items() if k not in transient}
+        finally:
+            busy.release()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._busy = threading.Lock()
+        self._checked = {}
+        self._guards = _guards([x for leaves in self._leaves for x in leaves])
 
 
 def _is_group_list(params: Any) -> bool:
@@ -543,6 +575,50 @@ def _check_disjoint(named: Sequence[tuple[str, FloatArray]]) -> None:
         open_.append((high, i))
 
 
+def _spans(named: Sequence[tuple[str, FloatArray]]) -> tuple[list[int], list[int]]:
+    """The bytes of the arrays of ``named``: spans merged where they overlap, sorted (starts,
+    ends)."""
+    starts: list[int] = []
+    ends: list[int] = []
+    for low, high in sorted(np.lib.array_utils.byte_bounds(a) for _, a in named if a.size):
+        if ends and low < ends[-1]:
+            ends[-1] = max(ends[-1], high)
+        else:
+            starts.append(low)
+            ends.append(high)
+    return starts, ends
+
+
+def _check_apart(optimizer: _RuleOptimizer, grads: list[list[FloatArray]]) -> None:
+    """Raise if a gradient shares memory with a parameter or a state array (the kernel would
+    read elements it has written; the rule would not, but both paths refuse it alike); the
+    parameter itself, element for element, is taken (each is read before it is written). A
+    gradient costs its bounds and a bisection of ``optimizer._spans``; one that falls in a span
+    is compared with each array exactly (``np.shares_memory``)."""
+    starts, ends = optimizer._spans
+    for paths, group_grads in zip(optimizer._paths, grads, strict=True):
+        for path, g in zip(paths, group_grads, strict=True):
+            if not g.size or not starts:
+                continue
+            if g.flags.c_contiguous:
+                first = kernels.address(g)
+                last = first + g.nbytes
+            else:
+                first, last = np.lib.array_utils.byte_bounds(g)
+            i = bisect.bisect_left(starts, last) - 1
+            if i < 0 or ends[i] <= first:
+                continue
+            for name, a in optimizer._named():
+                itself = name == f"params{path}" and g.strides == a.strides
+                same = itself and first == np.lib.array_utils.byte_bounds(a)[0]
+                if _share(g, a) and not same:
+                    raise ValueError(
+                        f"gradient for params{path} shares memory with {name}: a step writes "
+                        "that memory while it reads the gradient; pass a gradient of its own "
+                        "(e.g. a copy). Nothing was changed."
+                    )
+
+
 def _share(a: FloatArray, b: FloatArray) -> bool:
     try:
         # max_work bounds the search (the stubs know only the -1 and 0 of NumPy's constants)
@@ -621,6 +697,8 @@ class _RuleOptimizer(Optimizer):
     # False: every array goes through the rule (the reference) instead of the kernel
     fused: bool = True
     _plan: _Plan | None = None
+    # the parameters' and state arrays' bytes (merged spans, sorted): see _check_apart
+    _spans: tuple[list[int], list[int]] = ([], [])
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -633,6 +711,10 @@ class _RuleOptimizer(Optimizer):
             # a new plan, or arrays that go through the rule: check every array as it is now
             # (the kernels' arrays of a kept plan are checked by Batch.current)
             self._check_arrays()
+            self._spans = _spans(self._named())
+        if not kept or plan is None or plan.reference or len(plan.batches) > 1:
+            # the one batch of a kept plan checks its gradients' addresses itself, cheaper
+            _check_apart(self, grads)
         # The default fast path: one batch holds every array, so its kernel call scans the
         # gradients before it updates anything (a refused step changes nothing); otherwise
         # one scan of all the gradients comes first.
@@ -647,6 +729,7 @@ class _RuleOptimizer(Optimizer):
             _check_finite(self._paths, grads)
         if plan is None or not kept:
             plan = self._plan = self._make_plan()
+            self._spans = _spans(self._named())  # with the state arrays the plan made
         # the rule's results first (the rule allocates new arrays: it can fail, e.g. out of
         # memory, and nothing must have been written then), then the kernels, then the writes
         updates = []
@@ -657,7 +740,11 @@ class _RuleOptimizer(Optimizer):
             updates.append((x, state, type(self).rule(x, grads[g][i], record, **hyper)))
         for g, indices, _, batch in plan.batches:
             gs = grads[g] if len(indices) == len(grads[g]) else [grads[g][i] for i in indices]
-            bad = batch.step(self.param_groups[g], gs, folded)
+            try:
+                bad = batch.step(self.param_groups[g], gs, folded)
+            except kernels.SharedMemoryError:
+                _check_apart(self, grads)  # raises, naming the arrays
+                raise
             if bad >= 0:
                 raise _non_finite(self._paths[g][indices[bad]], grads[g][indices[bad]])
         for x, state, (new_x, new_record) in updates:

@@ -39,7 +39,7 @@ from typing import IO, Any
 import numpy as np
 from tqdm import tqdm  # type: ignore[import-untyped]
 
-from adadelta.checkpoint import CheckpointError, atomic_write, load, save
+from adadelta.checkpoint import CheckpointError, atomic_write, load, open_regular, save
 
 __all__ = [
     "EMBEDDED_FILE",
@@ -164,7 +164,7 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray[Any, Any]:
     is wrong, or the data is shorter or longer than the header says.
     """
     path = Path(path)
-    with open(path, "rb") as raw:
+    with open_regular(path, DatasetError) as raw:
         size = os.fstat(raw.fileno()).st_size
         if not path.name.endswith(".gz"):
             data, shape, dtype = _read_idx_stream(path, raw, limit=size)
@@ -319,7 +319,7 @@ def _scale(images: np.ndarray[Any, Any]) -> np.ndarray[Any, np.dtype[np.float32]
 
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
+    with open_regular(path, DatasetError) as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()

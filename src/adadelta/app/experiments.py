@@ -27,12 +27,14 @@ is SGD with momentum 0.9; seeds 0..N-1; float32.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import json
 import os
 import shutil
 import socket
+import stat
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -231,10 +233,19 @@ def _diverged(
 def locked(out: Path) -> Iterator[None]:
     """Hold ``out/.lock`` exclusively (creating ``out``), or raise :class:`OutputLockedError`
     naming the holder. The lock ends with the block or with the process."""
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "the output must be a directory", str(out))
     out.mkdir(parents=True, exist_ok=True)
     path = out / ".lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    # not through a symlink (whose target would be truncated), not blocking on a FIFO
+    flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
     try:
+        fd = os.open(path, flags, 0o666)
+    except OSError as error:  # a symlink (ELOOP), a directory (EISDIR)
+        raise OutputLockedError(f"{path} cannot be the lock file ({error.strerror})") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OutputLockedError(f"{path} cannot be the lock file (not a regular file)")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

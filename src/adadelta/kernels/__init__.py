@@ -60,10 +60,12 @@ from adadelta.kernels.batch import (
     SGD,
     Batch,
     Kernel,
+    SharedMemoryError,
     fusable,
     same_objects,
 )
 from adadelta.kernels.parallel import CHUNK, PARALLEL_MIN, first_non_finite
+from adadelta.kernels.parallel import _address as address
 
 __all__ = [
     "ADADELTA",
@@ -75,6 +77,8 @@ __all__ = [
     "SGD",
     "Batch",
     "Kernel",
+    "SharedMemoryError",
+    "address",
     "first_non_finite",
     "fusable",
     "same_objects",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import operator
 import weakref
+from bisect import bisect_left
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -150,6 +151,7 @@ ADAM = Kernel(
 )
 
 
+_BISECT_MAX = 16  # gradients up to which step bisects the spans for each, in Python
 _ALIGNED_C = 0x0001 | 0x0100  # NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ALIGNED, as in flags.num
 
 
@@ -237,6 +239,19 @@ class Batch:
         self.elements = int(sizes.sum())
         self.chunks = _chunks(sizes, _threads(self.elements))
         self.dtype = params[0].dtype
+        # the arrays' bytes (contiguous, disjoint), sorted, after an empty span at 0: a
+        # gradient must fall outside them (see step)
+        spans = [(0, 0), *sorted((_address(a), _address(a) + a.nbytes) for a in arrays)]
+        self.starts, self.ends = [s for s, _ in spans], [e for _, e in spans]
+        self.span = (self.starts[1], self.ends[-1]) if len(spans) > 1 else (0, 0)
+        self.nbytes = [x.nbytes for x in params]
+        # many gradients: one vectorized search is cheaper than one bisection each
+        self.vectorized = (
+            (np.array(self.starts), np.array(self.ends), np.array(self.nbytes, np.intp))
+            if len(params) > _BISECT_MAX
+            else None
+        )
+        self.apart = b""  # the gradients' addresses last found apart from the arrays
         # the hyperparameters of the last step (the values of ``hyper``) and their arguments
         self.hyper: list[Any] = []
         self.arguments: tuple[Any, ...] = ()
@@ -276,19 +291,48 @@ class Batch:
         the step was taken."""
         copies = []  # of non-contiguous gradients, held until the call has ended
         row = self.addresses[1]
-        for i, g in enumerate(grads):
-            if g.flags.num & _ALIGNED_C != _ALIGNED_C:
-                g = np.ascontiguousarray(g)
-                copies.append(g)
-            row[i] = _address(g)
+        # A contiguous gradient that overlaps a parameter or state array is refused: the
+        # kernel would read elements it has written (a copied one has memory of its own). The
+        # parameter itself is taken: each element is read before it is written.
+        vectorized = self.vectorized
+        if vectorized is None:
+            (low, high), starts, ends, nbytes = self.span, self.starts, self.ends, self.nbytes
+            for i, g in enumerate(grads):
+                if g.flags.num & _ALIGNED_C != _ALIGNED_C:
+                    g = np.ascontiguousarray(g)
+                    copies.append(g)
+                    row[i] = _address(g)
+                    continue
+                first = _address(g)
+                row[i] = first
+                last = first + nbytes[i]
+                if first < high and last > low and first != last:
+                    j = bisect_left(starts, last) - 1
+                    if ends[j] > first and first != self.addresses[0, i]:
+                        self._forget_created()
+                        raise SharedMemoryError(i)
+        else:
+            for i, g in enumerate(grads):
+                if g.flags.num & _ALIGNED_C != _ALIGNED_C:
+                    g = np.ascontiguousarray(g)
+                    copies.append(g)
+                row[i] = _address(g)
+            seen = row.tobytes()
+            if seen != self.apart:  # gradients at other addresses than the last checked ones
+                vstarts, vends, vbytes = vectorized
+                ends_before = vends[np.searchsorted(vstarts, row + vbytes) - 1]
+                hits = (ends_before > row) & (vbytes > 0) & (row != self.addresses[0])
+                if hits.any():
+                    self._forget_created()
+                    raise SharedMemoryError(int(np.flatnonzero(hits)[0]))
+                self.apart = seen
         kernel = self.kernel
         if kernel.counts_steps or not same_objects(hyper, self.hyper):
             self.arguments = kernel.arguments(hyper, self.states, self.first, self.dtype)
             self.hyper = list(hyper.values())
         bad = self.call(check)
         if bad >= 0:
-            for state, key in self.created:
-                del state[key]  # as before the batch was made (which it is no longer current for)
+            self._forget_created()
             return bad
         if self.created:
             self.first[:] = False
@@ -296,3 +340,17 @@ class Batch:
         for state in self.states:
             state["step"] += 1
         return -1
+
+    def _forget_created(self) -> None:
+        """Remove the state arrays that making the batch created, as before the batch was made
+        (which it is no longer current for): a refused first step changes nothing."""
+        for state, key in self.created:
+            del state[key]
+
+
+class SharedMemoryError(ValueError):
+    """A gradient (its index in the batch) shares memory with a parameter or a state array."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__(f"gradient {index} shares memory with an array of the batch")
+        self.index = index
