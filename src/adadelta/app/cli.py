@@ -38,6 +38,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     reproduce.add_argument("--seeds", type=_positive, default=1, help="seeds 0..N-1 per setting")
     reproduce.add_argument("--no-download", action="store_true", help="never download MNIST")
     reproduce.add_argument(
+        "--state-dtype",
+        choices=["float32", "bfloat16", "float8"],
+        help="ADADELTA alone, its state in this format (figure1, table2, tanh; float32: the "
+        "default state, the baseline of the compact ones)",
+    )
+    reproduce.add_argument(
         "--epochs", type=_positive, help="override every experiment's epochs (quick runs)"
     )
     reproduce.add_argument(
@@ -69,9 +75,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.subset is not None:
             data = data.subset(*args.subset)
         ctx = experiments.Context(
-            data, args.out, seeds=args.seeds, progress=args.progress, epochs=args.epochs
+            data,
+            args.out,
+            seeds=args.seeds,
+            progress=args.progress,
+            epochs=args.epochs,
+            state_dtype=args.state_dtype,
         )
         names = experiments.ALL_ORDER if args.experiment == "all" else [args.experiment]
+        if args.state_dtype is not None and args.experiment == "all":
+            names = [n for n in names if n in experiments.COMPACT_EXPERIMENTS]
         reports = experiments.reproduce(names, ctx)
     for report in reports:
         print(f"\n## {report.name}\n\n{report.markdown}")
