@@ -61,8 +61,9 @@ def float8_map(exponent_bits: int) -> Floats:
     codes = np.arange(256)
     e, m = codes >> mantissa_bits, (codes & ((1 << mantissa_bits) - 1)) / 2.0**mantissa_bits
     top = 2**exponent_bits - 1
-    values = np.where(e > 0, (1 + m) * 2.0 ** (e - top), m * 2.0 ** (1 - top))
-    return values / values.max()
+    values: Floats = np.where(e > 0, (1 + m) * 2.0 ** (e - top), m * 2.0 ** (1 - top))
+    top_value = float(values.max())
+    return values / top_value
 
 
 CODES: dict[str, Floats] = {
@@ -74,9 +75,7 @@ CODES: dict[str, Floats] = {
 }
 
 
-def round_to_code(
-    values: Floats, code: Floats, rng: np.random.Generator | None = None
-) -> Floats:
+def round_to_code(values: Floats, code: Floats, rng: np.random.Generator | None = None) -> Floats:
     """``values`` (>= 0) rounded to ``code`` times a scale per block of 256 (the block's largest
     value over the largest code): to nearest, or stochastically with ``rng``."""
     flat = values.astype(np.float64).ravel()
@@ -105,8 +104,14 @@ def round_bfloat16(values: Floats, rng: np.random.Generator | None = None) -> Fl
 
 
 Rounding = Callable[[Floats, "np.random.Generator | None"], Floats]
+
+
+def _by_code(code: Floats) -> Rounding:
+    return lambda values, rng: round_to_code(values, code, rng)
+
+
 SCHEMES: dict[str, Rounding] = {
-    **{name: (lambda v, rng, code=code: round_to_code(v, code, rng)) for name, code in CODES.items()},
+    **{name: _by_code(code) for name, code in CODES.items()},
     "bfloat16": round_bfloat16,
 }
 
@@ -136,7 +141,7 @@ def state_errors(states: list[dict[str, Any]], scheme: Rounding) -> dict[str, Fl
 
 def batches(data: Dataset, steps: int, seed: int = 0) -> list[np.ndarray[Any, Any]]:
     rng = np.random.default_rng(seed)
-    n, out = len(data.y_train), []
+    n, out = len(data.y_train), []  # type: tuple[int, list[np.ndarray[Any, Any]]]
     while len(out) < steps:
         order = rng.permutation(n)
         out += [order[i : i + 100] for i in range(0, n - 99, 100)]
@@ -153,7 +158,8 @@ def train(
     state = {k: rules.AdadeltaState(0, None, None) for k in names}
     rng = np.random.default_rng(1)
     taken = []
-    hyper = dict(lr=1.0, weight_decay=0.0, decoupled_weight_decay=False, **SETTINGS)
+    hyper: dict[str, Any] = dict(lr=1.0, weight_decay=0.0, decoupled_weight_decay=False)
+    hyper.update(SETTINGS)
     for step, rows in enumerate(batches(data, steps), start=1):
         _, grads = model.loss_and_grads(data.x_train[rows], data.y_train[rows])
         for k in names:
@@ -207,8 +213,10 @@ def main(argv: list[str] | None = None) -> None:
         nonzero = np.where(padded > 0, padded, np.inf).min(axis=1)
         spread = padded.max(axis=1) / nonzero
         p50, p99 = np.percentile(spread[np.isfinite(spread)], [50, 99])
-        print(f"- {key}: median {p50:.2g}, p99 {p99:.2g}; values below eps: "
-              f"{100 * np.mean(values < args.eps):.1f}%")
+        print(
+            f"- {key}: median {p50:.2g}, p99 {p99:.2g}; values below eps: "
+            f"{100 * np.mean(values < args.eps):.1f}%"
+        )
 
     base_error = reference.error_rate(data.x_test, data.y_test)
     print(

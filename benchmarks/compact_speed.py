@@ -49,9 +49,9 @@ def torch_adadelta(n: int, compiled: bool) -> tuple[Step, float]:
     p = torch.randn(n, generator=gen).requires_grad_()
     p.grad = torch.randn(n, generator=gen)
     opt = torch.optim.Adadelta([p], foreach=True)
-    step: Step = opt.step  # type: ignore[assignment]
+    step: Step = opt.step
     if compiled:
-        step = torch.compile(opt.step)  # type: ignore[assignment]
+        step = torch.compile(opt.step)
     for _ in range(2):  # compiles, creates the state
         step()
     state = opt.state[p]
@@ -100,8 +100,10 @@ def main(argv: list[str] | None = None) -> None:
         f"{numba.__version__} ({numba.get_num_threads()} threads), torch {torch.__version__} "
         f"({torch.get_num_threads()} threads), OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}\n"
     )
-    print("| optimizer | step (ms) | state bytes / parameter | float32 state / it | "
-          "torch.compile / it |")
+    print(
+        "| optimizer | step (ms) | state bytes / parameter | float32 state / it | "
+        "torch.compile / it |"
+    )
     print("|---|---|---|---|---|")
     for name, t in median.items():
         print(

@@ -100,8 +100,9 @@ def test_nearest_rounding_is_the_nearest_code(state_dtype: str) -> None:
         np.testing.assert_array_equal(stored["scales"], scales)
         np.testing.assert_array_equal(stored["codes"], codes)
     state = {"E": stored["codes"], "E_g2_scale": stored.get("scales")}
-    back = compact.dequantize({"E_g2": state["E"], "E_g2_scale": state["E_g2_scale"]}, "E_g2",
-                              state_dtype)
+    back = compact.dequantize(
+        {"E_g2": state["E"], "E_g2_scale": state["E_g2_scale"]}, "E_g2", state_dtype
+    )
     big = values > values.max() * 1e-8  # float8: the values above its 9 decades' floor
     relative = np.abs(back[big] / values[big] - 1)
     assert relative.max() <= (2.0**-8 if state_dtype == "bfloat16" else 1 / 16) * 1.001
@@ -369,8 +370,12 @@ def test_rule_reference_is_the_paper_rule() -> None:
     hyper = dict(lr=1.0, rho=0.95, eps=1e-6, weight_decay=0.0)
     g = np.array([0.5, 0.5, -1.0], np.float32)
     expected, _ = rules.adadelta(
-        x.copy(), g, rules.AdadeltaState(0, None, None),
-        decoupled_weight_decay=False, maximize=False, **hyper,
+        x.copy(),
+        g,
+        rules.AdadeltaState(0, None, None),
+        decoupled_weight_decay=False,
+        maximize=False,
+        **hyper,
     )
     compact.reference_step(
         x, g, state, "bfloat16", {**hyper, "decoupled_weight_decay": False, "maximize": False}

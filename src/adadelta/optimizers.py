@@ -21,8 +21,8 @@ from typing import Any, ClassVar, NamedTuple
 import numpy as np
 
 from adadelta import kernels, rules
-from adadelta.kernels import compact
 from adadelta._tree import describe, leaves_with_paths, match_gradients
+from adadelta.kernels import compact
 from adadelta.presets import PRESETS
 
 FloatArray = rules.FloatArray
@@ -260,9 +260,7 @@ class Optimizer:
         params = [p for group_params in self._leaves for p in group_params]
         if not isinstance(saved_state, Mapping) or set(saved_state) != set(range(len(params))):
             raise ValueError(f"state dict: 'state' must have the keys 0..{len(params) - 1}")
-        new_state = [
-            self._checked_state(i, saved_state[i], p) for i, p in enumerate(params)
-        ]
+        new_state = [self._checked_state(i, saved_state[i], p) for i, p in enumerate(params)]
 
         for group, hyper in zip(self.param_groups, new_groups, strict=True):
             group.update(hyper)

@@ -89,7 +89,8 @@ def random_bits(key: int, n: int) -> np.ndarray[Any, np.dtype[np.uint64]]:
     element's E[g^2], bits 16-31 its E[dx^2]."""
     z = np.uint32(key) ^ (np.arange(n, dtype=np.uint32) * np.uint32(_WEYL))
     z = (z ^ (z >> np.uint32(16))) * np.uint32(_LOWBIAS1)
-    return (z ^ (z >> np.uint32(15))).astype(np.uint64)
+    bits: np.ndarray[Any, np.dtype[np.uint64]] = (z ^ (z >> np.uint32(15))).astype(np.uint64)
+    return bits
 
 
 # --- the formats in NumPy: the reference ---
@@ -162,7 +163,9 @@ def reference_step(
     """One step in place: :func:`adadelta.rules.adadelta` on the dequantized state, the new
     state written back rounded once (stochastically, or to nearest without ``stochastic``)."""
     record = rules.AdadeltaState(
-        state["step"], dequantize(state, "E_g2", state_dtype), dequantize(state, "E_dx2", state_dtype)
+        state["step"],
+        dequantize(state, "E_g2", state_dtype),
+        dequantize(state, "E_dx2", state_dtype),
     )
     new_x, new = rules.adadelta(x, g, record, **hyper)
     x[...] = new_x
@@ -179,8 +182,9 @@ def reference_step(
 
 def empty_state(x: FloatArray, state_dtype: str) -> dict[str, np.ndarray[Any, Any]]:
     """Zero E[g^2] and E[dx^2] of parameter ``x`` in ``state_dtype``."""
-    arrays = {"E_g2": np.zeros(x.shape, _CODES[state_dtype])}
-    arrays["E_dx2"] = np.zeros(x.shape, _CODES[state_dtype])
+    arrays: dict[str, np.ndarray[Any, Any]] = {
+        key: np.zeros(x.shape, _CODES[state_dtype]) for key in ("E_g2", "E_dx2")
+    }
     if state_dtype == "float8":
         for key in ("E_g2", "E_dx2"):
             arrays[_SCALES[key]] = np.zeros(-(-x.size // BLOCK), np.float32)
@@ -204,7 +208,9 @@ def format_of(saved: Any) -> str | None:
     return None
 
 
-def checked_state(where: str, saved: Mapping[str, Any], p: FloatArray, state_dtype: str) -> StateDict:
+def checked_state(
+    where: str, saved: Mapping[str, Any], p: FloatArray, state_dtype: str
+) -> StateDict:
     """A copy of one parameter's saved compact state, after checking every entry."""
     arrays = ["E_g2", "E_dx2", *(_SCALES.values() if state_dtype == "float8" else ())]
     expected = {"step", "seed", *arrays}
@@ -392,9 +398,7 @@ def _decode8(typingctx: Any, code: Any) -> Any:
         subnormal = builder.fmul(
             builder.sitofp(c, ir.FloatType()), ir.Constant(ir.FloatType(), 2.0**-33)
         )
-        return builder.select(
-            builder.icmp_unsigned(">=", c, _constant(8)), normal, subnormal
-        )
+        return builder.select(builder.icmp_unsigned(">=", c, _constant(8)), normal, subnormal)
 
     return signature, codegen
 
@@ -415,9 +419,7 @@ def _encode8(typingctx: Any, q: Any, r: Any) -> Any:
         fraction = builder.fmul(builder.sitofp(bits, f32), ir.Constant(f32, 2.0**-16))
         scaled = builder.fadd(builder.fmul(q, ir.Constant(f32, 2.0**33)), fraction)
         subnormal = builder.fptosi(scaled, _I32)
-        code = builder.select(
-            builder.icmp_unsigned("<", u, _constant(97 << 23)), subnormal, normal
-        )
+        code = builder.select(builder.icmp_unsigned("<", u, _constant(97 << 23)), subnormal, normal)
         return builder.trunc(code, ir.IntType(8))
 
     return signature, codegen
@@ -474,8 +476,11 @@ def _adadelta_bfloat16(
         E_dx2 = _chunk(addresses, 3, t, start, end, codes)
         key = keys[t]
         for i in range(end - start):
-            Eg_old, Edx = _from_bfloat16(E_g2[i]), _from_bfloat16(E_dx2[i])
-            x[i], Eg, Edx = _update(x[i], g[i], Eg_old, Edx, c, t, maximize, weight_decay, decoupled)
+            Eg_old = _from_bfloat16(E_g2[i])  # type: ignore[call-arg, var-annotated]
+            Edx = _from_bfloat16(E_dx2[i])
+            x[i], Eg, Edx = _update(
+                x[i], g[i], Eg_old, Edx, c, t, maximize, weight_decay, decoupled
+            )
             r = _random(key, start + i) if stochastic else _NEAREST2
             E_g2[i] = _to_bfloat16(Eg, _half(r, False))
             E_dx2[i] = _to_bfloat16(Edx, _half(r, True))
@@ -515,14 +520,16 @@ def _adadelta_float8(
             # the largest new values, as bits: the order of non-negative floats' bits is theirs
             max_g, max_dx = np.uint32(0), np.uint32(0)
             for i in range(n):
-                Eg_old = sg * _decode8(codes_g[i])
+                Eg_old = sg * _decode8(codes_g[i])  # type: ignore[call-arg]
                 Edx = sdx * _decode8(codes_dx[i])
                 xb[i], Eg, Edx = _update(
                     xb[i], gb[i], Eg_old, Edx, c, t, maximize, weight_decay, decoupled
                 )
                 new_g[i], new_dx[i] = Eg, Edx
-                max_g, max_dx = max(max_g, _bits(Eg)), max(max_dx, _bits(Edx))
-            sg, sdx = _float(max_g) / _F8_MAX, _float(max_dx) / _F8_MAX
+                max_g = max(max_g, _bits(Eg))
+                max_dx = max(max_dx, _bits(Edx))
+            sg = _float(max_g) / _F8_MAX  # type: ignore[call-arg]
+            sdx = _float(max_dx) / _F8_MAX
             scale_g[b], scale_dx[b] = sg, sdx
             inv_g = _ONE / sg if sg > _ZERO else _ZERO
             inv_dx = _ONE / sdx if sdx > _ZERO else _ZERO
@@ -613,8 +620,13 @@ class Stepper:
                         stochastic=self.stochastic,
                     )
             if fusable:
-                self._fused_step(g, hyper, [params[i] for i in fusable],
-                                 [group_states[i] for i in fusable], [grads[g][i] for i in fusable])
+                self._fused_step(
+                    g,
+                    hyper,
+                    [params[i] for i in fusable],
+                    [group_states[i] for i in fusable],
+                    [grads[g][i] for i in fusable],
+                )
 
     def _fused_step(
         self,
