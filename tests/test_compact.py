@@ -382,3 +382,21 @@ def test_rule_reference_is_the_paper_rule() -> None:
     )
     np.testing.assert_array_equal(x, expected)
     assert state["step"] == 1
+
+
+def test_experiments_take_a_state_dtype(tmp_path: Path) -> None:
+    from adadelta.app import experiments
+
+    spec = experiments.RunSpec.of("ADADELTA", {"rho": 0.95, "eps": 1e-6}, "relu", 0, "float8")
+    assert spec.name == "relu-ADADELTA-rho0.95-eps1e-06-float8-seed0"
+    params = {"W": np.zeros(3, np.float32)}
+    optimizer = spec.optimizer(params)
+    assert isinstance(optimizer, Adadelta) and optimizer.state_dtype == "float8"
+    baseline = experiments.RunSpec.of("ADADELTA", {"rho": 0.9, "eps": 1e-6}, "relu", 0, "float32")
+    optimizer = baseline.optimizer({"W": np.zeros(3, np.float32)})
+    assert isinstance(optimizer, Adadelta) and optimizer.state_dtype is None
+    with pytest.raises(ValueError, match="state_dtype is ADADELTA's only"):
+        experiments.RunSpec.of("SGD", {"lr": 0.1}, "relu", 0, "bfloat16")
+    ctx = experiments.Context(None, tmp_path, state_dtype="bfloat16")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="state_dtype applies to"):
+        experiments.reproduce(["table1"], ctx)
