@@ -1,4 +1,4 @@
-"""The ``adadelta`` command: ``demo``, ``reproduce`` and ``bench``."""
+"""The ``adadelta`` command: ``demo``, ``reproduce``, ``bench`` and ``explore``."""
 
 from __future__ import annotations
 
@@ -59,9 +59,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     bench_module.add_arguments(bench)
 
+    explore = commands.add_parser(
+        "explore",
+        help="the optimizers on 2-D surfaces: animated paths beside ADADELTA's state, and an "
+        "interactive page",
+    )
+    from adadelta.app import explore as explore_module
+
+    explore_module.add_arguments(explore)
+
     args = parser.parse_args(argv)
     if args.command == "bench":
         return bench_module.run(args)
+    if args.command == "explore":
+        return explore_module.main(args)
     start = time.perf_counter()
     if args.command == "demo":
         from adadelta.app.datasets import load_embedded_digits
