@@ -1,8 +1,9 @@
 """Where the time of a small ADADELTA step goes: the arithmetic of the ratio, the finiteness
 scan, and the Python around the kernel.
 
-Three loops that differ only in how they compute RMS[dx]_{t-1} / RMS[g]_t (the same chunked
-``prange`` over one float32 array as the fused kernel, lr=1, rho=0.9, eps=1e-6):
+Loops that differ only in how they compute RMS[dx]_{t-1} / RMS[g]_t (the same chunked
+``prange`` over one float32 array as the fused kernel, lr=1, rho=0.9, eps=1e-6, on as many
+threads as the kernel runs on: one below ``adadelta.kernels.PARALLEL_MIN`` elements):
 
 - ``two roots``: ``sqrt(E[dx^2] + eps) / sqrt(E[g^2] + eps)``, as the rule, PyTorch and optax;
 - ``one root``: ``sqrt((E[dx^2] + eps) / (E[g^2] + eps))``, as ``adadelta.kernels``;
@@ -193,7 +194,9 @@ def main() -> None:
     parser.add_argument("--min-time", type=float, default=0.1, help="seconds per timing")
     args = parser.parse_args()
     n = int(args.n)
-    cases = steps(n)
+    cases = steps(n)  # its first step starts Numba's pool as the kernels do
+    if n < kernels.PARALLEL_MIN:
+        numba.set_num_threads(1)  # the loops on as many threads as the kernel runs on
     counts = {}
     for name, step in cases.items():
         step()  # compiles
@@ -209,10 +212,10 @@ def main() -> None:
             for _ in range(counts[name]):
                 cases[name]()
             times[name].append((time.perf_counter() - start) / counts[name])
-    info = bench.machine()
+    info = bench.machine(numba.get_num_threads())
     print(
         f"ADADELTA step, {n:.0e} float32 elements; median of {args.rounds} rounds\n"
-        f"machine: {info['cpu']}, {info['cores']} cores; threads: {info['numba_threads']}"
+        f"{bench._machine_line(info)}"
     )
     print("\n| what | time per step |\n|---|---|")
     for name in names:

@@ -70,3 +70,11 @@ def test_torch_step_compares_both_layouts() -> None:
         *times, speedup = rows[layout]
         assert len(times) == 3 and all(re.fullmatch(r"[0-9]+\.[0-9]+", t) for t in times)
         assert re.fullmatch(r"[0-9.]+x", speedup)
+
+
+def test_threads_times_one_thread_and_all_for_every_case() -> None:
+    rows = table_rows(run("threads.py", "--sizes", "2e3", "--rounds", "2", "--no-busy"))
+    for case in ("2e3", "paper network"):
+        busy, *times = rows[case]
+        assert busy == "no" and len(times) == 2
+        assert all(re.fullmatch(r"[0-9]+ us", t) for t in times), rows[case]

@@ -66,7 +66,7 @@ def _nearest_float8(values: np.ndarray[Any, Any]) -> tuple[np.ndarray[Any, Any],
 def _float32_twin(opt: Adadelta, x: np.ndarray[Any, Any], fused: bool) -> Adadelta:
     """A float32-state optimizer on a copy of ``x`` whose state is ``opt``'s, dequantized."""
     twin = Adadelta(x.copy(), **{k: v for k, v in opt.defaults.items() if k in _KEYS})
-    twin.param_groups[0].update(opt.param_groups[0])
+    twin.param_groups[0].update({k: v for k, v in opt.param_groups[0].items() if k != "params"})
     twin.load_state_dict(convert_state(opt.state_dict(), None))
     twin.fused = fused
     return twin
@@ -328,6 +328,10 @@ def test_load_refuses_another_format_and_changes_nothing() -> None:
     broken["state"][0]["E_dx2_scale"] = -np.ones(4, np.float32)
     with pytest.raises(ValueError, match="finite, non-negative scales"):
         opts["float8"].load_state_dict(broken)
+    broken = dicts["bfloat16"]
+    broken["state"][0]["E_g2"][5] = 0xFFC0  # a NaN
+    with pytest.raises(ValueError, match="'E_g2' holds NaN, infinity or negative values"):
+        opts["bfloat16"].load_state_dict(broken)
 
 
 @pytest.mark.parametrize("state_dtype", FORMATS)

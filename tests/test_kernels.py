@@ -7,8 +7,10 @@ generic test matrix.
 
 from __future__ import annotations
 
-import importlib.util
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -288,19 +290,75 @@ def test_first_non_finite() -> None:
 
 
 def test_bench_writes_its_table_json_and_plot(tmp_path: Path) -> None:
-    """A tiny run of ``adadelta bench`` (no timings checked, only that it reports them)."""
-    argv = ["step", "--sizes", "1000,3000", "--mix", "5", "--mix-total", "2000"]
+    """A tiny run of ``adadelta bench`` (no timings checked, only that it reports them): every
+    condition, the interleaved ones with their matrix products, each framework in a process."""
+    argv = ["step", "--sizes", "1000", "--mix", "5", "--mix-total", "2000"]
     argv += ["--repeats", "2", "--min-time", "0.001", "--out", str(tmp_path), "--no-progress"]
     assert bench.main([*argv, "--only", "ours,numpy-tutorial,triad"]) == 0
     record = json.loads((tmp_path / "bench.json").read_text())
-    assert [r["case"] for r in record["results"]] == ["1e3", "3e3", "5 tensors"]
+    assert [r["case"] for r in record["results"]] == ["1e3", "5 tensors"]
     for result in record["results"]:
-        assert set(result["median_s"]) == {"ours", "numpy-tutorial", "triad"}
-        assert all(len(t) == 2 and min(t) > 0 for t in result["times_s"].values())
+        assert list(result["conditions"]) == list(bench.CONDITIONS)
+        for condition in result["conditions"].values():
+            assert set(condition["median_s"]) == {"ours", "numpy-tutorial", "triad"}
+            assert all(len(t) == 2 and min(t) > 0 for t in condition["times_s"].values())
     table = (tmp_path / "bench.md").read_text()
     assert "| 5 tensors | 2e3 |" in table and "ours / triad" in table
+    assert all(f"### {condition}:" in table for condition in bench.CONDITIONS)
+    assert "ours, interleaved / tight: 1e3 " in table
     assert (tmp_path / "bench.png").read_bytes()[:4] == b"\x89PNG"
     assert bench.main([*argv, "--only", "ours,nonsense"]) == 2
+    assert bench.main([*argv, "--conditions", "tight,sideways"]) == 2
+
+
+def test_bench_products_are_a_training_steps() -> None:
+    """The interleaved conditions' products: the forward and backward of a square layer with
+    as many weights as the step's elements (about), on a batch of 100 rows."""
+    assert bench._layer_width(10**6) == 1000 and bench._layer_width(10**5) == 316
+    bench.numpy_products(400)()  # runs (its arrays are its own)
+
+
+def test_bench_competitor_runs_only_while_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[Any] = []
+    popen = bench.subprocess.Popen
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        started.append(popen(*args, **kwargs))
+        return started[-1]
+
+    monkeypatch.setattr(bench.subprocess, "Popen", spy)
+    with bench.competitor(False):
+        assert not started
+    with bench.competitor(True):
+        assert len(started) == 1 and started[0].poll() is None  # running
+    assert started[0].poll() is not None  # stopped
+
+
+@pytest.mark.parametrize("users", [None, "77"], ids=["default", "user-set"])
+def test_the_thread_pool_starts_without_spinning_and_the_environment_stays(
+    users: str | None,
+) -> None:
+    """The first kernel call starts Numba's OpenMP pool with GOMP_SPINCOUNT=0, set only while it
+    starts (so that child processes and PyTorch's runtime never see it); a user's value wins."""
+    code = (
+        "import os, numba, numpy as np\n"
+        "seen = []\n"
+        "original = numba.get_num_threads\n"
+        "numba.get_num_threads = lambda: seen.append(os.environ.get('GOMP_SPINCOUNT')) "
+        "or original()\n"
+        "import adadelta\n"
+        "assert not seen  # importing starts nothing\n"
+        "adadelta.Adadelta(np.zeros(3, np.float32)).step(np.ones(3, np.float32))\n"
+        "print(seen[0], os.environ.get('GOMP_SPINCOUNT'))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    if users is not None:
+        env["GOMP_SPINCOUNT"] = users
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == (["0", "None"] if users is None else [users, users])
 
 
 def test_bench_mixed_sizes_add_up() -> None:
@@ -359,14 +417,30 @@ def test_a_parameter_made_read_only_is_refused_as_by_the_rule() -> None:
 
 
 def test_bench_epoch_writes_its_table(tmp_path: Path) -> None:
-    """A tiny ``adadelta bench epoch`` (200 synthetic images): it runs and reports both sides."""
+    """A tiny ``adadelta bench epoch`` (200 synthetic images): it runs and reports ours, quiet
+    and busy, with the optimizer's share."""
     argv = ["epoch", "--n-train", "200", "--repeats", "1", "--out", str(tmp_path)]
-    assert bench.main([*argv, "--no-progress"]) == 0
+    assert bench.main([*argv, "--no-progress", "--only", "ours"]) == 0
     record = json.loads((tmp_path / "epoch.json").read_text())
     assert record["source"] == "synthetic"
-    expected = {"ours", "pytorch"} if importlib.util.find_spec("torch") else {"ours"}
-    assert set(record["median_s"]) == expected and min(record["median_s"].values()) > 0
-    assert "| ours |" in (tmp_path / "epoch.md").read_text()
+    assert set(record["median_s"]) == {"ours", "ours, busy"}
+    assert min(record["median_s"].values()) > 0
+    assert 0 < record["ours_step_s"][0] < record["median_s"]["ours"]
+    text = (tmp_path / "epoch.md").read_text()
+    assert "| ours |" in text and "ours: opt.step" in text and "ours, busy / ours:" in text
+    assert bench.main([*argv, "--no-progress", "--only", "ours,nonsense"]) == 2
+
+
+@pytest.mark.slow
+def test_bench_epoch_runs_pytorch_eager_and_compiled(tmp_path: Path) -> None:
+    """The PyTorch side of ``adadelta bench epoch``, eager and with a compiled training step
+    (tens of seconds: Inductor compiles C++)."""
+    pytest.importorskip("torch", reason="the PyTorch epochs need the torch extra")
+    argv = ["epoch", "--n-train", "200", "--repeats", "1", "--out", str(tmp_path)]
+    assert bench.main([*argv, "--no-progress", "--only", "pytorch,pytorch-compiled"]) == 0
+    record = json.loads((tmp_path / "epoch.json").read_text())
+    assert set(record["median_s"]) == {"pytorch", "pytorch-compiled"}
+    assert min(record["median_s"].values()) > 0 and record["ours_step_s"] == []
 
 
 def test_the_fused_plan_follows_every_change_to_the_optimizer() -> None:
@@ -444,13 +518,11 @@ def test_the_check_is_folded_into_the_kernel_call_when_one_batch_does_everything
 @pytest.mark.parametrize(
     "bad_chunk", [None, 0, 3], ids=["finite", "nan-in-part-0", "nan-in-part-1"]
 )
-def test_a_part_that_stops_waiting_for_the_others_is_written_after_the_region(
+def test_every_part_is_scanned_before_any_part_is_written(
     monkeypatch: pytest.MonkeyPatch, bad_chunk: int | None
 ) -> None:
-    """The kernel's parts wait for each other's verdicts on their gradients before writing. Two
-    parts on one thread (as when a scheduler runs them one after the other) make the part that
-    runs first stop waiting: it must be written after the region when every gradient is finite,
-    and nothing may be written when one is not."""
+    """With two parts (threads), a NaN in either part's gradients leaves every array as it was,
+    including the other part's; finite gradients give the one-part step to the bit."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal(4 * kernels.CHUNK).astype(np.float32)  # 4 chunks, 2 parts
     grads = [rng.standard_normal(x.size).astype(np.float32) for _ in range(2)]
@@ -459,14 +531,13 @@ def test_a_part_that_stops_waiting_for_the_others_is_written_after_the_region(
     for g in grads:
         expected.step(g)
     opt.step(grads[0])
-    monkeypatch.setattr(kernels.batch, "_threads", lambda elements: 2)  # one thread runs both
+    monkeypatch.setattr(kernels.batch, "_threads", lambda elements: 2)
     assert opt._plan is not None
     batch = opt._plan.batches[0].batch
     assert batch.elements < kernels.PARALLEL_MIN and len(batch.chunks) == 4
     if bad_chunk is None:
         opt.step(grads[1])
         assert_same_state(opt, expected)
-        assert list(batch.verdicts[1:3] - 4 * batch.verdicts[0]) == [kernels.parallel._WRITTEN] * 2
         return
     before = snapshot(opt)
     grads[1][bad_chunk * kernels.CHUNK + 5] = np.nan

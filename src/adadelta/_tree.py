@@ -2,7 +2,10 @@
 
 The optimizers keep parameters in the structure the user gave them and walk it in one fixed order:
 list and tuple items in order, dict items in insertion order. A gradient structure must match it
-key for key and item for item, and each gradient its parameter's shape and dtype.
+key for key and item for item, and each gradient its parameter's shape and dtype. Parameters and
+gradients are plain ``numpy.ndarray``: subclasses are refused, since their arithmetic differs
+(``np.matrix`` multiplies as matrices, a masked array skips its masked entries) and the kernels
+would ignore it.
 """
 
 from __future__ import annotations
@@ -25,13 +28,15 @@ def leaves_with_paths(tree: Any, path: str = "") -> Iterator[tuple[str, Any]]:
         yield path, tree
 
 
-def match_gradients(params: Any, grads: Any) -> list[Any]:
-    """The leaves of ``grads`` in the order of ``params``, each checked against its parameter:
-    raises if the structures differ, or if a gradient is not a NumPy array of its parameter's
-    shape and dtype. The errors name the place, e.g. ``gradients['b']: expected 2 items``."""
-    leaves: list[Any] = []
-    _match(params, grads, None, leaves)
-    return leaves
+def match_gradients(params: Any, grads: Any) -> tuple[list[Any], list[Any]]:
+    """The leaves of ``params`` and those of ``grads`` in the same order, each gradient checked
+    against its parameter: raises if the structures differ, if a leaf of ``params`` is not an
+    array, or if a gradient is not a plain NumPy array of its parameter's shape and dtype. The
+    errors name the place, e.g. ``gradients['b']: expected 2 items``."""
+    param_leaves: list[Any] = []
+    grad_leaves: list[Any] = []
+    _match(params, grads, None, param_leaves, grad_leaves)
+    return param_leaves, grad_leaves
 
 
 # Where _match is: None at the root, else (the parent's location, the key or index). Its text
@@ -47,7 +52,9 @@ def _path(location: Location) -> str:
     return "".join(reversed(keys))
 
 
-def _match(reference: Any, tree: Any, location: Location, leaves: list[Any]) -> None:
+def _match(
+    reference: Any, tree: Any, location: Location, references: list[Any], leaves: list[Any]
+) -> None:
     if isinstance(reference, dict):
         if not isinstance(tree, dict):
             raise TypeError(
@@ -61,7 +68,7 @@ def _match(reference: Any, tree: Any, location: Location, leaves: list[Any]) -> 
                 f"(missing {missing}, extra {extra})"
             )
         for key, value in reference.items():
-            _match(value, tree[key], (location, key), leaves)
+            _match(value, tree[key], (location, key), references, leaves)
     elif isinstance(reference, (list, tuple)):
         if not isinstance(tree, (list, tuple)):
             raise TypeError(
@@ -73,19 +80,25 @@ def _match(reference: Any, tree: Any, location: Location, leaves: list[Any]) -> 
                 f"(one per parameter), got {len(tree)}"
             )
         for index in range(len(tree)):  # (cheaper than enumerate(zip()))
-            _match(reference[index], tree[index], (location, index), leaves)
+            _match(reference[index], tree[index], (location, index), references, leaves)
     elif (
-        isinstance(tree, np.ndarray)
+        type(tree) is np.ndarray
+        and type(reference) is np.ndarray
         and tree.shape == reference.shape
         and tree.dtype == reference.dtype
     ):
+        references.append(reference)
         leaves.append(tree)
+    elif type(reference) is not np.ndarray:
+        raise TypeError(
+            f"params{_path(location)}: expected a NumPy float array, got {describe(reference)}"
+        )
     else:
         raise _leaf_error(f"gradient for params{_path(location)}", reference, tree)
 
 
 def _leaf_error(where: str, param: np.ndarray, grad: Any) -> Exception:
-    if not isinstance(grad, np.ndarray):
+    if type(grad) is not np.ndarray:
         return TypeError(f"{where}: expected a NumPy array, got {describe(grad)}")
     if grad.shape != param.shape:
         return ValueError(f"{where}: shape {grad.shape} differs from the parameter's {param.shape}")
@@ -94,6 +107,13 @@ def _leaf_error(where: str, param: np.ndarray, grad: Any) -> Exception:
 
 def describe(array: Any) -> str:
     """A short description of an array-like value for error messages."""
-    if isinstance(array, np.ndarray):
+    if type(array) is np.ndarray:
         return f"array of shape {array.shape} and dtype {array.dtype}"
+    if isinstance(array, np.ndarray):  # a subclass: say which, and how to get a plain array
+        kind = f"{type(array).__module__}.{type(array).__qualname__}"
+        return (
+            f"{kind} of shape {array.shape} and dtype {array.dtype} (subclasses of numpy.ndarray "
+            "are refused: their arithmetic differs; np.asarray(...) gives the plain array, of a "
+            "masked array its data without the mask)"
+        )
     return type(array).__name__

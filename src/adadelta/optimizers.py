@@ -7,15 +7,25 @@ Usage::
     opt = Adadelta(params)              # the paper's rho=0.95, eps=1e-6, no learning rate
     opt.step({"W": dW, "b": db})        # updates params in place
 
-A ``step`` first checks every gradient (structure, shape, dtype, finiteness) and every
-hyperparameter, and only then changes anything: a rejected step leaves the parameters and the
-state exactly as they were.
+A ``step`` first checks every gradient (structure, shape, dtype, finiteness), every
+hyperparameter, and that the parameters and state are still the arrays the optimizer was given
+or made (the same objects, shapes, dtypes and flags), and only then changes anything: a rejected
+step leaves the parameters and the state exactly as they were. The kernels only ever touch
+those checked arrays: the optimizer holds a weak reference to each, which makes NumPy refuse to
+``resize`` them (even with ``refcheck=False``), so their memory stays where it was checked.
+
+One optimizer is not for several threads at once: a ``step``, ``load_state_dict``,
+``state_dict`` or ``add_param_group`` that starts while another is running on the same
+optimizer raises ``RuntimeError`` (and changes nothing) instead of interleaving with it.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+import operator
+import threading
+import weakref
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
@@ -27,59 +37,79 @@ from adadelta.presets import PRESETS
 
 FloatArray = rules.FloatArray
 SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+MAX_STEP = 2**63 - 1  # the largest step count a state may hold
 
 
 class NonFiniteGradientError(ValueError):
     """A gradient holds NaN or infinity; the step was refused and nothing was changed."""
 
 
-# --- hyperparameter checks: each raises ValueError("Invalid <name> value: <value> (...)") ---
+# --- hyperparameter checks: each returns the value the optimizer keeps (a Python float, bool or
+# tuple: a NumPy scalar would promote float32 arrays, np.longdouble even to float128), or raises
+# ValueError("Invalid <name> value: <value> (...)") ---
 
-Check = Callable[[str, Any], None]
+Check = Callable[[str, Any], Any]
 
 
 def _invalid(name: str, value: Any, requirement: str) -> ValueError:
-    return ValueError(f"Invalid {name} value: {value!r} (must be {requirement})")
+    shown = repr(value)
+    if len(shown) > 40:  # e.g. 10**400
+        shown = f"{shown[:20]}...{shown[-8:]}"
+    return ValueError(f"Invalid {name} value: {shown} (must be {requirement})")
 
 
 def _real(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise _invalid(name, value, "a real number")
-    if not math.isfinite(value):
+    try:
+        with np.errstate(over="ignore"):  # np.longdouble(1e4000) becomes inf, refused below
+            number = float(value)
+    except OverflowError:  # an integer beyond the floats, e.g. 10**400
+        raise _invalid(name, value, "finite") from None
+    if not math.isfinite(number):
         raise _invalid(name, value, "finite")
-    return float(value)
+    return number
 
 
-def non_negative(name: str, value: Any) -> None:
-    if _real(name, value) < 0:
+def non_negative(name: str, value: Any) -> float:
+    number = _real(name, value)
+    if number < 0:
         raise _invalid(name, value, ">= 0")
+    return number
 
 
-def positive(name: str, value: Any) -> None:
-    if _real(name, value) <= 0:
+def positive(name: str, value: Any) -> float:
+    number = _real(name, value)
+    if number <= 0:
         raise _invalid(name, value, "> 0")
+    return number
 
 
-def unit_interval(name: str, value: Any) -> None:
-    if not 0 <= _real(name, value) < 1:
+def unit_interval(name: str, value: Any) -> float:
+    number = _real(name, value)
+    if not 0 <= number < 1:
         raise _invalid(name, value, "in [0, 1)")
+    return number
 
 
-def unit_interval_closed(name: str, value: Any) -> None:
-    if not 0 <= _real(name, value) <= 1:
+def unit_interval_closed(name: str, value: Any) -> float:
+    number = _real(name, value)
+    if not 0 <= number <= 1:
         raise _invalid(name, value, "in [0, 1]")
+    return number
 
 
-def boolean(name: str, value: Any) -> None:
+def boolean(name: str, value: Any) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise _invalid(name, value, "True or False")
+    return bool(value)
 
 
-def betas(name: str, value: Any) -> None:
+def betas(name: str, value: Any) -> tuple[float, float]:
     if not isinstance(value, (tuple, list)) or len(value) != 2:
         raise _invalid(name, value, "a pair (beta1, beta2)")
-    for i, beta in enumerate(value):
-        unit_interval(f"beta parameter at index {i}", beta)
+    beta1, beta2 = (unit_interval(f"beta parameter at index {i}", b) for i, b in enumerate(value))
+    return beta1, beta2
 
 
 # --- the base class ---
@@ -90,13 +120,16 @@ class Optimizer:
     and applies the subclass's update rule.
 
     Subclasses set ``hyperparameters`` (name -> check), ``state_fields`` (the names of the
-    state record), and implement :meth:`_apply`.
+    state record), ``non_negative_state`` (the fields that are averages or sums of squares),
+    and implement :meth:`_apply`.
     """
 
     hyperparameters: ClassVar[dict[str, Check]]
     state_fields: ClassVar[tuple[str, ...]]
+    non_negative_state: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, params: Any, defaults: dict[str, Any], *, check_finite: bool = True) -> None:
+        self._busy = threading.Lock()  # held by a running step, load or add (see _exclusive)
         self._check_hyperparameters(defaults)
         self.defaults = dict(defaults)
         self.check_finite = check_finite
@@ -104,10 +137,23 @@ class Optimizer:
         self.state: list[dict[str, Any]] = []  # one record per parameter, in group order
         self._leaves: list[list[FloatArray]] = []  # the parameters of each group, flattened
         self._paths: list[list[str]] = []
-        self._checked: dict[int, list[Any]] = {}  # id(group) -> the values that last passed
+        self._guards: list[weakref.ref[FloatArray]] = []  # see the module docstring
+        # id(group) -> its keys and values that last passed the checks
+        self._checked: dict[int, tuple[list[Any], list[Any]]] = {}
         self._grouped = _is_group_list(params)
         for group in params if self._grouped else [{"params": params}]:
             self._add_group(group)
+
+    def _exclusive(self, what: str) -> threading.Lock:
+        """This optimizer's lock, taken without waiting: a second thread that calls ``what``
+        while the first is still in a step, a load or an add gets a RuntimeError."""
+        if not self._busy.acquire(blocking=False):
+            raise RuntimeError(
+                f"{what}: another call is running on this optimizer (from another thread); "
+                "an optimizer does one step, load or add at a time: use a lock around its "
+                "calls, or one optimizer per thread. Nothing was changed."
+            )
+        return self._busy
 
     # -- parameter groups --
 
@@ -123,7 +169,11 @@ class Optimizer:
                 "e.g. Adadelta([{'params': p}]), since step() then takes one gradient structure "
                 "per group"
             )
-        self._add_group(param_group)
+        busy = self._exclusive("add_param_group")
+        try:
+            self._add_group(param_group)
+        finally:
+            busy.release()
 
     def _add_group(self, param_group: Any) -> None:
         if not isinstance(param_group, dict) or "params" not in param_group:
@@ -131,55 +181,73 @@ class Optimizer:
         unknown = set(param_group) - {"params"} - set(self.defaults)
         if unknown:
             raise ValueError(
-                f"unknown hyperparameter(s) {sorted(unknown)} for {type(self).__name__}; "
-                f"expected some of {sorted(self.defaults)}"
+                f"unknown hyperparameter(s) {sorted(map(str, unknown))} for "
+                f"{type(self).__name__}; expected some of {sorted(self.defaults)}"
             )
         group = {**self.defaults, **param_group}
         self._check_hyperparameters(group)
         paths, leaves = [], []
-        seen = {id(p) for group_leaves in self._leaves for p in group_leaves}
         for path, leaf in leaves_with_paths(group["params"]):
             where = f"params{path}"
-            if not isinstance(leaf, np.ndarray):
+            if type(leaf) is not np.ndarray:
                 raise TypeError(f"{where}: expected a NumPy float array, got {describe(leaf)}")
-            if leaf.dtype not in SUPPORTED_DTYPES:
-                raise TypeError(
-                    f"{where}: dtype {leaf.dtype} is not supported; use float32 or float64"
-                )
-            if not leaf.flags.writeable:
-                raise ValueError(
-                    f"{where}: the array is read-only; parameters are updated in place"
-                )
-            if id(leaf) in seen:
-                raise ValueError(f"{where}: this array appears more than once among the parameters")
-            seen.add(id(leaf))
+            _check_parameter(where, leaf)
             paths.append(path)
             leaves.append(leaf)
         if not leaves:
             raise ValueError("a parameter group holds no parameters")
+        groups = [*zip(self._paths, self._leaves, strict=True), (paths, leaves)]
+        named = [
+            (f"params{path}", x)
+            for group_paths, group_leaves in groups
+            for path, x in zip(group_paths, group_leaves, strict=True)
+        ]
+        _check_disjoint(named)
         self.param_groups.append(group)
         self._leaves.append(leaves)
         self._paths.append(paths)
         self.state.extend({"step": 0} for _ in leaves)
+        self._guards.extend(_guards(leaves))
 
     def _check_hyperparameters(self, group: dict[str, Any]) -> None:
-        """Check ``group``'s hyperparameters and turn NumPy scalars into Python numbers (a NumPy
-        float64 would otherwise promote float32 parameters and state to float64)."""
+        """Check ``group``'s hyperparameters and keep them as Python numbers, bools and tuples
+        (a NumPy float64 would otherwise promote float32 parameters and state to float64)."""
         for name, check in self.hyperparameters.items():
-            check(name, group[name])
-            group[name] = _python_number(group[name])
+            group[name] = check(name, group[name])
         self._validate_group(group)
 
     def _validate_group(self, group: Mapping[str, Any]) -> None:
         """Checks across hyperparameters (e.g. Nesterov needs momentum); none by default."""
 
-    def _check_hyperparameters_if_changed(self, group: dict[str, Any]) -> None:
-        """:meth:`_check_hyperparameters`, skipped while every hyperparameter is still the very
-        object that passed the last check (checked values are immutable Python numbers, bools and
-        tuples, so the same object is the same value). Saves a few microseconds a step."""
-        if not kernels.same_objects(group, self._checked.get(id(group), ())):
-            self._check_hyperparameters(group)
-            self._checked[id(group)] = list(group.values())
+    def _check_group(self, index: int, group: Any) -> None:
+        """Check a group as ``step`` finds it: a dict with ``params`` and exactly this
+        optimizer's hyperparameters (one may have been deleted or misspelled since), all valid.
+        Skipped while the group holds the very keys and values that passed the last check
+        (checked values are immutable Python numbers, bools and tuples, so the same object is
+        the same value): that saves a few microseconds a step."""
+        last = self._checked.get(id(group))
+        if (
+            last is not None
+            and type(group) is dict
+            and kernels.same_objects(group, last[1])
+            and all(map(operator.is_, group, last[0]))
+        ):
+            return
+        where = f"param_groups[{index}]"
+        if not isinstance(group, dict):
+            raise TypeError(f"{where}: expected a dict, got {type(group).__name__}")
+        expected = {"params", *self.hyperparameters}
+        if group.keys() != expected:
+            missing = sorted(expected - group.keys())
+            unknown = sorted(map(repr, group.keys() - expected))
+            raise ValueError(
+                f"{where}: missing key(s) {missing}, unknown key(s) [{', '.join(unknown)}]; "
+                f"a group holds 'params' and the hyperparameters {sorted(self.hyperparameters)}"
+            )
+        hyper = {k: group[k] for k in self.hyperparameters}
+        self._check_hyperparameters(hyper)  # on a copy: a refused group stays as it was
+        group.update(hyper)
+        self._checked[id(group)] = (list(group), list(group.values()))
 
     # -- the step --
 
@@ -189,8 +257,24 @@ class Optimizer:
 
         Raises before changing anything if a gradient's structure, shape or dtype differs from
         its parameter's, if a gradient holds NaN or infinity (unless ``check_finite=False``),
-        or if a hyperparameter was set to an invalid value.
+        if a hyperparameter was set to an invalid value, or if a parameter or its state is no
+        longer the array the optimizer was given or made (replaced, reshaped, made read-only).
         """
+        busy = self._exclusive("step")
+        try:
+            self._apply(self._checked_gradients(grads))
+        finally:
+            busy.release()
+
+    def _checked_gradients(self, grads: Any) -> list[list[FloatArray]]:
+        """The gradients of each group, checked against the parameters, which are checked to be
+        the arrays the optimizer was built with; and every group's hyperparameters checked."""
+        groups = self.param_groups
+        if len(groups) != len(self._leaves):
+            raise ValueError(
+                f"param_groups: holds {len(groups)} groups, this optimizer has "
+                f"{len(self._leaves)}; add a group with add_param_group"
+            )
         per_group = grads if self._grouped else [grads]
         if self._grouped and (
             not isinstance(grads, (list, tuple)) or len(grads) != len(self._leaves)
@@ -200,10 +284,58 @@ class Optimizer:
                 f"one per parameter group, got {describe(grads)}"
             )
         grad_leaves = []
-        for group, group_grads in zip(self.param_groups, per_group, strict=True):
-            self._check_hyperparameters_if_changed(group)
-            grad_leaves.append(match_gradients(group["params"], group_grads))
-        self._apply(grad_leaves)
+        for index, group in enumerate(groups):
+            self._check_group(index, group)
+            try:
+                params, leaves = match_gradients(group["params"], per_group[index])
+            except (TypeError, ValueError, KeyError):
+                self._check_structure(index)  # the parameters changed: say so instead
+                raise
+            known = self._leaves[index]
+            if len(params) != len(known) or not all(map(operator.is_, params, known)):
+                self._check_structure(index)
+            grad_leaves.append(leaves)
+        return grad_leaves
+
+    def _check_structure(self, index: int) -> None:
+        """Raise if group ``index`` no longer holds the arrays it was built with, in order."""
+        known = self._leaves[index]
+        found = list(leaves_with_paths(self.param_groups[index]["params"]))
+        for i, (path, leaf) in enumerate(found):
+            if i >= len(known) or leaf is not known[i]:
+                added = i >= len(known)
+                raise ValueError(
+                    f"params{path}: {'added' if added else 'replaced'} after the optimizer was "
+                    "built; an optimizer updates the arrays it was given, in place: make a new "
+                    "optimizer (or use add_param_group) for other arrays. Nothing was changed."
+                )
+        if len(found) < len(known):
+            raise ValueError(
+                f"params{self._paths[index][len(found)]}: removed after the optimizer was built; "
+                "make a new optimizer for other arrays. Nothing was changed."
+            )
+
+    def _check_arrays(self) -> None:
+        """Check every parameter and state array as it is now: parameters of a supported dtype
+        and writeable, each state record with valid keys, step count, and arrays of its
+        parameter's shape and dtype, and no two arrays sharing memory. Raises naming the array;
+        changes nothing."""
+        total = sum(map(len, self._leaves))
+        if not isinstance(self.state, list) or len(self.state) != total:
+            raise ValueError(f"state: expected a list of {total} state records, one per parameter")
+        named = []
+        position = 0
+        for paths, params in zip(self._paths, self._leaves, strict=True):
+            for path, x in zip(paths, params, strict=True):
+                where = f"params{path}"
+                _check_parameter(where, x)
+                named.append((where, x))
+                for key, value in _checked_record(
+                    where, self.state[position], x, self.state_fields
+                ):
+                    named.append((f"state {key!r} of {where}", value))
+                position += 1
+        _check_disjoint(named)
 
     def _apply(self, grads: list[list[FloatArray]]) -> None:
         """Apply one step to every group from its checked gradients, in place; first, unless
@@ -218,20 +350,32 @@ class Optimizer:
         {"state": {0: {"step": 3, "E_g2": array, ...}, ...},
          "param_groups": [{"lr": 1.0, ..., "params": [0, 1]}, ...]}
         """
-        groups, first = [], 0
-        for group, params in zip(self.param_groups, self._leaves, strict=True):
-            hyper = {k: _plain(v) for k, v in group.items() if k != "params"}
-            groups.append({**hyper, "params": list(range(first, first + len(params)))})
-            first += len(params)
-        state = {
-            i: {k: v.copy() if isinstance(v, np.ndarray) else int(v) for k, v in s.items()}
-            for i, s in enumerate(self.state)
-        }
+        busy = self._exclusive("state_dict")
+        try:
+            groups, first = [], 0
+            for group, params in zip(self.param_groups, self._leaves, strict=True):
+                hyper = {k: _plain(v) for k, v in group.items() if k != "params"}
+                groups.append({**hyper, "params": list(range(first, first + len(params)))})
+                first += len(params)
+            state = {
+                i: {k: v.copy() if isinstance(v, np.ndarray) else int(v) for k, v in s.items()}
+                for i, s in enumerate(self.state)
+            }
+        finally:
+            busy.release()
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Restore a :meth:`state_dict`. Everything is checked first (keys, group sizes,
-        hyperparameters, state shapes and dtypes); a refused state dict changes nothing."""
+        hyperparameters, step counts, state shapes and dtypes, finite state, non-negative
+        averages of squares); a refused state dict changes nothing."""
+        busy = self._exclusive("load_state_dict")
+        try:
+            self._load(state_dict)
+        finally:
+            busy.release()
+
+    def _load(self, state_dict: Mapping[str, Any]) -> None:
         if not isinstance(state_dict, Mapping) or set(state_dict) != {"state", "param_groups"}:
             raise ValueError("state dict: expected a dict with exactly 'state' and 'param_groups'")
         groups = state_dict["param_groups"]
@@ -244,13 +388,13 @@ class Optimizer:
         for i, (saved, params) in enumerate(zip(groups, self._leaves, strict=True)):
             expected = list(range(first, first + len(params)))
             first += len(params)
-            if not isinstance(saved, Mapping) or list(saved.get("params", ())) != expected:
+            if not isinstance(saved, Mapping) or not _lists(saved.get("params"), expected):
                 raise ValueError(f"state dict: parameter group {i} must list parameters {expected}")
             hyper = {k: v for k, v in saved.items() if k != "params"}
             if set(hyper) != set(self.defaults):
                 raise ValueError(
-                    f"state dict: parameter group {i} has hyperparameters {sorted(hyper)}, "
-                    f"expected {sorted(self.defaults)}"
+                    f"state dict: parameter group {i} has hyperparameters "
+                    f"{sorted(map(str, hyper))}, expected {sorted(self.defaults)}"
                 )
             hyper = {k: tuple(v) if isinstance(v, list) else v for k, v in hyper.items()}
             self._check_hyperparameters(hyper)
@@ -260,15 +404,48 @@ class Optimizer:
         params = [p for group_params in self._leaves for p in group_params]
         if not isinstance(saved_state, Mapping) or set(saved_state) != set(range(len(params))):
             raise ValueError(f"state dict: 'state' must have the keys 0..{len(params) - 1}")
-        new_state = [self._checked_state(i, saved_state[i], p) for i, p in enumerate(params)]
+        new_state = [self._loaded_state(i, saved_state[i], p) for i, p in enumerate(params)]
 
         for group, hyper in zip(self.param_groups, new_groups, strict=True):
             group.update(hyper)
         self.state = new_state
 
-    def _checked_state(self, i: int, saved: Any, p: FloatArray) -> dict[str, Any]:
-        """A checked copy of parameter ``i``'s saved state."""
-        return _checked_state(i, saved, p, self.state_fields)
+    def _loaded_state(self, i: int, saved: Any, p: FloatArray) -> dict[str, Any]:
+        where = f"state dict: state of parameter {i}"
+        if not isinstance(saved, Mapping):
+            raise ValueError(f"{where}: expected a dict")
+        unknown = set(saved) - set(self.state_fields)
+        if unknown or "step" not in saved:
+            raise ValueError(
+                f"{where}: has keys {sorted(map(str, saved))}, expected 'step' and some of "
+                f"{list(self.state_fields)}"
+            )
+        step = saved["step"]
+        if type(step) is np.ndarray and step.shape == () and step.dtype.kind in "iu":
+            step = step.item()
+        if (
+            isinstance(step, bool)
+            or not isinstance(step, (int, np.integer))
+            or not 0 <= step <= MAX_STEP
+        ):
+            raise ValueError(
+                f"{where}: 'step' must be an integer in [0, 2**63), got {_short(step)}"
+            )
+        state: dict[str, Any] = {"step": int(step)}
+        for key, value in saved.items():
+            if key == "step":
+                continue
+            if type(value) is not np.ndarray or value.shape != p.shape or value.dtype != p.dtype:
+                raise ValueError(
+                    f"{where}: {key!r} must be an array of shape {p.shape} and dtype {p.dtype}, "
+                    f"got {describe(value)}"
+                )
+            if not np.isfinite(value).all():
+                raise ValueError(f"{where}: {key!r} holds NaN or infinity")
+            if key in self.non_negative_state and (value < 0).any():
+                raise ValueError(f"{where}: {key!r} holds negative values (it averages squares)")
+            state[key] = np.array(value, order="C")  # a copy of its own, aligned
+        return state
 
     def __repr__(self) -> str:
         sizes = [sum(p.size for p in ps) for ps in self._leaves]
@@ -282,6 +459,110 @@ def _is_group_list(params: Any) -> bool:
         and len(params) > 0
         and all(isinstance(g, dict) and "params" in g for g in params)
     )
+
+
+def _lists(value: Any, expected: list[int]) -> bool:
+    """Whether ``value`` is a list or tuple of exactly the integers ``expected``."""
+    return (
+        isinstance(value, (list, tuple))
+        and len(value) == len(expected)
+        and all(
+            isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v == e
+            for v, e in zip(value, expected, strict=True)
+        )
+    )
+
+
+def _short(value: Any) -> str:
+    shown = repr(value)
+    return shown if len(shown) <= 40 else f"{shown[:20]}...{shown[-8:]}"
+
+
+def _check_parameter(where: str, x: FloatArray) -> None:
+    """A parameter must be a float32 or float64 array that can be written in place (its dtype
+    and flags can change after construction: ``x.dtype = ...``, ``x.flags.writeable = False``)."""
+    if x.dtype not in SUPPORTED_DTYPES:
+        raise TypeError(f"{where}: dtype {x.dtype} is not supported; use float32 or float64")
+    if not x.flags.writeable:
+        raise ValueError(f"{where}: the array is read-only; parameters are updated in place")
+
+
+def _checked_record(
+    where: str, record: Any, x: FloatArray, fields: tuple[str, ...]
+) -> list[tuple[str, FloatArray]]:
+    """The state arrays of the record of parameter ``x`` (at ``where``), checked: a dict with
+    ``step`` (an int in [0, 2**63)) and some of ``fields``, each None (not made yet) or a plain
+    writeable array of ``x``'s shape and dtype."""
+    if type(record) is not dict:
+        raise ValueError(f"state of {where}: expected a dict, got {type(record).__name__}")
+    step = record.get("step")
+    if type(step) is not int or not 0 <= step <= MAX_STEP:
+        raise ValueError(
+            f"state of {where}: 'step' must be an int in [0, 2**63), got {_short(step)}"
+        )
+    arrays = []
+    for key, value in record.items():
+        if key == "step" or (key in fields and value is None):
+            continue
+        if key not in fields:
+            raise ValueError(
+                f"state of {where}: unknown key {key!r}; expected some of {list(fields)}"
+            )
+        if type(value) is not np.ndarray or value.shape != x.shape or value.dtype != x.dtype:
+            raise ValueError(
+                f"state of {where}: {key!r} must be an array of shape {x.shape} and dtype "
+                f"{x.dtype} (the parameter's), got {describe(value)}"
+            )
+        if not value.flags.writeable:
+            raise ValueError(f"state of {where}: {key!r} is read-only")
+        arrays.append((key, value))
+    return arrays
+
+
+def _check_disjoint(named: Sequence[tuple[str, FloatArray]]) -> None:
+    """Raise naming two arrays of ``named`` that share memory (the same array twice, or two
+    views of one buffer: each step would update that memory twice). One sweep over the arrays
+    sorted by their first byte; ``np.shares_memory`` decides for arrays whose bounds overlap
+    (interleaved views such as ``a[::2]`` and ``a[1::2]`` share none)."""
+    bounds = []
+    for i, (_, a) in enumerate(named):
+        if a.size:
+            low, high = np.lib.array_utils.byte_bounds(a)
+            bounds.append((low, high, i))
+    bounds.sort()
+    open_: list[tuple[int, int]] = []  # (end, index) of the arrays whose bytes may still overlap
+    for low, high, i in bounds:
+        open_ = [(end, j) for end, j in open_ if end > low]
+        for _, j in open_:
+            if _share(named[i][1], named[j][1]):
+                first, second = sorted((i, j))
+                relation = "is" if named[i][1] is named[j][1] else "shares memory with"
+                raise ValueError(
+                    f"{named[second][0]} {relation} {named[first][0]}: each array of an "
+                    "optimizer must have memory of its own (pass one view of a buffer once)"
+                )
+        open_.append((high, i))
+
+
+def _share(a: FloatArray, b: FloatArray) -> bool:
+    try:
+        # max_work bounds the search (the stubs know only the -1 and 0 of NumPy's constants)
+        return bool(np.shares_memory(a, b, max_work=100_000))  # type: ignore[arg-type]
+    except np.exceptions.TooHardError:  # too costly to decide: take it as shared
+        return True
+
+
+def _guards(arrays: Sequence[FloatArray]) -> list[weakref.ref[FloatArray]]:
+    """Weak references to ``arrays`` and to the arrays whose memory they view. NumPy refuses
+    to resize an array that has a weak reference (even with ``refcheck=False``), so the memory
+    of these arrays stays where the optimizer checked it as long as the references live."""
+    guards = []
+    for array in arrays:
+        a: Any = array
+        while isinstance(a, np.ndarray):
+            guards.append(weakref.ref(a))
+            a = a.base
+    return guards
 
 
 def _check_finite(paths: list[list[str]], grads: list[list[FloatArray]]) -> None:
@@ -303,39 +584,6 @@ def _non_finite(path: str, g: FloatArray) -> NonFiniteGradientError:
         f"gradient for params{path}: {count} of {g.size} entries are NaN or infinite; "
         "nothing was changed"
     )
-
-
-def _checked_state(i: int, saved: Any, p: FloatArray, fields: tuple[str, ...]) -> dict[str, Any]:
-    where = f"state dict: state of parameter {i}"
-    if not isinstance(saved, Mapping):
-        raise ValueError(f"{where}: expected a dict")
-    unknown = set(saved) - set(fields)
-    if unknown or "step" not in saved:
-        raise ValueError(
-            f"{where}: has keys {sorted(saved)}, expected 'step' and some of {list(fields)}"
-        )
-    step = saved["step"]
-    if isinstance(step, np.ndarray) and step.shape == ():
-        step = step.item()
-    if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
-        raise ValueError(f"{where}: 'step' must be a non-negative integer, got {step!r}")
-    state: dict[str, Any] = {"step": int(step)}
-    for key, value in saved.items():
-        if key == "step":
-            continue
-        if not isinstance(value, np.ndarray) or value.shape != p.shape or value.dtype != p.dtype:
-            raise ValueError(
-                f"{where}: {key!r} must be an array of shape {p.shape} and dtype {p.dtype}, "
-                f"got {describe(value)}"
-            )
-        state[key] = value.copy()
-    return state
-
-
-def _python_number(value: Any) -> Any:
-    if isinstance(value, (tuple, list)):  # betas
-        return tuple(_python_number(v) for v in value)
-    return value.item() if isinstance(value, np.generic) else value
 
 
 def _plain(value: Any) -> Any:
@@ -381,12 +629,16 @@ class _RuleOptimizer(Optimizer):
 
     def _apply(self, grads: list[list[FloatArray]]) -> None:
         plan = self._plan
-        current = plan is not None and self._current(plan)
+        kept = plan is not None and self._current(plan)
+        if not kept or (plan is not None and plan.reference):
+            # a new plan, or arrays that go through the rule: check every array as it is now
+            # (the kernels' arrays of a kept plan are checked by Batch.current)
+            self._check_arrays()
         # The default fast path: one batch holds every array, so its kernel call scans the
         # gradients before it updates anything (a refused step changes nothing); otherwise
         # one scan of all the gradients comes first.
         folded = (
-            current
+            kept
             and plan is not None
             and self.check_finite
             and len(plan.batches) == 1
@@ -394,18 +646,22 @@ class _RuleOptimizer(Optimizer):
         )
         if self.check_finite and not folded:
             _check_finite(self._paths, grads)
-        if plan is None or not current:
+        if plan is None or not kept:
             plan = self._plan = self._make_plan()
+        # the rule's results first (the rule allocates new arrays: it can fail, e.g. out of
+        # memory, and nothing must have been written then), then the kernels, then the writes
+        updates = []
+        for g, i, position in plan.reference:
+            group, x, state = self.param_groups[g], self._leaves[g][i], self.state[position]
+            hyper = {k: group[k] for k in self.hyperparameters}
+            record = self.State(*(state.get(f) for f in self.state_fields))
+            updates.append((x, state, type(self).rule(x, grads[g][i], record, **hyper)))
         for g, indices, _, batch in plan.batches:
             gs = grads[g] if len(indices) == len(grads[g]) else [grads[g][i] for i in indices]
             bad = batch.step(self.param_groups[g], gs, folded)
             if bad >= 0:
                 raise _non_finite(self._paths[g][indices[bad]], grads[g][indices[bad]])
-        for g, i, position in plan.reference:
-            group, x, state = self.param_groups[g], self._leaves[g][i], self.state[position]
-            hyper = {k: group[k] for k in self.hyperparameters}
-            record = self.State(*(state.get(f) for f in self.state_fields))
-            new_x, new_record = type(self).rule(x, grads[g][i], record, **hyper)
+        for x, state, (new_x, new_record) in updates:
             x[...] = new_x
             for k, v in new_record._asdict().items():
                 if v is not None:  # NumPy arithmetic turns 0-d arrays into scalars: undo it
@@ -431,8 +687,9 @@ class _RuleOptimizer(Optimizer):
         return _Plan(self.fused, batches, reference, position)
 
     def _current(self, plan: _Plan) -> bool:
-        """Whether ``plan`` still holds: the same ``fused``, parameters and state (a loaded
-        state dict, a new group or a parameter made read-only call for a new one)."""
+        """Whether ``plan`` still holds: the same ``fused``, and each batch's state records
+        and arrays as it made them (see :meth:`kernels.Batch.current`: a loaded state dict, a
+        replaced, reshaped or read-only array call for a new plan, checked anew)."""
         if plan.fused != self.fused or plan.size != len(self.state):
             return False
         state = self.state
@@ -469,6 +726,7 @@ class Adadelta(_RuleOptimizer):
     rule = staticmethod(rules.adadelta)
     kernel = kernels.ADADELTA
     State = rules.AdadeltaState
+    non_negative_state = frozenset({"E_g2", "E_dx2"})
     hyperparameters: ClassVar[dict[str, Check]] = {
         "lr": non_negative,
         "rho": unit_interval,
@@ -530,7 +788,7 @@ class Adadelta(_RuleOptimizer):
             _check_finite(self._paths, grads)
         self._compact.step(self.param_groups, self._leaves, self.state, grads, self.fused)
 
-    def _checked_state(self, i: int, saved: Any, p: FloatArray) -> dict[str, Any]:
+    def _loaded_state(self, i: int, saved: Any, p: FloatArray) -> dict[str, Any]:
         saved_format = compact.format_of(saved)
         if saved_format != self.state_dtype and isinstance(saved, Mapping) and "E_g2" in saved:
             raise ValueError(
@@ -539,7 +797,7 @@ class Adadelta(_RuleOptimizer):
                 f"adadelta.convert_state(state_dict, {self.state_dtype!r})"
             )
         if self.state_dtype is None:
-            return super()._checked_state(i, saved, p)
+            return super()._loaded_state(i, saved, p)
         where = f"state dict: state of parameter {i}"
         if not isinstance(saved, Mapping):
             raise ValueError(f"{where}: expected a dict")
@@ -597,6 +855,7 @@ class Adagrad(_RuleOptimizer):
     rule = staticmethod(rules.adagrad)
     kernel = kernels.ADAGRAD
     State = rules.AdagradState
+    non_negative_state = frozenset({"sum"})
     hyperparameters: ClassVar[dict[str, Check]] = {
         "lr": non_negative,
         "lr_decay": non_negative,
@@ -635,6 +894,7 @@ class RMSprop(_RuleOptimizer):
     rule = staticmethod(rules.rmsprop)
     kernel = kernels.RMSPROP
     State = rules.RMSpropState
+    non_negative_state = frozenset({"square_avg"})
     hyperparameters: ClassVar[dict[str, Check]] = {
         "lr": non_negative,
         "alpha": unit_interval,
@@ -676,6 +936,7 @@ class Adam(_RuleOptimizer):
     rule = staticmethod(rules.adam)
     kernel = kernels.ADAM
     State = rules.AdamState
+    non_negative_state = frozenset({"exp_avg_sq", "max_exp_avg_sq"})
     hyperparameters: ClassVar[dict[str, Check]] = {
         "lr": non_negative,
         "betas": betas,

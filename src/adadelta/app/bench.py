@@ -1,22 +1,40 @@
-"""Benchmarks: the time of one ADADELTA step against its peers, and one epoch of the paper's
-network against PyTorch (``adadelta bench`` and ``adadelta bench epoch``).
+"""Benchmarks: one ADADELTA step against its peers, as a training loop runs it and back to back,
+and one epoch of the paper's network against PyTorch (``adadelta bench`` and ``adadelta bench
+epoch``).
 
 ``step``: every implementation updates the same float32 parameters with the same fixed
-gradients (lr=1, rho=0.9, eps=1e-6: PyTorch's defaults) at each size, in rounds that alternate
-the implementations; the table reports the median over rounds of the mean time per step.
-Implementations:
+gradients (lr=1, rho=0.9, eps=1e-6: PyTorch's defaults) at each size, under three conditions:
 
-- ``ours``: :class:`adadelta.Adadelta`, whose default path is the fused kernel of
-  :mod:`adadelta.kernels` plus the finiteness check of every gradient;
-- ``torch-foreach`` and ``torch-for``: ``torch.optim.Adadelta(foreach=True / False)``;
+- ``interleaved``: before every step, its framework's own matrix products of a training step
+  (the forward and backward products of a linear layer with as many weights as the step has
+  elements, on a batch of 100 rows: ``x @ W``, ``x.T @ dy``, ``dy @ W.T``), as in training: the
+  step's threads have gone idle, the BLAS threads have just run, the caches hold other data.
+  Only the step is timed.
+- ``interleaved-busy``: the same, with one competing CPU-bound process on the machine (a
+  Python busy loop), as on a machine that also does other work.
+- ``tight``: steps back to back, the best case (no training loop runs this way).
+
+Each framework runs in its own process (its thread pools and OpenMP runtime as in a program
+that uses it alone), the rounds alternate the implementations, and the tables report the
+median over rounds of the mean time per step. Implementations (the default five first):
+
+- ``ours``: :class:`adadelta.Adadelta`, the fused kernel of :mod:`adadelta.kernels` with the
+  finiteness check of every gradient (``ours-unchecked``: ``check_finite=False``);
+- ``torch-compiled``: ``torch.optim.Adadelta``'s step under ``torch.compile`` (PyTorch's way to
+  fuse an optimizer step; Inductor's C++ code on the CPU), compiled and warmed up first;
+- ``torch-foreach`` and ``torch-for``: ``torch.optim.Adadelta(foreach=True / False)``, eager;
 - ``optax-jit`` and ``optax-donated``: ``optax.adadelta`` and ``optax.apply_updates`` in one
   ``jax.jit`` (the second donates the parameters and state, so XLA may update them in place);
-- ``numpy-tutorial``: ADADELTA as tutorials write it (ML-From-Scratch): one NumPy expression
-  per line of the paper, each making a temporary array;
 - ``triad``: not an optimizer but the memory-bandwidth probe ``a = b + s * c`` (Numba,
   parallel), whose GB/s (12 bytes per element) is the ceiling the fused step is measured
   against: an ADADELTA step moves 28 bytes per float32 element (reads x, g, E[g^2], E[dx^2];
-  writes x, E[g^2], E[dx^2]).
+  writes x, E[g^2], E[dx^2]);
+- ``numpy-tutorial``: ADADELTA as tutorials write it (ML-From-Scratch): one NumPy expression
+  per line of the paper, each making a temporary array.
+
+``epoch``: one epoch of the paper's network with ours (and the share of ``opt.step`` in it),
+the same network in PyTorch eager and with a ``torch.compile``d training step; ours again with
+a competing process; with ``--demo``, ``adadelta demo``'s wall time without and with one.
 
 PyTorch and JAX/optax are optional: their columns are left out, with a note, when they are
 not installed.
@@ -26,14 +44,21 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib.metadata
+import importlib.util
 import json
 import math
+import multiprocessing
 import os
 import platform
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable, Sequence
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,17 +72,21 @@ from adadelta.rules import FloatArray
 LR, RHO, EPS = 1.0, 0.9, 1e-6
 STEP_BYTES = 28  # per float32 element: 4 arrays read, 3 written
 TRIAD_BYTES = 12  # a = b + s * c: 2 read, 1 written
-IMPLEMENTATIONS = (
-    "ours",
-    "ours-unchecked",
-    "torch-foreach",
-    "torch-for",
-    "optax-jit",
-    "optax-donated",
-    "numpy-tutorial",
-    "triad",
-)
-DEFAULT_SIZES = "1e5,1e6,1e7,5e7"
+BATCH = 100  # rows of the interleaved matrix products (the paper's mini-batch)
+FRAMEWORKS = {
+    "ours": "numpy",
+    "torch-compiled": "torch",
+    "torch-foreach": "torch",
+    "optax-jit": "jax",
+    "triad": "numpy",
+    "ours-unchecked": "numpy",
+    "torch-for": "torch",
+    "optax-donated": "jax",
+    "numpy-tutorial": "numpy",
+}
+IMPLEMENTATIONS = ("ours", "torch-compiled", "torch-foreach", "optax-jit", "triad")
+CONDITIONS = ("interleaved", "interleaved-busy", "tight")
+DEFAULT_SIZES = "1e5,1e6,1e7"
 
 Step = Callable[[], None]
 
@@ -74,6 +103,15 @@ class Case:
         return sum(self.sizes)
 
 
+@dataclass(frozen=True)
+class Peer:
+    """An implementation's step, and its framework's matrix products that the interleaved
+    conditions run before every step."""
+
+    step: Step
+    products: Step
+
+
 def mixed_sizes(count: int, total: int, seed: int = 0) -> tuple[int, ...]:
     """``count`` tensor sizes adding up to ``total``, log-uniform between 1 and ``total/10``
     (a network's mix of biases and weight matrices)."""
@@ -84,7 +122,63 @@ def mixed_sizes(count: int, total: int, seed: int = 0) -> tuple[int, ...]:
     return tuple(int(s) for s in sizes)
 
 
-# --- the implementations: each returns a function that takes one step ---
+# --- the matrix products of a training step, in each framework ---
+
+
+def _layer_width(elements: int) -> int:
+    """The width of a square linear layer with about ``elements`` weights."""
+    return max(1, round(math.sqrt(elements)))
+
+
+def numpy_products(elements: int) -> Step:
+    """The forward and backward products of a linear layer (NumPy, i.e. its BLAS)."""
+    d = _layer_width(elements)
+    rng = np.random.default_rng(1)
+    x, dy = (rng.standard_normal((BATCH, d), dtype=np.float32) for _ in range(2))
+    w = rng.standard_normal((d, d), dtype=np.float32)
+    y, dx, dw = np.empty_like(x), np.empty_like(x), np.empty_like(w)
+
+    def products() -> None:
+        np.matmul(x, w, out=y)
+        np.matmul(x.T, dy, out=dw)
+        np.matmul(dy, w.T, out=dx)
+
+    return products
+
+
+def torch_products(elements: int) -> Step:
+    import torch
+
+    d = _layer_width(elements)
+    generator = torch.Generator().manual_seed(1)
+    x, dy = (torch.randn(BATCH, d, generator=generator) for _ in range(2))
+    w = torch.randn(d, d, generator=generator)
+    y, dx, dw = torch.empty_like(x), torch.empty_like(x), torch.empty_like(w)
+
+    def products() -> None:
+        torch.mm(x, w, out=y)
+        torch.mm(x.T, dy, out=dw)
+        torch.mm(dy, w.T, out=dx)
+
+    return products
+
+
+def jax_products(elements: int) -> Step:
+    import jax
+
+    d = _layer_width(elements)
+    rng = np.random.default_rng(1)
+    x, dy = (jax.numpy.asarray(rng.standard_normal((BATCH, d), dtype=np.float32)) for _ in "xy")
+    w = jax.numpy.asarray(rng.standard_normal((d, d), dtype=np.float32))
+    jitted = jax.jit(lambda x, w, dy: (x @ w, x.T @ dy, dy @ w.T))
+
+    def products() -> None:
+        jax.block_until_ready(jitted(x, w, dy))  # type: ignore[no-untyped-call]
+
+    return products
+
+
+# --- the implementations ---
 
 
 def _data(case: Case, seed: int = 0) -> tuple[list[FloatArray], list[FloatArray]]:
@@ -94,10 +188,10 @@ def _data(case: Case, seed: int = 0) -> tuple[list[FloatArray], list[FloatArray]
     return params, grads
 
 
-def make_ours(case: Case, check_finite: bool = True) -> Step:
+def make_ours(case: Case, check_finite: bool = True) -> Peer:
     params, grads = _data(case)
     opt = adadelta.Adadelta(params, lr=LR, rho=RHO, eps=EPS, check_finite=check_finite)
-    return lambda: opt.step(grads)
+    return Peer(lambda: opt.step(grads), numpy_products(case.elements))
 
 
 class TutorialAdadelta:
@@ -125,7 +219,7 @@ class TutorialAdadelta:
         return w - self.w_updt
 
 
-def make_numpy_tutorial(case: Case) -> Step:
+def make_numpy_tutorial(case: Case) -> Peer:
     params, grads = _data(case)
     opts = [TutorialAdadelta() for _ in params]
 
@@ -133,21 +227,41 @@ def make_numpy_tutorial(case: Case) -> Step:
         for i, (opt, g) in enumerate(zip(opts, grads, strict=True)):
             params[i] = opt.update(params[i], g)
 
-    return step
+    return Peer(step, numpy_products(case.elements))
 
 
-def make_torch(case: Case, foreach: bool) -> Step:
+def _torch_optimizer(case: Case, **options: Any) -> Any:
     import torch
 
     params, grads = _data(case)
     tensors = [torch.from_numpy(p).requires_grad_() for p in params]
     for t, g in zip(tensors, grads, strict=True):
         t.grad = torch.from_numpy(g)
-    opt = torch.optim.Adadelta(tensors, lr=LR, rho=RHO, eps=EPS, foreach=foreach)
-    return lambda: opt.step()
+    return torch.optim.Adadelta(tensors, lr=LR, rho=RHO, eps=EPS, **options)
 
 
-def make_optax(case: Case, donate: bool) -> Step:
+def make_torch(case: Case, foreach: bool) -> Peer:
+    opt = _torch_optimizer(case, foreach=foreach)
+    return Peer(lambda: opt.step(), torch_products(case.elements))
+
+
+def make_torch_compiled(case: Case) -> Peer:
+    """``torch.optim.Adadelta``'s step compiled as PyTorch's tutorial "Compiling the optimizer
+    with torch.compile" does it; the first calls compile it (see :func:`measure`'s warm-up)."""
+    import torch
+
+    opt = _torch_optimizer(case)
+
+    @torch.compile(fullgraph=False)
+    def step() -> None:
+        opt.step()
+
+    for _ in range(3):  # compiles, then runs the compiled code
+        step()
+    return Peer(step, torch_products(case.elements))
+
+
+def make_optax(case: Case, donate: bool) -> Peer:
     import jax
     import optax
 
@@ -167,7 +281,7 @@ def make_optax(case: Case, donate: bool) -> Step:
         carry[0], carry[1] = jitted(carry[0], carry[1], grads)
         jax.block_until_ready(carry[0])  # type: ignore[no-untyped-call]
 
-    return step
+    return Peer(step, jax_products(case.elements))
 
 
 @numba.njit(parallel=True, cache=True, error_model="numpy")
@@ -176,83 +290,193 @@ def _triad(a: Any, b: Any, c: Any, s: Any) -> None:
         a[i] = b[i] + s * c[i]
 
 
-def make_triad(case: Case) -> Step:
+def make_triad(case: Case) -> Peer:
     rng = np.random.default_rng(0)
     a, b, c = (rng.standard_normal(case.elements, dtype=np.float32) for _ in range(3))
     s = np.float32(0.5)
-    return lambda: _triad(a, b, c, s)
+    return Peer(lambda: _triad(a, b, c, s), numpy_products(case.elements))
 
 
-MAKERS: dict[str, Callable[[Case], Step]] = {
+MAKERS: dict[str, Callable[[Case], Peer]] = {
     "ours": make_ours,
-    "ours-unchecked": lambda case: make_ours(case, check_finite=False),
+    "torch-compiled": make_torch_compiled,
     "torch-foreach": lambda case: make_torch(case, foreach=True),
-    "torch-for": lambda case: make_torch(case, foreach=False),
     "optax-jit": lambda case: make_optax(case, donate=False),
+    "triad": make_triad,
+    "ours-unchecked": lambda case: make_ours(case, check_finite=False),
+    "torch-for": lambda case: make_torch(case, foreach=False),
     "optax-donated": lambda case: make_optax(case, donate=True),
     "numpy-tutorial": make_numpy_tutorial,
-    "triad": make_triad,
 }
 
 
 def available(names: Sequence[str]) -> tuple[list[str], list[str]]:
     """The implementations that can run here, and notes on those that cannot."""
     usable, notes = [], []
-    missing = {
-        "torch": "PyTorch is not installed",
-        "optax": "JAX and optax are not installed",
-    }
     for name in names:
-        package = name.split("-")[0]
-        if package in missing:
-            module = "torch" if package == "torch" else "optax"
-            try:
-                __import__(module)
-                if module == "optax":
-                    __import__("jax")
-            except ImportError:
-                notes.append(f"{name}: skipped, {missing[package]}")
-                continue
+        framework = FRAMEWORKS[name]
+        modules = {"torch": ["torch"], "jax": ["jax", "optax"]}.get(framework, [])
+        if not all(importlib.util.find_spec(module) for module in modules):  # not imported here
+            notes.append(f"{name}: skipped, {' and '.join(modules)} not installed")
+            continue
         usable.append(name)
     return usable, notes
+
+
+# --- the processes: one per framework, and a competitor ---
+
+
+def _time_steps(peer: Peer, interleaved: bool, count: int) -> float:
+    """Seconds per step, the mean of ``count`` steps; ``interleaved``: each after the matrix
+    products (not timed). One untimed step first, after a pause in which the threads of what
+    ran before (another process's) fall asleep."""
+    time.sleep(0.02)
+    if interleaved:
+        peer.products()
+    peer.step()
+    total = 0.0
+    for _ in range(count):
+        if interleaved:
+            peer.products()
+        start = time.perf_counter()
+        peer.step()
+        total += time.perf_counter() - start
+    return total / count
+
+
+def _serve(framework: str, threads: int, connection: Any) -> None:  # pragma: no cover (child)
+    """A process running one framework's implementations (and epochs) on request."""
+    if framework == "torch":
+        import torch  # before anything starts an OpenMP runtime: PyTorch's own, as it ships
+
+        torch.set_num_threads(threads)
+    peers: dict[str, Peer] = {}
+    while True:
+        request = connection.recv()
+        try:
+            command, *args = request
+            if command == "stop":
+                return
+            if command == "setup":
+                name, sizes = args
+                peer = peers[name] = MAKERS[name](Case(name, tuple(sizes)))
+                peer.step()  # compiles (Numba, XLA) and creates the state
+                peer.products()
+                start = time.perf_counter()
+                peer.step()
+                stepped = time.perf_counter()
+                peer.products()
+                reply: Any = (stepped - start, time.perf_counter() - stepped)
+            elif command == "time":
+                name, interleaved, count = args
+                reply = _time_steps(peers[name], interleaved, count)
+            elif command == "clear":
+                peers.clear()
+                gc.collect()
+                reply = None
+            elif command == "epoch":
+                reply = EPOCHS[args[0]](*args[1:])
+            else:
+                raise ValueError(f"unknown request {command!r}")
+            connection.send(("ok", reply))
+        except Exception:
+            connection.send(("error", traceback.format_exc()))
+
+
+class Workers:
+    """One process per framework (started on first use), each with its thread pools as in a
+    program that uses that framework alone: NumPy and Numba with ``threads`` threads, PyTorch
+    imported before anything else and set to ``threads``, JAX as it starts."""
+
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+        self.processes: dict[str, tuple[Any, Any]] = {}
+
+    def ask(self, framework: str, *request: Any) -> Any:
+        if framework not in self.processes:
+            context = multiprocessing.get_context("spawn")
+            ours, theirs = context.Pipe()
+            # Numba reads its thread count when it is imported (numba.set_num_threads would
+            # start its pool before adadelta's first step does, see adadelta.kernels.parallel)
+            saved = os.environ.get("NUMBA_NUM_THREADS")
+            os.environ["NUMBA_NUM_THREADS"] = str(self.threads)
+            try:
+                process = context.Process(
+                    target=_serve, args=(framework, self.threads, theirs), daemon=True
+                )
+                process.start()
+            finally:
+                if saved is None:
+                    del os.environ["NUMBA_NUM_THREADS"]
+                else:
+                    os.environ["NUMBA_NUM_THREADS"] = saved
+            self.processes[framework] = (process, ours)
+        connection = self.processes[framework][1]
+        connection.send(request)
+        status, reply = connection.recv()
+        if status != "ok":
+            raise RuntimeError(f"the {framework} process failed:\n{reply}")
+        return reply
+
+    def close(self) -> None:
+        for process, connection in self.processes.values():
+            connection.send(("stop",))
+            process.join(timeout=30)
+        self.processes.clear()
+
+
+@contextmanager
+def competitor(busy: bool) -> Iterator[None]:
+    """With ``busy``, one CPU-bound process (a Python busy loop) runs meanwhile."""
+    if not busy:
+        yield
+        return
+    process = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)  # running
+        yield
+    finally:
+        process.kill()
+        process.wait()
 
 
 # --- measuring ---
 
 
-def _time_steps(step: Step, count: int) -> float:
-    start = time.perf_counter()
-    for _ in range(count):
-        step()
-    return (time.perf_counter() - start) / count
-
-
 def measure(
     case: Case,
     names: Sequence[str],
+    conditions: Sequence[str],
+    workers: Workers,
     *,
     repeats: int,
     min_time: float,
     progress: Callable[[str], None],
-) -> dict[str, list[float]]:
-    """Seconds per step for each implementation: ``repeats`` rounds, each round timing every
-    implementation once (for at least ``min_time`` seconds), in an order that rotates."""
-    steps: dict[str, Step] = {}
-    counts: dict[str, int] = {}
+) -> dict[str, dict[str, list[float]]]:
+    """Seconds per step for each condition and implementation: ``repeats`` rounds, each round
+    timing every implementation once (for at least ``min_time`` seconds, at least 3 steps), in
+    an order that rotates."""
+    counts: dict[tuple[str, bool], int] = {}
     for name in names:
         progress(f"{case.name}: setting up {name}")
-        steps[name] = MAKERS[name](case)
-        steps[name]()  # compiles (Numba, XLA) and creates the state
-        per_step = _time_steps(steps[name], 2)
-        counts[name] = max(1, math.ceil(min_time / max(per_step, 1e-7)))
-    times: dict[str, list[float]] = {name: [] for name in names}
-    for round_ in range(repeats):
-        progress(f"{case.name}: round {round_ + 1}/{repeats}")
-        shift = round_ % len(names)
-        for name in [*names[shift:], *names[:shift]]:
-            times[name].append(_time_steps(steps[name], counts[name]))
-    steps.clear()
-    gc.collect()
+        step_s, products_s = workers.ask(FRAMEWORKS[name], "setup", name, case.sizes)
+        counts[name, False] = max(3, math.ceil(min_time / max(step_s, 1e-7)))
+        counts[name, True] = max(3, math.ceil(min_time / max(step_s + products_s, 1e-7)))
+    times: dict[str, dict[str, list[float]]] = {}
+    for condition in conditions:
+        interleaved = condition.startswith("interleaved")
+        times[condition] = {name: [] for name in names}
+        with competitor(condition.endswith("busy")):
+            for round_ in range(repeats):
+                progress(f"{case.name}, {condition}: round {round_ + 1}/{repeats}")
+                shift = round_ % len(names)
+                for name in [*names[shift:], *names[:shift]]:
+                    seconds = workers.ask(
+                        FRAMEWORKS[name], "time", name, interleaved, counts[name, interleaved]
+                    )
+                    times[condition][name].append(seconds)
+    for framework in {FRAMEWORKS[name] for name in names}:
+        workers.ask(framework, "clear")
     return times
 
 
@@ -262,51 +486,59 @@ def _format_time(seconds: float) -> str:
     return f"{seconds * 1e3:.2f} ms"
 
 
-def step_table(results: list[dict[str, Any]], names: Sequence[str]) -> str:
-    """The markdown table of :func:`run_steps`' results."""
+def _ratio(results: list[dict[str, Any]], case: str, name: str, num: str, den: str) -> float:
+    """``name``'s median time under condition ``num`` over that under ``den``, for ``case``."""
+    conditions = next(r for r in results if r["case"] == case)["conditions"]
+    return float(conditions[num]["median_s"][name] / conditions[den]["median_s"][name])
+
+
+def step_table(results: list[dict[str, Any]], names: Sequence[str], condition: str) -> str:
+    """The markdown table of :func:`run_steps`' results under one condition."""
     header = ["case", "elements", *names]
-    if "ours" in names and "triad" in names:
+    ratios = [(peer, "ours") for peer in ("torch-compiled", "torch-foreach") if peer in names]
+    header += [f"{peer} / ours" for peer, _ in ratios if "ours" in names]
+    bandwidth = "ours" in names and "triad" in names
+    if bandwidth:
         header += ["ours GB/s", "triad GB/s", "ours / triad"]
-    if "ours" in names and "torch-foreach" in names:
-        header += ["torch-foreach / ours"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in results:
-        median = r["median_s"]
+        median = r["conditions"][condition]["median_s"]
         row = [r["case"], f"{r['elements']:.0e}".replace("e+0", "e")]
         row += [_format_time(median[n]) for n in names]
-        if "ours" in names and "triad" in names:
+        if "ours" in names:
+            row += [f"{median[peer] / median['ours']:.2f}x" for peer, _ in ratios]
+        if bandwidth:
             ours_gbs = STEP_BYTES * r["elements"] / median["ours"] / 1e9
             triad_gbs = TRIAD_BYTES * r["elements"] / median["triad"] / 1e9
             row += [f"{ours_gbs:.1f}", f"{triad_gbs:.1f}", f"{ours_gbs / triad_gbs:.2f}"]
-        if "ours" in names and "torch-foreach" in names:
-            row += [f"{median['torch-foreach'] / median['ours']:.1f}x"]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
 
-def step_plot(results: list[dict[str, Any]], names: Sequence[str], path: Path) -> None:
-    """Time per step against elements, log-log, one line per implementation (single tensors;
-    the mix as separate markers)."""
+def step_plot(
+    results: list[dict[str, Any]], names: Sequence[str], conditions: Sequence[str], path: Path
+) -> None:
+    """Time per step against elements, log-log, one color per implementation, one line style
+    per condition (single tensors; the mix as separate markers)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(7.5, 5))
     single = [r for r in results if r["tensors"] == 1]
     mixes = [r for r in results if r["tensors"] > 1]
+    styles = {"interleaved": "o-", "interleaved-busy": "s:", "tight": "^--"}
     for i, name in enumerate(names):
-        color = f"C{i}"
-        if single:
-            ax.plot(
-                [r["elements"] for r in single],
-                [r["median_s"][name] * 1e3 for r in single],
-                "o-",
-                color=color,
-                label=name,
-            )
-        for r in mixes:
-            ax.plot(r["elements"], r["median_s"][name] * 1e3, "x", color=color, markersize=9)
+        for condition in conditions:
+            medians = [r["conditions"][condition]["median_s"][name] * 1e3 for r in single]
+            label = f"{name}, {condition}"
+            if single:
+                ax.plot([r["elements"] for r in single], medians, styles[condition], color=f"C{i}",
+                        label=label, markersize=4)  # fmt: skip
+            for r in mixes:
+                seconds = r["conditions"][condition]["median_s"][name]
+                ax.plot(r["elements"], seconds * 1e3, "x", color=f"C{i}", markersize=8)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("elements (float32)")
@@ -316,10 +548,101 @@ def step_plot(results: list[dict[str, Any]], names: Sequence[str], path: Path) -
         title += f"; x: {mixes[0]['tensors']} tensors"
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=6, ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def run_steps(args: argparse.Namespace) -> int:
+    sizes = [int(float(s)) for s in args.sizes.split(",") if s]
+    cases = [Case(f"{n:.0e}".replace("e+0", "e"), (n,)) for n in sizes]
+    if args.mix > 0:
+        total = int(float(args.mix_total))
+        cases.append(Case(f"{args.mix} tensors", mixed_sizes(args.mix, total)))
+    wanted = IMPLEMENTATIONS if args.only is None else tuple(args.only.split(","))
+    conditions = tuple(args.conditions.split(","))
+    unknown = [n for n in wanted if n not in MAKERS] + [
+        c for c in conditions if c not in CONDITIONS
+    ]
+    if unknown:
+        print(
+            f"unknown implementation(s) or condition(s) {unknown}; choose from {list(MAKERS)} "
+            f"and {list(CONDITIONS)}",
+            file=sys.stderr,
+        )
+        return 2
+    names, notes = available(wanted)
+
+    def progress(message: str) -> None:
+        if args.progress:
+            print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+    workers = Workers(args.threads)
+    results: list[dict[str, Any]] = []
+    try:
+        for case in cases:
+            times = measure(
+                case,
+                names,
+                conditions,
+                workers,
+                repeats=args.repeats,
+                min_time=args.min_time,
+                progress=progress,
+            )
+            results.append(
+                {
+                    "case": case.name,
+                    "elements": case.elements,
+                    "tensors": len(case.sizes),
+                    "conditions": {
+                        condition: {
+                            "median_s": {n: statistics.median(t) for n, t in by_name.items()},
+                            "times_s": by_name,
+                        }
+                        for condition, by_name in times.items()
+                    },
+                }
+            )
+    finally:
+        workers.close()
+    info = machine(args.threads)
+    text = (
+        f"ADADELTA step, float32, lr={LR} rho={RHO} eps={EPS}; median over {args.repeats} "
+        f"rounds of the mean time per step (each timing >= {args.min_time} s and >= 3 steps); "
+        f"each framework in its own process\n{_machine_line(info)}\n"
+    )
+    for condition in conditions:
+        text += f"\n### {condition}: {_CONDITION_TEXT[condition]}\n\n"
+        text += step_table(results, names, condition) + "\n"
+    if "interleaved" in conditions and "tight" in conditions and "ours" in names:
+        ratios = [
+            f"{r['case']} {_ratio(results, r['case'], 'ours', 'interleaved', 'tight'):.2f}"
+            for r in results
+        ]
+        text += "\nours, interleaved / tight: " + ", ".join(ratios) + "\n"
+    if notes:
+        text += "\n" + "\n".join(f"- {n}" for n in notes) + "\n"
+    record = {
+        "what": "step",
+        "machine": info,
+        "settings": {"lr": LR, "rho": RHO, "eps": EPS, "dtype": "float32", **_plain_args(args)},
+        "notes": notes,
+        "results": results,
+    }
+    out = _write_outputs(Path(args.out), "bench", text, record)
+    step_plot(results, names, conditions, out / "bench.png")
+    print(f"wrote {out / 'bench.md'}, {out / 'bench.json'}, {out / 'bench.png'}")
+    return 0
+
+
+_CONDITION_TEXT = {
+    "interleaved": "each step after its framework's forward and backward matrix products "
+    f"(a square linear layer with as many weights as the step's elements, batch {BATCH})",
+    "interleaved-busy": "the same, with one competing CPU-bound process on the machine",
+    "tight": "steps back to back (no training loop runs this way)",
+}
 
 
 def _threading_layer() -> str | None:
@@ -329,8 +652,8 @@ def _threading_layer() -> str | None:
         return None
 
 
-def machine() -> dict[str, Any]:
-    """What the numbers were measured on."""
+def machine(threads: int) -> dict[str, Any]:
+    """What the numbers were measured on, and the load on the machine when they were."""
     model = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
@@ -343,84 +666,38 @@ def machine() -> dict[str, Any]:
     info: dict[str, Any] = {
         "cpu": model,
         "cores": os.cpu_count(),
-        "numba_threads": numba.get_num_threads(),
-        "numba_threading_layer": _threading_layer(),
-        "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"),
-        "GOMP_SPINCOUNT": os.environ.get("GOMP_SPINCOUNT"),
+        "threads": threads,
+        "load_average": [round(v, 2) for v in os.getloadavg()],
+        **{name: os.environ.get(name) for name in _THREAD_VARIABLES},
         "python": platform.python_version(),
         "numpy": np.__version__,
         "numba": numba.__version__,
     }
-    for module in ("torch", "jax", "optax"):
+    for package in ("torch", "jax", "optax"):
         try:
-            info[module] = __import__(module).__version__
-        except ImportError:
+            info[package] = importlib.metadata.version(package)  # without importing it
+        except importlib.metadata.PackageNotFoundError:
             pass
     return info
 
 
-def run_steps(args: argparse.Namespace) -> int:
-    sizes = [int(float(s)) for s in args.sizes.split(",") if s]
-    cases = [Case(f"{n:.0e}".replace("e+0", "e"), (n,)) for n in sizes]
-    if args.mix > 0:
-        total = int(float(args.mix_total))
-        cases.append(Case(f"{args.mix} tensors", mixed_sizes(args.mix, total)))
-    wanted = IMPLEMENTATIONS if args.only is None else tuple(args.only.split(","))
-    unknown = [n for n in wanted if n not in MAKERS]
-    if unknown:
-        print(f"unknown implementation(s) {unknown}; choose from {list(MAKERS)}", file=sys.stderr)
-        return 2
-    names, notes = available(wanted)
-    if "torch-foreach" in names or "torch-for" in names:
-        import torch
-
-        torch.set_num_threads(args.threads)
-    numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
-
-    def progress(message: str) -> None:
-        if args.progress:
-            print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-    results = []
-    for case in cases:
-        times = measure(
-            case, names, repeats=args.repeats, min_time=args.min_time, progress=progress
-        )
-        results.append(
-            {
-                "case": case.name,
-                "elements": case.elements,
-                "tensors": len(case.sizes),
-                "median_s": {n: statistics.median(t) for n, t in times.items()},
-                "times_s": times,
-            }
-        )
-    table = step_table(results, names)
-    info = machine()
-    text = (
-        f"ADADELTA step, float32, lr={LR} rho={RHO} eps={EPS}; median over {args.repeats} "
-        f"rounds of the mean time per step (each timing >= {args.min_time} s)\n"
-        f"{_machine_line(info, args.threads)}\n\n{table}\n"
-    )
-    if notes:
-        text += "\n" + "\n".join(f"- {n}" for n in notes) + "\n"
-    record = {
-        "what": "step",
-        "machine": info,
-        "settings": {"lr": LR, "rho": RHO, "eps": EPS, "dtype": "float32", **_plain_args(args)},
-        "notes": notes,
-        "results": results,
-    }
-    out = _write_outputs(Path(args.out), "bench", text, record)
-    step_plot(results, names, out / "bench.png")
-    print(f"wrote {out / 'bench.md'}, {out / 'bench.json'}, {out / 'bench.png'}")
-    return 0
+# the environment variables that change how the thread pools wait or how many threads they run
+_THREAD_VARIABLES = (
+    "OMP_WAIT_POLICY",
+    "GOMP_SPINCOUNT",
+    "OPENBLAS_THREAD_TIMEOUT",
+    "OPENBLAS_NUM_THREADS",
+    "OMP_NUM_THREADS",
+    "NUMBA_NUM_THREADS",
+)
 
 
-def _machine_line(info: dict[str, Any], threads: Any) -> str:
+def _machine_line(info: dict[str, Any]) -> str:
+    settings = [f"{name}={info[name]}" for name in _THREAD_VARIABLES if info[name] is not None]
     return (
-        f"machine: {info['cpu']}, {info['cores']} cores; threads: {threads}; "
-        f"OMP_WAIT_POLICY={info['OMP_WAIT_POLICY']}, GOMP_SPINCOUNT={info['GOMP_SPINCOUNT']}"
+        f"machine: {info['cpu']}, {info['cores']} cores; threads: {info['threads']}; "
+        f"thread settings: {', '.join(settings) or 'none'}; "
+        f"load average at the end (1, 5, 15 min): {info['load_average']}"
     )
 
 
@@ -437,8 +714,11 @@ def _write_outputs(out: Path, name: str, text: str, record: dict[str, Any]) -> P
 
 def _command() -> str:
     """The command line that is running, for the record."""
-    program = sys.argv[0]
-    head = "adadelta" if Path(program).name == "adadelta" else f"python {program}"
+    program = Path(sys.argv[0])
+    if program.name == "adadelta" or program.name == "__main__.py":  # also python -m adadelta
+        head = "adadelta"
+    else:
+        head = f"python {os.path.relpath(program)}"
     return " ".join([head, *sys.argv[1:]])
 
 
@@ -451,6 +731,9 @@ def _plain_args(args: argparse.Namespace) -> dict[str, Any]:
 
 
 # --- one epoch of the paper's network, ours against PyTorch ---
+
+
+_DATA: dict[tuple[int, str | None], tuple[Any, str]] = {}
 
 
 def _epoch_data(n_train: int, data_dir: str | None) -> tuple[Any, str]:
@@ -470,22 +753,46 @@ def _epoch_data(n_train: int, data_dir: str | None) -> tuple[Any, str]:
     return data, "synthetic"
 
 
-def _epoch_ours(data: Any, batch_size: int, seed: int) -> float:
+def _cached_data(n_train: int, data_dir: str | None) -> tuple[Any, str]:
+    if (n_train, data_dir) not in _DATA:
+        _DATA[n_train, data_dir] = _epoch_data(n_train, data_dir)
+    return _DATA[n_train, data_dir]
+
+
+class _TimedAdadelta(adadelta.Adadelta):
+    """:class:`adadelta.Adadelta` that adds up the seconds its steps take."""
+
+    seconds = 0.0
+
+    def step(self, grads: Any) -> None:
+        start = time.perf_counter()
+        super().step(grads)
+        self.seconds += time.perf_counter() - start
+
+
+def _epoch_ours(n_train: int, data_dir: str | None) -> dict[str, float]:
+    """One epoch with :func:`adadelta.app.trainer.train`: its seconds (training and test
+    error) and those of the optimizer's steps in it."""
     from adadelta.app.model import MLP
     from adadelta.app.trainer import train
 
-    model = MLP((784, 500, 300, 10), "relu", seed=seed)
-    opt = adadelta.Adadelta(model.params)
-    result = train(model, opt, data, epochs=1, batch_size=batch_size, seed=seed, progress=False)
-    return float(result.history[0].seconds)
+    data, _ = _cached_data(n_train, data_dir)
+    model = MLP((784, 500, 300, 10), "relu", seed=0)
+    opt = _TimedAdadelta(model.params)
+    result = train(model, opt, data, epochs=1, batch_size=BATCH, seed=0, progress=False)
+    return {"seconds": float(result.history[0].seconds), "step_seconds": opt.seconds}
 
 
-def _epoch_torch(data: Any, batch_size: int, seed: int) -> float:
+def _epoch_torch(n_train: int, data_dir: str | None, compiled: bool = False) -> dict[str, float]:
+    """The same epoch in PyTorch (the same layers and batches; PyTorch's initialisation, on
+    which the time does not depend), eager or with a ``torch.compile``d training step
+    (compiled and warmed up on three batches first, not timed)."""
     import torch
 
     from adadelta.app.trainer import epoch_order
 
-    torch.manual_seed(seed)
+    data, _ = _cached_data(n_train, data_dir)
+    torch.manual_seed(0)
     model = torch.nn.Sequential(
         torch.nn.Linear(784, 500),
         torch.nn.ReLU(),
@@ -497,55 +804,116 @@ def _epoch_torch(data: Any, batch_size: int, seed: int) -> float:
     loss_fn = torch.nn.CrossEntropyLoss()
     x_train, y_train = torch.from_numpy(data.x_train), torch.from_numpy(data.y_train)
     x_test, y_test = torch.from_numpy(data.x_test), torch.from_numpy(data.y_test)
-    start = time.perf_counter()
-    order = torch.from_numpy(epoch_order(seed, 1, x_train.shape[0]))
-    for first in range(0, x_train.shape[0], batch_size):
-        rows = order[first : first + batch_size]
+
+    def train_step(x: Any, y: Any) -> Any:
         opt.zero_grad()
-        loss = loss_fn(model(x_train[rows]), y_train[rows])
+        loss = loss_fn(model(x), y)
         loss.backward()
         opt.step()
+        return loss
+
+    step = torch.compile(train_step) if compiled else train_step
+    order = torch.from_numpy(epoch_order(0, 1, x_train.shape[0]))
+    batches = [order[first : first + BATCH] for first in range(0, x_train.shape[0], BATCH)]
+    if compiled:
+        for rows in batches[:3]:
+            step(x_train[rows], y_train[rows])
+    start = time.perf_counter()
+    for rows in batches:
+        step(x_train[rows], y_train[rows])
     with torch.no_grad():
         errors = sum(
             int((model(x_test[i : i + 1000]).argmax(1) != y_test[i : i + 1000]).sum())
             for i in range(0, x_test.shape[0], 1000)
         )
     _ = 100.0 * errors / x_test.shape[0]
-    return time.perf_counter() - start
+    return {"seconds": time.perf_counter() - start}
+
+
+EPOCHS: dict[str, Callable[..., dict[str, float]]] = {
+    "ours": _epoch_ours,
+    "pytorch": _epoch_torch,
+    "pytorch-compiled": lambda n_train, data_dir: _epoch_torch(n_train, data_dir, compiled=True),
+}
+
+
+def _demo_seconds() -> float:
+    """The wall time of ``adadelta demo`` (a fresh process; its output in a temporary folder)."""
+    with tempfile.TemporaryDirectory() as out:
+        command = [sys.executable, "-m", "adadelta", "demo", "--out", out, "--no-progress"]
+        start = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True)
+        return time.perf_counter() - start
+
+
+EPOCH_RUNS = ("ours", "pytorch", "pytorch-compiled", "demo")
 
 
 def run_epoch(args: argparse.Namespace) -> int:
+    wanted = EPOCH_RUNS[:3] if args.only is None else tuple(args.only.split(","))
+    unknown = [n for n in wanted if n not in EPOCH_RUNS]
+    if unknown:
+        print(f"unknown run(s) {unknown}; choose from {list(EPOCH_RUNS)}", file=sys.stderr)
+        return 2
     data, source = _epoch_data(args.n_train, args.data)
-    names, notes = available(["ours", "torch-foreach"])
-    runners: dict[str, Callable[[], float]] = {
-        "ours": lambda: _epoch_ours(data, 100, 0),
-    }
-    if "torch-foreach" in names:
-        import torch
-
-        torch.set_num_threads(args.threads)
-        runners["pytorch"] = lambda: _epoch_torch(data, 100, 0)
-    numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
-    times: dict[str, list[float]] = {name: [] for name in runners}
-    for round_ in range(args.repeats):
-        for name, runner in runners.items() if round_ % 2 == 0 else reversed(runners.items()):
-            if args.progress:
-                print(f"[{time.strftime('%H:%M:%S')}] epoch {round_ + 1}: {name}", file=sys.stderr)
-            times[name].append(runner())
-    info = machine()
-    median = {name: statistics.median(t) for name, t in times.items()}
+    notes = []
+    if ("pytorch" in wanted or "pytorch-compiled" in wanted) and not available(["torch-for"])[0]:
+        wanted = tuple(n for n in wanted if not n.startswith("pytorch"))
+        notes.append("pytorch: skipped, torch not installed")
+    # (label, what runs, in which process, with a competing process): ours and the demo also
+    # with one competing process
+    runs = [(name, name, "numpy" if name == "ours" else "torch", False) for name in wanted]
+    runs += [(f"{name}, busy", name, "numpy", True) for name in wanted if name in ("ours", "demo")]
+    times: dict[str, list[float]] = {label: [] for label, *_ in runs}
+    step_times: list[float] = []
+    workers = Workers(args.threads)
+    try:
+        for _, what, framework, _ in runs:  # compiles (Numba's cache, Inductor), not timed
+            if what != "demo":
+                workers.ask(framework, "epoch", what, min(args.n_train, 3 * BATCH), args.data)
+        for round_ in range(args.repeats):
+            shift = round_ % len(runs)
+            for label, what, framework, busy in [*runs[shift:], *runs[:shift]]:
+                if args.progress:
+                    message = f"[{time.strftime('%H:%M:%S')}] epoch {round_ + 1}: {label}"
+                    print(message, file=sys.stderr, flush=True)
+                with competitor(busy):
+                    if what == "demo":
+                        times[label].append(_demo_seconds())
+                        continue
+                    reply = workers.ask(framework, "epoch", what, args.n_train, args.data)
+                times[label].append(reply["seconds"])
+                if label == "ours":
+                    step_times.append(reply["step_seconds"])
+    finally:
+        workers.close()
+    info = machine(args.threads)
+    median = {label: statistics.median(t) for label, t in times.items()}
     lines = [
-        f"One epoch of the paper's network (784-500-300-10, ReLU, batch 100, ADADELTA rho=0.95 "
-        f"eps=1e-6, float32) on {data.x_train.shape[0]} {source} images, then the test error "
-        f"on {data.x_test.shape[0]}; median of {args.repeats} epochs each, alternating",
-        _machine_line(info, args.threads),
+        f"One epoch of the paper's network (784-500-300-10, ReLU, batch {BATCH}, ADADELTA "
+        f"rho=0.95 eps=1e-6, float32) on {data.x_train.shape[0]} {source} images, then the test "
+        f"error on {data.x_test.shape[0]}; median of {args.repeats} epochs each, alternating; "
+        "each framework in its own process; busy: with one competing CPU-bound process; demo: "
+        "the wall time of `adadelta demo`",
+        _machine_line(info),
         "",
-        "| implementation | seconds per epoch |",
+        "| run | seconds |",
         "|---|---|",
-        *[f"| {name} | {median[name]:.2f} |" for name in runners],
+        *[f"| {label} | {median[label]:.2f} |" for label in times],
+        "",
     ]
-    if "pytorch" in median:
-        lines += ["", f"pytorch / ours: {median['pytorch'] / median['ours']:.2f}"]
+    if step_times:
+        step_median = statistics.median(step_times)
+        lines += [
+            f"ours: opt.step {step_median:.2f} s of the epoch "
+            f"({100 * step_median / median['ours']:.0f}%, median over the epochs)",
+            f"ours, busy / ours: {median['ours, busy'] / median['ours']:.2f}",
+        ]
+        for name in ("pytorch", "pytorch-compiled"):
+            if name in median:
+                lines += [f"{name} / ours: {median[name] / median['ours']:.2f}"]
+    if "demo" in median:
+        lines += [f"demo, busy / demo: {median['demo, busy'] / median['demo']:.2f}"]
     lines += [f"- {n}" for n in notes]
     text = "\n".join(lines) + "\n"
     record = {
@@ -554,6 +922,7 @@ def run_epoch(args: argparse.Namespace) -> int:
         "source": source,
         "median_s": median,
         "times_s": times,
+        "ours_step_s": step_times,
     }
     out = _write_outputs(Path(args.out), "epoch", text, record)
     print(f"wrote {out / 'epoch.md'}, {out / 'epoch.json'}")
@@ -582,10 +951,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--mix-total", default="1e7", help="elements of the mixed case")
     parser.add_argument(
-        "--only", help=f"comma-separated implementations (default all: {','.join(MAKERS)})"
+        "--only",
+        help=f"step: comma-separated implementations (default {','.join(IMPLEMENTATIONS)}; "
+        f"also {','.join(n for n in MAKERS if n not in IMPLEMENTATIONS)}); epoch: runs of "
+        f"{','.join(EPOCH_RUNS)} (default the first three; ours and demo also run busy)",
     )
     parser.add_argument(
-        "--repeats", type=int, help="rounds (default: 7 for step, 3 epochs each for epoch)"
+        "--conditions",
+        default=",".join(CONDITIONS),
+        help=f"comma-separated, of {','.join(CONDITIONS)} (default all)",
+    )
+    parser.add_argument(
+        "--repeats", type=int, help="rounds (default: 5 for step, 3 epochs each for epoch)"
     )
     parser.add_argument(
         "--min-time", type=float, default=0.2, help="seconds per timing (default 0.2)"
@@ -609,17 +986,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``adadelta bench`` with the options of :func:`add_arguments`.
-
-    Importing :mod:`adadelta` has set ``GOMP_SPINCOUNT=10000`` unless ``GOMP_SPINCOUNT`` or
-    ``OMP_WAIT_POLICY`` was set (see :mod:`adadelta.kernels`): by default, the OpenMP threads
-    of Numba and of PyTorch spin for up to 300,000 iterations (milliseconds) after each
-    parallel loop, taking the cores from whichever implementation runs next (on 2 cores, up to
-    50x slower steps); with ``OMP_WAIT_POLICY=PASSIVE`` they sleep at once, and every parallel
-    loop then waits tens of microseconds for them to wake.
-    """
+    """Run ``adadelta bench`` with the options of :func:`add_arguments`."""
     if args.repeats is None:
-        args.repeats = 3 if args.what == "epoch" else 7
+        args.repeats = 3 if args.what == "epoch" else 5
     if args.quick:
         args.sizes, args.mix, args.mix_total = "1e5,1e6", 20, "1e6"
         args.repeats, args.min_time = 3, 0.05

@@ -3,11 +3,15 @@
 :func:`load_mnist` reads the four standard IDX ``.gz`` files from :func:`mnist_dir` (the given
 directory, else ``$ADADELTA_DATA``, else ``$XDG_CACHE_HOME/adadelta/mnist`` or
 ``~/.cache/adadelta/mnist``), downloading missing ones from :data:`MIRRORS`. Every file is checked
-against its known SHA-256 (:data:`SHA256`); every IDX header, size and shape is validated, and
-any problem raises :class:`DatasetError` naming the file. Decoded arrays are cached in an
-uncompressed ``.npz`` in the per-user cache directory, named after the source checksums and read
-with ``allow_pickle=False``; a given data directory is only written to by downloads.
-Downloads and cache writes go to a temporary file in the target directory and are renamed into
+against its known SHA-256 (:data:`SHA256`); every IDX header, size and
+shape is validated before anything is allocated for the data, and any problem raises
+:class:`DatasetError` naming the file. Decoded arrays are cached in the per-user cache directory
+as an :func:`adadelta.save` file (never unpickled), bound to the source files' checksums and to
+a SHA-256 of the arrays themselves (for the standard files, a known one): a cache that is
+damaged, rewritten or stale is decoded again from the verified files and rewritten. A given
+data directory is only written to by downloads. A download stops at the file's known size
+(:data:`SIZES`);
+downloads and cache writes go to a temporary file in the target directory and are renamed into
 place only when complete (and, for downloads, verified).
 
 :func:`load_embedded_digits` needs no files and no network: the 5,000 MNIST training images
@@ -24,7 +28,6 @@ import math
 import os
 import struct
 import urllib.request
-import zipfile
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -36,13 +39,14 @@ from typing import IO, Any
 import numpy as np
 from tqdm import tqdm  # type: ignore[import-untyped]
 
-from adadelta.checkpoint import atomic_write
+from adadelta.checkpoint import CheckpointError, atomic_write, load, save
 
 __all__ = [
     "ENV_VAR",
     "FILES",
     "MIRRORS",
     "SHA256",
+    "SIZES",
     "Dataset",
     "DatasetError",
     "load_embedded_digits",
@@ -73,12 +77,28 @@ SHA256: Mapping[str, str] = {
     FILES["test_labels"]: "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
 }
 
+# Sizes in bytes of the standard files; a download stops there. Tests may swap this table.
+SIZES: Mapping[str, int] = {
+    FILES["train_images"]: 9912422,
+    FILES["train_labels"]: 28881,
+    FILES["test_images"]: 1648877,
+    FILES["test_labels"]: 4542,
+}
+
 # IDX type codes (third byte of the magic number) -> big-endian dtype.
 _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-_CACHE_FORMAT = "adadelta-mnist-1"
+_CACHE_FORMAT = "adadelta-mnist-2"
 _CHUNK = 1 << 16
+_MAX_DEFLATE_RATIO = 1032  # no deflate stream inflates more than this (RFC 1951's longest match)
 _IMAGE_SIDE = 28
 _EMBEDDED_TEST_PER_CLASS = 100
+
+
+_DECODED_SHA256 = {  # combined source digest -> SHA-256 of the decoded arrays (_arrays_digest)
+    hashlib.sha256("".join(SHA256[name] for name in FILES.values()).encode()).hexdigest(): (
+        "e6f233692f7f7a7f426d63e1e9c9a2a32d87e726073fc55ae4df744fe4352f99"
+    )
+}
 
 
 class DatasetError(ValueError):
@@ -140,19 +160,24 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray[Any, Any]:
     """
     path = Path(path)
     with open(path, "rb") as raw:
+        size = os.fstat(raw.fileno()).st_size
         if not path.name.endswith(".gz"):
-            data, shape, dtype = _read_idx_stream(path, raw)
+            data, shape, dtype = _read_idx_stream(path, raw, limit=size)
         else:
             try:
-                data, shape, dtype = _read_idx_stream(path, gzip.GzipFile(fileobj=raw))
+                data, shape, dtype = _read_idx_stream(
+                    path, gzip.GzipFile(fileobj=raw), limit=_MAX_DEFLATE_RATIO * size
+                )
             except (OSError, EOFError, zlib.error) as error:  # gzip's errors for bad streams
                 raise DatasetError(f"{path}: corrupt or truncated gzip data ({error})") from error
     return np.frombuffer(data, dtype).reshape(shape).astype(dtype.newbyteorder("="))
 
 
 def _read_idx_stream(
-    path: Path, f: io.BufferedIOBase
+    path: Path, f: IO[bytes] | io.BufferedIOBase, *, limit: int
 ) -> tuple[bytes, tuple[int, ...], np.dtype[Any]]:
+    """Header, then data read in chunks: a header can make nothing larger than ``limit`` bytes
+    (what the file can hold) be allocated."""
     magic = f.read(4)
     if len(magic) < 4:
         raise DatasetError(f"{path}: truncated IDX file (no complete header)")
@@ -165,7 +190,16 @@ def _read_idx_stream(
     shape: tuple[int, ...] = struct.unpack(f">{ndim}I", header)
     dtype = np.dtype(_IDX_DTYPES[code])
     expected = dtype.itemsize * math.prod(shape)
-    data = f.read(expected)
+    if 4 + 4 * ndim + expected > limit:
+        raise DatasetError(
+            f"{path}: truncated IDX file or corrupt header (header says shape {shape}, "
+            f"{expected} data bytes, more than the file can hold)"
+        )
+    chunks, remaining = [], expected
+    while remaining and (chunk := f.read(min(remaining, 1 << 22))):
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    data = b"".join(chunks)
     if len(data) < expected:
         raise DatasetError(
             f"{path}: truncated IDX file (header says shape {shape}, {expected} data bytes; "
@@ -190,6 +224,12 @@ def load_mnist(
     load skips the gzip decoding.
     """
     directory = mnist_dir(data_dir)
+    if directory.exists() and not directory.is_dir():
+        origin = f" (from ${ENV_VAR})" if data_dir is None and os.environ.get(ENV_VAR) else ""
+        raise DatasetError(
+            f"{directory}{origin} is not a directory: point it at the directory that holds (or "
+            "should hold) the four MNIST .gz files"
+        )
     paths = {key: directory / name for key, name in FILES.items()}
     missing = [path for path in paths.values() if not path.is_file()]
     if missing and not download:
@@ -326,39 +366,59 @@ def _check_mnist_pair(
 def _read_cache(file: Path, digests: Mapping[str, str]) -> dict[str, np.ndarray[Any, Any]] | None:
     """The cached arrays if ``file`` is an intact cache of exactly these sources, else None."""
     try:
-        with np.load(file, allow_pickle=False) as archive:
-            sources = [str(digest) for digest in archive["sources"]]
-            if str(archive["format"]) != _CACHE_FORMAT or sources != [digests[k] for k in FILES]:
-                return None
-            arrays = {key: archive[key] for key in FILES}
-    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile):
-        return None  # absent, truncated, corrupt, or not our format
+        tree = load(file)
+    except (OSError, CheckpointError):
+        return None  # absent, unreadable, truncated, corrupt, or not our format
+    if not isinstance(tree, dict) or set(tree) != {"format", "sources", "sha256", "arrays"}:
+        return None
+    arrays = tree["arrays"]
+    if (
+        tree["format"] != _CACHE_FORMAT
+        or tree["sources"] != [digests[key] for key in FILES]
+        or not isinstance(arrays, dict)
+        or set(arrays) != set(FILES)
+        or not all(isinstance(a, np.ndarray) for a in arrays.values())
+    ):
+        return None
     for split in ("train", "test"):
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
         if (
             images.dtype != np.uint8
+            or images.ndim != 2
             or images.shape[1:] != (_IMAGE_SIDE**2,)
             or labels.dtype != np.uint8
             or labels.shape != (len(images),)
-            or (len(labels) and labels.max() > 9)
         ):
             return None
-    return arrays
+    digest = _arrays_digest(arrays)
+    known = _DECODED_SHA256.get(_combined_digest(digests), digest)
+    if tree["sha256"] != digest or digest != known:
+        return None  # damaged or rewritten
+    return {key: arrays[key] for key in FILES}
+
+
+def _arrays_digest(arrays: Mapping[str, np.ndarray[Any, Any]]) -> str:
+    digest = hashlib.sha256()
+    for key in FILES:
+        array = np.ascontiguousarray(arrays[key])
+        digest.update(f"{key} {array.dtype.str} {array.shape}\n".encode())
+        digest.update(array.data)
+    return digest.hexdigest()
 
 
 def _write_cache(
     file: Path, arrays: Mapping[str, np.ndarray[Any, Any]], digests: Mapping[str, str]
 ) -> None:
     """Write the decoded cache atomically; skipped (nothing written) where that is impossible."""
-    sources = np.array([digests[key] for key in FILES])
-
-    def write(f: IO[bytes]) -> None:
-        entries = {"format": np.array(_CACHE_FORMAT), "sources": sources, **arrays}
-        np.savez(f, allow_pickle=False, **entries)
-
+    tree = {
+        "format": _CACHE_FORMAT,
+        "sources": [digests[key] for key in FILES],
+        "sha256": _arrays_digest(arrays),
+        "arrays": dict(arrays),
+    }
     try:
         file.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(file, write)
+        save(file, tree)
     except OSError:  # a read-only cache only costs speed
         pass
 
@@ -372,9 +432,10 @@ def _download(target: Path, mirrors: Sequence[str], *, progress: bool) -> None:
     for base in mirrors:
         url = base.rstrip("/") + "/" + target.name
         try:
-            atomic_write(
-                target, partial(_fetch, url, sha256=SHA256[target.name], progress=progress)
+            fetch = partial(
+                _fetch, url, size=SIZES[target.name], sha256=SHA256[target.name], progress=progress
             )
+            atomic_write(target, fetch)
             return
         except (OSError, http.client.HTTPException, ValueError) as error:
             failures.append(f"  {url}: {error}")
@@ -384,11 +445,14 @@ def _download(target: Path, mirrors: Sequence[str], *, progress: bool) -> None:
     )
 
 
-def _fetch(url: str, out: IO[bytes], *, sha256: str, progress: bool) -> None:
+def _fetch(url: str, out: IO[bytes], *, size: int, sha256: str, progress: bool) -> None:
+    """Stream ``url`` into ``out``, reading at most one byte more than the known ``size``."""
     digest = hashlib.sha256()
     with urllib.request.urlopen(url, timeout=60) as response:
         length = response.headers.get("Content-Length")
         total = int(length) if length and length.isdigit() else None
+        if total is not None and total != size:
+            raise DatasetError(f"the server announces {total} bytes, the file has {size}")
         received = 0
         with tqdm(
             total=total,
@@ -397,13 +461,15 @@ def _fetch(url: str, out: IO[bytes], *, sha256: str, progress: bool) -> None:
             desc=url.rsplit("/", 1)[-1],
             disable=not progress,
         ) as bar:
-            while chunk := response.read(_CHUNK):
+            while chunk := response.read(min(_CHUNK, size + 1 - received)):
+                if received + len(chunk) > size:
+                    raise DatasetError(f"the server sent more than the file's {size} bytes")
                 out.write(chunk)
                 digest.update(chunk)
                 received += len(chunk)
                 bar.update(len(chunk))
-    if total is not None and received != total:
-        raise DatasetError(f"connection closed after {received} of {total} bytes")
+    if received != size:
+        raise DatasetError(f"connection closed after {received} of {size} bytes")
     if digest.hexdigest() != sha256:
         raise DatasetError(
             f"SHA-256 checksum mismatch (expected {sha256}, got {digest.hexdigest()})"

@@ -4,12 +4,21 @@ Each experiment trains the paper's network (784-500-300-10, mini-batches of 100)
 ``OUT/NAME.json`` (every run: optimizer, settings, seed, per-epoch test error in percent),
 ``OUT/NAME.md`` (our numbers beside the paper's) and ``OUT/NAME.png``.
 
-Runs live in ``OUT/runs/<activation>-<method>-<settings>-seed<k>/`` and are resumable: an
-interrupted command started again continues every run from its last completed epoch. A run that
-already has at least the epochs an experiment needs is not trained again: its first epochs are
-exactly those of a shorter run with the same settings and seed (the epoch order and the
-initialisation depend on the seed only), so the tables reuse the first 6 epochs of Figure 1's
-50-epoch runs.
+Runs live in ``OUT/runs/<activation>-<method>-<settings>-seed<k>-<config>/``, where ``<config>``
+starts the SHA-256 of everything that determines the run's numbers (:func:`run_config`: the
+data's SHA-256 and sizes, the model and its dtype, the optimizer and all its settings, the batch
+size and the seed), and are resumable: an interrupted command started again continues every run
+from its last completed epoch, to the same bits. A run that already has at least the epochs an
+experiment needs is not trained again: its first epochs are exactly those of a shorter run with
+the same configuration (the epoch order and the initialisation depend on the seed only), so the
+tables reuse the first 6 epochs of Figure 1's 50-epoch runs. A run is reused only after its
+checkpoint's recorded configuration is checked equal to the one asked for (else
+:class:`RunMismatchError`): other data, a subset or other settings train their own runs.
+
+One command at a time writes to an ``OUT``: :func:`reproduce` holds an exclusive lock on
+``OUT/.lock`` (``fcntl.flock``, released when the process ends, however it ends) and refuses with
+:class:`OutputLockedError` naming the holder while another process has it. Every file is written
+atomically (a temporary file renamed into place).
 
 Choices the paper leaves open (stated in the README): pixels scaled to [0, 1], no other
 preprocessing; He-uniform (ReLU) / Glorot-uniform (tanh) initialisation, zero biases; MOMENTUM
@@ -18,19 +27,33 @@ is SGD with momentum 0.9; seeds 0..N-1; float32.
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
+import os
 import shutil
-from collections.abc import Callable, Iterable, Sequence
+import socket
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
 from adadelta.app.model import MLP, PAPER_SIZES
 from adadelta.app.plots import plot_step_sizes, plot_test_error
-from adadelta.app.trainer import METRICS, StepSizeProbe, TrainData, read_metrics, train
-from adadelta.checkpoint import load, save
+from adadelta.app.trainer import (
+    RunMismatchError,
+    StepSizeProbe,
+    TrainData,
+    recorded_epochs,
+    run_config,
+    train,
+)
+from adadelta.checkpoint import CheckpointError, atomic_write, load, save
 from adadelta.optimizers import SGD, Adadelta, Adagrad, NonFiniteGradientError, Optimizer
 
 MOMENTUM = 0.9  # the paper does not give MOMENTUM's coefficient; 0.9 is the usual choice
@@ -113,11 +136,16 @@ class RunSpec:
         return Adadelta(params, rho=s["rho"], eps=s["eps"], state_dtype=state_dtype)
 
 
+class OutputLockedError(RuntimeError):
+    """Another process is writing to the same output directory."""
+
+
 @dataclass
 class RunResult:
     spec: RunSpec
     test_error: list[float | None]  # None for epochs after a divergence
     diverged_at_epoch: int | None = None
+    directory: Path | None = None  # the run's directory under OUT/runs/
 
     def final(self) -> float | None:
         return self.test_error[-1] if self.test_error else None
@@ -152,26 +180,38 @@ class Context:
 
 
 def run(spec: RunSpec, epochs: int, ctx: Context, *, trace: bool = False) -> RunResult:
-    """Train ``spec`` for ``epochs`` epochs (resuming its run directory), or reuse a run that
-    already has them. A run whose gradients become NaN or infinite is recorded as diverged.
+    """Train ``spec`` for ``epochs`` epochs (resuming its run directory), or reuse a run with
+    the same configuration that already has them. A run whose gradients become NaN or infinite
+    is recorded as diverged.
 
     With ``trace`` (ADADELTA at lr 1 only) the run records Figure 2's step sizes into
     ``trace.npz``; the trace is not resumable, so a traced run always trains from scratch.
     """
-    run_dir = ctx.out / "runs" / spec.name
-    diverged_file = run_dir / "diverged.json"
-    if diverged_file.exists():
-        epoch = json.loads(diverged_file.read_text())["epoch"]
-        return _diverged(spec, run_dir, epoch, epochs)
-    if not trace and (run_dir / METRICS).exists():
-        done = read_metrics(run_dir)
-        if len(done) >= epochs:
-            return RunResult(spec, [r.test_error for r in done[:epochs]])
-    if trace:
-        shutil.rmtree(run_dir, ignore_errors=True)
-
     model = MLP(PAPER_SIZES, spec.activation, seed=spec.seed)
     optimizer = spec.optimizer(model.params)
+    config = run_config(model, optimizer, ctx.data, seed=spec.seed)
+    identity = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
+    run_dir = ctx.out / "runs" / f"{spec.name}-{identity[:12]}"
+    diverged_file = run_dir / "diverged.json"
+    if diverged_file.exists():
+        try:
+            record = json.loads(diverged_file.read_bytes())
+            epoch = record["epoch"]
+            same = record["config"] == config
+        except (ValueError, TypeError, KeyError) as error:
+            raise CheckpointError(f"{diverged_file}: corrupt ({error}); delete {run_dir}") from None
+        if not same or isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 1:
+            raise RunMismatchError(
+                f"{diverged_file} records a run with another configuration; delete {run_dir}"
+            )
+        return _diverged(spec, run_dir, config, epoch, epochs)
+    if trace:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    else:
+        done = recorded_epochs(run_dir, config)
+        if len(done) >= epochs:
+            return RunResult(spec, [r.test_error for r in done[:epochs]], directory=run_dir)
+
     probe = StepSizeProbe(model, optimizer, seed=spec.seed) if trace else None
     try:
         result = train(
@@ -185,17 +225,45 @@ def run(spec: RunSpec, epochs: int, ctx: Context, *, trace: bool = False) -> Run
             on_batch=probe,
         )
     except NonFiniteGradientError:
-        epoch = len(read_metrics(run_dir)) + 1
-        diverged_file.write_text(json.dumps({"epoch": epoch}))
-        return _diverged(spec, run_dir, epoch, epochs)
+        epoch = len(recorded_epochs(run_dir, config)) + 1
+        text = json.dumps({"epoch": epoch, "config": config})
+        atomic_write(diverged_file, partial(_write_bytes, text.encode("utf-8")))
+        return _diverged(spec, run_dir, config, epoch, epochs)
     if probe is not None:
         save(run_dir / "trace.npz", probe.as_arrays())
-    return RunResult(spec, list(result.test_errors))
+    return RunResult(spec, list(result.test_errors), directory=run_dir)
 
 
-def _diverged(spec: RunSpec, run_dir: Path, epoch: int, epochs: int) -> RunResult:
-    done: list[float | None] = [r.test_error for r in read_metrics(run_dir)[:epochs]]
-    return RunResult(spec, done + [None] * (epochs - len(done)), diverged_at_epoch=epoch)
+def _diverged(
+    spec: RunSpec, run_dir: Path, config: dict[str, Any], epoch: int, epochs: int
+) -> RunResult:
+    done: list[float | None] = [r.test_error for r in recorded_epochs(run_dir, config)[:epochs]]
+    return RunResult(
+        spec, done + [None] * (epochs - len(done)), diverged_at_epoch=epoch, directory=run_dir
+    )
+
+
+@contextmanager
+def locked(out: Path) -> Iterator[None]:
+    """Hold ``out/.lock`` exclusively (creating ``out``), or raise :class:`OutputLockedError`
+    naming the holder. The lock ends with the block or with the process."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / ".lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "starting"
+            raise OutputLockedError(
+                f"{out} is in use by another adadelta process ({holder}; lock file {path}): "
+                "wait for it to finish, or use another --out"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 # --- summaries ---
@@ -335,11 +403,9 @@ def figure1_experiment(ctx: Context, *, name: str = "figure1", default_epochs: i
             sgd_worst = all(finals["SGD"] >= v for v in finals.values())
             lines.append(_target(sgd_worst, f"SGD worst at epoch {epochs}"))
     figure = f"{name}.png"
-    plot_test_error(
-        curves,
-        ctx.out / figure,
-        title=f"MNIST test error, ReLU network ({_data_name(ctx)})",
-        paper=paper,
+    title = f"MNIST test error, ReLU network ({_data_name(ctx)})"
+    _write_figure(
+        ctx.out / figure, lambda path: plot_test_error(curves, path, title=title, paper=paper)
     )
     runs = [r for rs in per_method.values() for r in rs]
     return Report(name, runs, "\n".join(lines) + "\n", [figure])
@@ -351,17 +417,21 @@ def figure2_experiment(ctx: Context) -> Report:
     epochs = ctx.epochs_for(25)
     spec = RunSpec.of("ADADELTA", BEST["ADADELTA"], "tanh", 0)
     result = run(spec, epochs, ctx, trace=True)
-    tree = load(ctx.out / "runs" / spec.name / "trace.npz")
+    assert result.directory is not None
+    tree = load(result.directory / "trace.npz")
     layers = [k.split("/", 1)[1] for k in tree if k.startswith("step_size/")]
     n_train = len(ctx.data.y_train)
     batches_per_epoch = -(-n_train // 100)
     figure = "figure2.png"
-    plot_step_sizes(
-        list(tree["steps"]),
-        {layer: tree[f"step_size/{layer}"] for layer in layers},
-        {layer: tree[f"update/{layer}"] for layer in layers},
+    _write_figure(
         ctx.out / figure,
-        batches_per_epoch=batches_per_epoch,
+        lambda path: plot_step_sizes(
+            list(tree["steps"]),
+            {layer: tree[f"step_size/{layer}"] for layer in layers},
+            {layer: tree[f"update/{layer}"] for layer in layers},
+            path,
+            batches_per_epoch=batches_per_epoch,
+        ),
     )
     lines = [
         "Mean step size RMS[dx]_{t-1}/RMS[g]_t of the sampled weights, per layer\n",
@@ -398,18 +468,19 @@ ALL_ORDER = ("figure1", "table1", "table2", "tanh", "figure2")
 
 
 def reproduce(names: Iterable[str], ctx: Context) -> list[Report]:
-    """Run the named experiments and write each one's JSON, markdown and figures to ctx.out."""
-    ctx.out.mkdir(parents=True, exist_ok=True)
+    """Run the named experiments and write each one's JSON, markdown and figures to ctx.out,
+    holding its lock (:func:`locked`) throughout."""
     reports = []
     if ctx.state_dtype is not None and not set(names) <= COMPACT_EXPERIMENTS:
         raise ValueError(
             f"state_dtype applies to {sorted(COMPACT_EXPERIMENTS)} (ADADELTA's accuracy), "
             f"not to {sorted(set(names) - COMPACT_EXPERIMENTS)}"
         )
-    for name in names:
-        report = EXPERIMENTS[name](ctx)
-        write_report(report, ctx)
-        reports.append(report)
+    with locked(ctx.out):
+        for name in names:
+            report = EXPERIMENTS[name](ctx)
+            write_report(report, ctx)
+            reports.append(report)
     return reports
 
 
@@ -429,8 +500,25 @@ def write_report(report: Report, ctx: Context) -> None:
         **({"state_dtype": ctx.state_dtype} if ctx.state_dtype else {}),
         "runs": [r.to_json() for r in report.runs],
     }
-    (ctx.out / f"{report.name}.json").write_text(json.dumps(document, indent=1) + "\n")
     figures = "".join(f"\n![{f}]({f})\n" for f in report.figures)
-    (ctx.out / f"{report.name}.md").write_text(
-        f"# {report.name} ({_data_name(ctx)}, {ctx.seeds} seed(s))\n\n{report.markdown}{figures}"
-    )
+    texts = {
+        f"{report.name}.json": json.dumps(document, indent=1) + "\n",
+        f"{report.name}.md": f"# {report.name} ({_data_name(ctx)}, {ctx.seeds} seed(s))\n\n"
+        + report.markdown
+        + figures,
+    }
+    for file, text in texts.items():
+        atomic_write(ctx.out / file, partial(_write_bytes, text.encode("utf-8")))
+
+
+def _write_bytes(content: bytes, f: IO[bytes]) -> None:
+    f.write(content)
+
+
+def _write_figure(target: Path, draw: Callable[[Path], None]) -> None:
+    """Draw into a scratch file, then put its bytes at ``target`` atomically."""
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / target.name
+        draw(path)
+        image = path.read_bytes()
+    atomic_write(target, partial(_write_bytes, image))

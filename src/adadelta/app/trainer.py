@@ -10,15 +10,19 @@ after every epoch. Usage::
 
 Epoch ``e`` (counted from 1) visits the training set in the order
 ``np.random.default_rng([seed, e]).permutation(n)``, so any epoch can be replayed on its own.
-With a ``run_dir``, each completed epoch appends one JSON line to ``run_dir/metrics.jsonl`` and
-rewrites ``run_dir/checkpoint.npz`` (atomically, with :func:`adadelta.save`): the parameters, the
-optimizer's state dict, the epoch and the metrics so far. Calling :func:`train` again with the
-same ``run_dir`` continues after the last completed epoch and ends with exactly the numbers of an
-uninterrupted run; a checkpoint written by a run with other settings is refused.
+With a ``run_dir``, each completed epoch rewrites ``run_dir/checkpoint.npz`` (with
+:func:`adadelta.save`) and then ``run_dir/metrics.jsonl`` (one JSON line per epoch), both
+atomically: the checkpoint holds the parameters, the optimizer's state dict, the epoch, the
+metrics so far and the run's configuration (:func:`run_config`: the model's config and dtype,
+the optimizer and all its hyperparameters, the batch size, the seed, and the data set's name,
+sizes and SHA-256). Calling :func:`train` again with the same ``run_dir`` continues after the
+last completed epoch and ends with exactly the numbers of an uninterrupted run; a checkpoint
+written by a run with another configuration is refused (:class:`RunMismatchError`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -130,7 +134,7 @@ def train(
             "optimizer: must be built on model.params (e.g. Adadelta(model.params)), "
             "in the same order"
         )
-    config = _run_config(model, optimizer, data, batch_size, seed)
+    config = _config(model, optimizer, data, (x_train, y_train, x_test, y_test), batch_size, seed)
 
     history: list[EpochRecord] = []
     checkpoint = metrics = None
@@ -175,9 +179,7 @@ def train(
             history.append(record)
             if checkpoint is not None and metrics is not None:
                 _save_checkpoint(checkpoint, config, model, optimizer, history)
-                with metrics.open("a", encoding="utf-8") as f:
-                    f.write(json.dumps(asdict(record)) + "\n")
-                    f.flush()
+                _write_metrics(metrics, history)
             bar.set_postfix(epoch=epoch, loss=f"{record.train_loss:.4f}", test=f"{test_error:.2f}%")
     finally:
         bar.close()
@@ -232,9 +234,28 @@ def _owns_params(optimizer: Optimizer, model: MLP) -> bool:
     return len(leaves) == len(params) and all(a is b for a, b in zip(leaves, params, strict=True))
 
 
-def _run_config(
-    model: MLP, optimizer: Optimizer, data: TrainData, batch_size: int, seed: int
+def run_config(
+    model: MLP, optimizer: Optimizer, data: TrainData, *, batch_size: int = 100, seed: int = 0
 ) -> dict[str, Any]:
+    """Everything that determines a run's numbers, as plain values: what a checkpoint must match
+    to be resumed or reused (see :func:`recorded_epochs`)."""
+    _check_count("batch_size", batch_size, minimum=1)
+    _check_count("seed", seed, minimum=0)
+    return _config(model, optimizer, data, _checked_data(model, data), batch_size, seed)
+
+
+def _config(
+    model: MLP,
+    optimizer: Optimizer,
+    data: TrainData,
+    arrays: Sequence[npt.NDArray[Any]],
+    batch_size: int,
+    seed: int,
+) -> dict[str, Any]:
+    digest = hashlib.sha256()
+    for array in arrays:  # as trained on: the model's dtype, int64 labels, C order
+        digest.update(f"{array.dtype.str} {array.shape}\n".encode())
+        digest.update(array.data)
     groups = optimizer.state_dict()["param_groups"]
     config: dict[str, Any] = _plain(
         {
@@ -249,6 +270,7 @@ def _run_config(
                 "name": str(getattr(data, "name", "")),
                 "n_train": len(data.y_train),
                 "n_test": len(data.y_test),
+                "sha256": digest.hexdigest(),
             },
         }
     )
@@ -311,10 +333,20 @@ def _save_checkpoint(
     )
 
 
-def _resume(
-    path: Path, config: dict[str, Any], model: MLP, optimizer: Optimizer, epochs: int
-) -> list[EpochRecord]:
-    """Check the checkpoint against this run, then restore the model and the optimizer."""
+def recorded_epochs(run_dir: str | os.PathLike[str], config: dict[str, Any]) -> list[EpochRecord]:
+    """The epochs checkpointed in ``run_dir`` ([] if it has no checkpoint), after checking that
+    they were trained with exactly ``config`` (:func:`run_config`); raises
+    :class:`RunMismatchError` if not, :class:`adadelta.CheckpointError` if the checkpoint is
+    damaged."""
+    path = Path(run_dir) / CHECKPOINT
+    if not path.exists():
+        return []
+    return _checked_checkpoint(path, config)[1]
+
+
+def _checked_checkpoint(
+    path: Path, config: dict[str, Any]
+) -> tuple[dict[str, Any], list[EpochRecord]]:
     tree = load(path)
     expected = {"format", "config", "epoch", "params", "optimizer", "history"}
     if not isinstance(tree, dict) or set(tree) != expected or tree["format"] != FORMAT:
@@ -332,6 +364,15 @@ def _resume(
     completed = tree["epoch"]
     if completed != len(history) or [r.epoch for r in history] != list(range(1, completed + 1)):
         raise CheckpointError(f"{path}: epoch {completed!r} disagrees with its metrics history")
+    return tree, history
+
+
+def _resume(
+    path: Path, config: dict[str, Any], model: MLP, optimizer: Optimizer, epochs: int
+) -> list[EpochRecord]:
+    """Check the checkpoint against this run, then restore the model and the optimizer."""
+    tree, history = _checked_checkpoint(path, config)
+    completed = len(history)
     if completed > epochs:
         raise ValueError(
             f"{path} holds {completed} completed epochs, more than the {epochs} requested"

@@ -15,11 +15,12 @@ How the kernels are written, and why:
   x86-64. ADADELTA's kernel is the one exception: it computes RMS[dx]_{t-1} / RMS[g]_t as
   ``sqrt((E[dx^2] + eps) / (E[g^2] + eps))``, one division and one square root where the rule
   (like PyTorch and optax) takes two square roots and divides them. Both operations run on the
-  same divider unit of the core, which bounds the loop at small sizes; the step moves by an ulp
-  or two, and is closer to the exact value (one rounding fewer). The quotient must stay
-  within the dtype's normal range, which it leaves only when the gradients' RMS exceeds the
-  steps' RMS by a factor of 1e19 (float32): there it loses precision, and the rule does not.
-  ``benchmarks/adadelta_ratio.py`` times both forms and measures their error.
+  same divider unit of the core, which bounds the loop at small sizes; the step moves by at
+  most 4 ulps, and is closer to the exact value (one rounding fewer). The quotient must stay
+  within the dtype's normal range (it leaves it when one RMS exceeds the other by a factor of
+  1e19 in float32): a block of elements where one quotient does not is computed with the
+  rule's two roots instead, exactly as the rule. ``benchmarks/adadelta_ratio.py`` times both
+  forms and measures their error.
 - **One compiled call per step for all arrays of a dtype.** Arrays are passed as a table of
   addresses, and the work is cut into chunks of at most :data:`CHUNK` elements across all of
   them, as many for each thread (``prange``). Two hundred small tensors so cost about what one
@@ -27,13 +28,18 @@ How the kernels are written, and why:
   90 us even for one array.) A :class:`Batch` builds the table and the chunks once and keeps
   them while the optimizer's parameters and state are the same arrays, which it also keeps
   alive.
-- **The finiteness check in the same parallel region.** With ``check``, each thread's part
-  of the chunks first scans its gradients (reading 4 bytes per element), publishes its verdict
-  and waits for the other parts' before it writes: a step cannot be undone once written, so
-  every scan has to finish first. The kernel returns the index of the first array holding NaN
-  or infinity, having written nothing. One region instead of a region for the scan and another
-  for the update saves a region's start, about 2 us of a 1e5-element step (see ``_may_write``
-  for the waiting, and for what happens when a thread is late).
+- **The finiteness check before the update, in the same compiled call.** With ``check``, the
+  kernel first scans every gradient (reading 4 bytes per element) and writes nothing if one
+  holds NaN or infinity, returning the index of the first such array: a step cannot be undone
+  once written. Below :data:`PARALLEL_MIN` elements the scan and the update run on the
+  caller's thread, one after the other; above it, the scan is a parallel region of its own
+  and the update another. No thread waits for another's verdict inside a region.
+- **How many threads.** One below :data:`PARALLEL_MIN` (about a million elements), all of
+  Numba's above: in a training loop the matrix products between two steps leave the other
+  threads asleep, and waking them costs more than they save on fewer elements. Numba's
+  OpenMP threads sleep as soon as a region ends (``GOMP_SPINCOUNT=0``, set when the first
+  kernel call starts the pool), so that they never hold a core that BLAS or another process
+  needs. See the README's section on threads.
 - ``error_model="numpy"``: a division by zero gives inf or NaN as in NumPy, rather than a
   Python exception whose check would stop LLVM from vectorizing the loop.
 - ``cache=True``: compiled once, the machine code is reused by later processes.

@@ -4,11 +4,11 @@ a step out (:class:`Batch`), and the table of :class:`Kernel` descriptions, one 
 from __future__ import annotations
 
 import operator
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numba
 import numpy as np
 
 from adadelta.kernels.loops import _adadelta, _adagrad, _adam, _rmsprop, _sgd
@@ -16,13 +16,13 @@ from adadelta.kernels.parallel import (
     _LIKE,
     _address,
     _chunks,
-    _contiguous,
     _launch,
     _threads,
 )
 from adadelta.rules import FloatArray
 
 StateDict = dict[str, Any]
+MAX_STEP = 2**63  # step counts are below it (a state dict's checked ints)
 BoolArray = np.ndarray[Any, np.dtype[np.bool_]]
 
 # --- the optimizers' side: state dicts in, one compiled call out ---
@@ -72,7 +72,9 @@ def _adadelta_arguments(
     hyper: Mapping[str, Any], states: Sequence[StateDict], first: BoolArray, dtype: np.dtype[Any]
 ) -> tuple[Any, ...]:
     lr, rho, wd = hyper["lr"], hyper["rho"], hyper["weight_decay"]
-    c = np.array([[lr, rho, 1 - rho, hyper["eps"], wd]] * len(states), dtype)
+    normal = np.finfo(dtype)  # the range where the kernel's one square root is exact enough
+    row = [lr, rho, 1 - rho, hyper["eps"], wd, normal.smallest_normal, normal.max]
+    c = np.array([row] * len(states), dtype)
     return c, hyper["maximize"], wd != 0, hyper["decoupled_weight_decay"]
 
 
@@ -148,6 +150,19 @@ ADAM = Kernel(
 )
 
 
+_ALIGNED_C = 0x0001 | 0x0100  # NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ALIGNED, as in flags.num
+
+
+def _viewed(array: FloatArray) -> list[FloatArray]:
+    """``array`` and the arrays whose memory it views (its ``base`` chain)."""
+    chain = []
+    a: Any = array
+    while isinstance(a, np.ndarray):
+        chain.append(a)
+        a = a.base
+    return chain
+
+
 def same_objects(hyper: Mapping[str, Any], last: Sequence[Any]) -> bool:
     """Whether the values of ``hyper`` are the very objects of ``last``, in order. The
     optimizers keep immutable Python numbers, bools and tuples in their groups, so the same
@@ -171,6 +186,11 @@ class Batch:
     Made once (creating the missing state arrays as the rule would) and kept while
     :meth:`current`: a step then only writes the gradients' addresses into the table and calls
     the kernel, a few microseconds in all. The parameters and state must be :func:`fusable`.
+
+    The table holds the arrays' addresses, so the batch keeps their memory where it was: it
+    holds the arrays and a weak reference to each and to each array whose memory it views
+    (NumPy refuses to resize an array that has one, even with ``refcheck=False``), and
+    :meth:`current` compares each array's shape, dtype and flags with those it was made with.
     """
 
     def __init__(
@@ -200,6 +220,11 @@ class Batch:
             if entry is not None
             for state, array in zip(states, row, strict=True)
         ]
+        self.keys = [len(state) for state in states]  # a key added or removed: not current
+        arrays = [*self.params, *(array for _, _, array in self.watched)]
+        self.guards = [weakref.ref(a) for array in arrays for a in _viewed(array)]
+        # what current() checks: each array as the table describes it
+        self.layouts = [(a, a.shape, a.dtype, a.flags.num) for a in arrays]
         self.addresses = np.array(
             [
                 [_address(x) for x in params],
@@ -211,8 +236,6 @@ class Batch:
         sizes = np.array([x.size for x in params], np.intp)
         self.elements = int(sizes.sum())
         self.chunks = _chunks(sizes, _threads(self.elements))
-        # the kernel's count of its calls, and its parts' verdicts on their gradients
-        self.verdicts = np.zeros(1 + numba.config.NUMBA_NUM_THREADS, np.int64)  # type: ignore[attr-defined]
         self.dtype = params[0].dtype
         # the hyperparameters of the last step (the values of ``hyper``) and their arguments
         self.hyper: list[Any] = []
@@ -220,14 +243,20 @@ class Batch:
 
     def current(self, hyper: Mapping[str, Any]) -> bool:
         """Whether this batch still describes its states (holding the same arrays, as ``hyper``
-        needs them) and its parameters are still writeable."""
+        needs them, the same number of keys, and a step count that is an int) and its arrays
+        (the same shapes, dtypes and flags: none reshaped in place, given another dtype or
+        strides, or made read-only)."""
         if self.kernel.rows(hyper) != self.rows:
             return False
         for state, key, array in self.watched:
             if state.get(key) is not array:
                 return False
-        for x in self.params:
-            if not x.flags.writeable:
+        for state, keys in zip(self.states, self.keys, strict=True):
+            step = state.get("step")  # the count that step() adds to, after the kernel's call
+            if type(step) is not int or not 0 <= step < MAX_STEP or len(state) != keys:
+                return False
+        for a, shape, dtype, flags in self.layouts:
+            if a.shape != shape or a.dtype is not dtype or a.flags.num != flags:
                 return False
         return True
 
@@ -235,7 +264,8 @@ class Batch:
         """The kernel's call on the table as it is (the gradients' addresses written) with the
         last step's arguments: -1, or with ``check`` the index of the first gradient holding NaN
         or infinity (nothing written)."""
-        control = (self.addresses, self.chunks, check, _threads(self.elements), self.verdicts)
+        parts = min(_threads(self.elements), self.chunks.shape[0])  # one per thread
+        control = (self.addresses, self.chunks, check, parts)
         bad: int = _launch(self.kernel.compiled, self.elements, *control, *self.arguments)
         return bad
 
@@ -247,7 +277,7 @@ class Batch:
         copies = []  # of non-contiguous gradients, held until the call has ended
         row = self.addresses[1]
         for i, g in enumerate(grads):
-            if not _contiguous(g):
+            if g.flags.num & _ALIGNED_C != _ALIGNED_C:
                 g = np.ascontiguousarray(g)
                 copies.append(g)
             row[i] = _address(g)

@@ -246,6 +246,8 @@ def checked_state(
             )
         if scales and not (np.isfinite(value).all() and (value >= 0).all()):
             raise ValueError(f"{where}: {key!r} must hold finite, non-negative scales")
+        if state_dtype == "bfloat16" and not scales and (value >= 0x7F80).any():
+            raise ValueError(f"{where}: {key!r} holds NaN, infinity or negative values")
         state[key] = value.copy()
     return state
 

@@ -8,9 +8,13 @@ from typing import Any
 import numba
 import numpy as np
 
-from adadelta.kernels.parallel import _LEFT, _chunk, _may_write, _outcome, _part, _start, _wrote
+from adadelta.kernels.parallel import _chunk, _part, _scan
 
 # --- the kernels: one per rule of adadelta.rules, the same operations in the same order ---
+
+
+# elements of a chunk whose quotients _adadelta_part keeps at a time (in the L1 cache)
+_BLOCK = 2048
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
@@ -25,29 +29,66 @@ def _adadelta_part(
     decoupled: bool,
 ) -> None:
     first_chunk, last_chunk = _part(chunks, parts, p)
+    quotients = np.empty(_BLOCK, c.dtype)
     for k in range(first_chunk, last_chunk):
         t, start, end = chunks[k, 0], chunks[k, 1], chunks[k, 2]
-        x, g = _chunk(addresses, 0, t, start, end, c), _chunk(addresses, 1, t, start, end, c)
-        E_g2 = _chunk(addresses, 2, t, start, end, c)
-        E_dx2 = _chunk(addresses, 3, t, start, end, c)
         lr, rho, one_minus_rho, eps, wd = c[t, 0], c[t, 1], c[t, 2], c[t, 3], c[t, 4]
-        for i in range(end - start):
-            xi, gi = x[i], g[i]
-            if maximize:
-                gi = -gi
-            if weight_decay:
-                if decoupled:
-                    xi = xi - xi * wd * lr
-                else:
-                    gi = gi + wd * xi
-            Eg = rho * E_g2[i] + one_minus_rho * gi * gi  # accumulate the gradient first
-            Edx = E_dx2[i]  # the old E[dx^2]: RMS[dx]_{t-1}
+        smallest, largest = c[t, 5], c[t, 6]  # the dtype's normal range
+        for block in range(start, end, _BLOCK):
+            stop = min(block + _BLOCK, end)
+            x = _chunk(addresses, 0, t, block, stop, c)
+            g = _chunk(addresses, 1, t, block, stop, c)
+            E_g2 = _chunk(addresses, 2, t, block, stop, c)
+            E_dx2 = _chunk(addresses, 3, t, block, stop, c)
             # RMS[dx]_{t-1} / RMS[g]_t as one square root of the quotient, where the rule takes
-            # two square roots and divides them (see the module docstring)
-            dx = -np.sqrt((Edx + eps) / (Eg + eps)) * gi
-            E_g2[i] = Eg
-            E_dx2[i] = rho * Edx + one_minus_rho * dx * dx
-            x[i] = xi + lr * dx
+            # two square roots and divides them (see the module docstring): first E[g^2]_t and
+            # the quotients of the block, then the steps from them where every quotient is a
+            # normal number; where one is not (it overflowed, or lost digits as a subnormal),
+            # the block's steps are the rule's two roots, exactly
+            outside = False
+            for i in range(stop - block):
+                gi = _adadelta_gradient(x[i], g[i], wd, maximize, weight_decay, decoupled)
+                Eg = rho * E_g2[i] + one_minus_rho * gi * gi  # accumulate the gradient first
+                E_g2[i] = Eg
+                q = (E_dx2[i] + eps) / (Eg + eps)  # the old E[dx^2]: RMS[dx]_{t-1}
+                quotients[i] = q
+                outside |= not ((q >= smallest) & (q <= largest))  # or NaN
+            if not outside:
+                for i in range(stop - block):
+                    xi = _adadelta_parameter(x[i], wd, lr, weight_decay, decoupled)
+                    gi = _adadelta_gradient(x[i], g[i], wd, maximize, weight_decay, decoupled)
+                    Edx = E_dx2[i]
+                    dx = -np.sqrt(quotients[i]) * gi
+                    E_dx2[i] = rho * Edx + one_minus_rho * dx * dx
+                    x[i] = xi + lr * dx
+            else:
+                for i in range(stop - block):
+                    xi = _adadelta_parameter(x[i], wd, lr, weight_decay, decoupled)
+                    gi = _adadelta_gradient(x[i], g[i], wd, maximize, weight_decay, decoupled)
+                    Edx = E_dx2[i]
+                    dx = -(np.sqrt(Edx + eps) / np.sqrt(E_g2[i] + eps)) * gi
+                    E_dx2[i] = rho * Edx + one_minus_rho * dx * dx
+                    x[i] = xi + lr * dx
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _adadelta_parameter(xi: Any, wd: Any, lr: Any, weight_decay: bool, decoupled: bool) -> Any:
+    """The parameter that ADADELTA steps from: with decoupled weight decay, shrunk first."""
+    if weight_decay and decoupled:
+        xi = xi - xi * wd * lr
+    return xi
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _adadelta_gradient(
+    xi: Any, gi: Any, wd: Any, maximize: bool, weight_decay: bool, decoupled: bool
+) -> Any:
+    """The gradient that ADADELTA accumulates: negated to maximize, plus coupled weight decay."""
+    if maximize:
+        gi = -gi
+    if weight_decay and not decoupled:
+        gi = gi + wd * xi
+    return gi
 
 
 @numba.njit(cache=True, error_model="numpy", parallel=True)
@@ -55,24 +96,20 @@ def _adadelta(
     addresses: Any,
     chunks: Any,
     check: bool,
-    threads: int,
-    verdicts: Any,
+    parts: int,
     c: Any,
     maximize: bool,
     weight_decay: bool,
     decoupled: bool,
 ) -> int:
     # addresses rows: x, g, E[g^2], E[dx^2]; c columns: lr, rho, 1 - rho, eps, weight_decay
-    parts, epoch = _start(chunks, threads, verdicts)
-    for again in range(2):  # again: the parts that stopped waiting (see _may_write)
-        for p in numba.prange(parts):
-            if _may_write(addresses, chunks, check, again, parts, verdicts, epoch, p, c[0]):
-                _adadelta_part(addresses, chunks, parts, p, c, maximize, weight_decay, decoupled)
-                _wrote(check, verdicts, epoch, p)
-        bad = _outcome(addresses, chunks, check, parts, verdicts, epoch, c[0])
-        if bad != _LEFT:
-            break
-    return bad
+    if check:
+        bad = _scan(addresses, chunks, parts, c[0])
+        if bad >= 0:
+            return bad
+    for p in numba.prange(parts):
+        _adadelta_part(addresses, chunks, parts, p, c, maximize, weight_decay, decoupled)
+    return -1
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
@@ -120,8 +157,7 @@ def _sgd(
     addresses: Any,
     chunks: Any,
     check: bool,
-    threads: int,
-    verdicts: Any,
+    parts: int,
     c: Any,
     first: Any,
     maximize: bool,
@@ -131,27 +167,24 @@ def _sgd(
 ) -> int:
     # addresses rows: x, g, momentum buffer; c columns: lr, momentum, 1 - dampening, wd
     # first[t]: the buffer starts at this step's gradient
-    parts, epoch = _start(chunks, threads, verdicts)
-    for again in range(2):  # again: the parts that stopped waiting (see _may_write)
-        for p in numba.prange(parts):
-            if _may_write(addresses, chunks, check, again, parts, verdicts, epoch, p, c[0]):
-                _sgd_part(
-                    addresses,
-                    chunks,
-                    parts,
-                    p,
-                    c,
-                    first,
-                    maximize,
-                    weight_decay,
-                    momentum,
-                    nesterov,
-                )
-                _wrote(check, verdicts, epoch, p)
-        bad = _outcome(addresses, chunks, check, parts, verdicts, epoch, c[0])
-        if bad != _LEFT:
-            break
-    return bad
+    if check:
+        bad = _scan(addresses, chunks, parts, c[0])
+        if bad >= 0:
+            return bad
+    for p in numba.prange(parts):
+        _sgd_part(
+            addresses,
+            chunks,
+            parts,
+            p,
+            c,
+            first,
+            maximize,
+            weight_decay,
+            momentum,
+            nesterov,
+        )
+    return -1
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
@@ -180,23 +213,19 @@ def _adagrad(
     addresses: Any,
     chunks: Any,
     check: bool,
-    threads: int,
-    verdicts: Any,
+    parts: int,
     c: Any,
     maximize: bool,
     weight_decay: bool,
 ) -> int:
     # addresses rows: x, g, sum; c columns: clr (the decayed lr of this array's step), eps, wd
-    parts, epoch = _start(chunks, threads, verdicts)
-    for again in range(2):  # again: the parts that stopped waiting (see _may_write)
-        for p in numba.prange(parts):
-            if _may_write(addresses, chunks, check, again, parts, verdicts, epoch, p, c[0]):
-                _adagrad_part(addresses, chunks, parts, p, c, maximize, weight_decay)
-                _wrote(check, verdicts, epoch, p)
-        bad = _outcome(addresses, chunks, check, parts, verdicts, epoch, c[0])
-        if bad != _LEFT:
-            break
-    return bad
+    if check:
+        bad = _scan(addresses, chunks, parts, c[0])
+        if bad >= 0:
+            return bad
+    for p in numba.prange(parts):
+        _adagrad_part(addresses, chunks, parts, p, c, maximize, weight_decay)
+    return -1
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
@@ -255,8 +284,7 @@ def _rmsprop(
     addresses: Any,
     chunks: Any,
     check: bool,
-    threads: int,
-    verdicts: Any,
+    parts: int,
     c: Any,
     maximize: bool,
     weight_decay: bool,
@@ -265,18 +293,13 @@ def _rmsprop(
 ) -> int:
     # addresses rows: x, g, square_avg, grad_avg, momentum buffer
     # c columns: lr, alpha, 1 - alpha, eps, wd, momentum
-    parts, epoch = _start(chunks, threads, verdicts)
-    for again in range(2):  # again: the parts that stopped waiting (see _may_write)
-        for p in numba.prange(parts):
-            if _may_write(addresses, chunks, check, again, parts, verdicts, epoch, p, c[0]):
-                _rmsprop_part(
-                    addresses, chunks, parts, p, c, maximize, weight_decay, centered, momentum
-                )
-                _wrote(check, verdicts, epoch, p)
-        bad = _outcome(addresses, chunks, check, parts, verdicts, epoch, c[0])
-        if bad != _LEFT:
-            break
-    return bad
+    if check:
+        bad = _scan(addresses, chunks, parts, c[0])
+        if bad >= 0:
+            return bad
+    for p in numba.prange(parts):
+        _rmsprop_part(addresses, chunks, parts, p, c, maximize, weight_decay, centered, momentum)
+    return -1
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
@@ -328,8 +351,7 @@ def _adam(
     addresses: Any,
     chunks: Any,
     check: bool,
-    threads: int,
-    verdicts: Any,
+    parts: int,
     c: Any,
     first: Any,
     maximize: bool,
@@ -339,13 +361,10 @@ def _adam(
     # addresses rows: x, g, exp_avg, exp_avg_sq, max_exp_avg_sq
     # c columns: 1 - beta1, beta2, 1 - beta2, step_size, bias_correction2_sqrt, eps, wd
     # first[t]: max_exp_avg_sq starts at this step's exp_avg_sq
-    parts, epoch = _start(chunks, threads, verdicts)
-    for again in range(2):  # again: the parts that stopped waiting (see _may_write)
-        for p in numba.prange(parts):
-            if _may_write(addresses, chunks, check, again, parts, verdicts, epoch, p, c[0]):
-                _adam_part(addresses, chunks, parts, p, c, first, maximize, weight_decay, amsgrad)
-                _wrote(check, verdicts, epoch, p)
-        bad = _outcome(addresses, chunks, check, parts, verdicts, epoch, c[0])
-        if bad != _LEFT:
-            break
-    return bad
+    if check:
+        bad = _scan(addresses, chunks, parts, c[0])
+        if bad >= 0:
+            return bad
+    for p in numba.prange(parts):
+        _adam_part(addresses, chunks, parts, p, c, first, maximize, weight_decay, amsgrad)
+    return -1

@@ -17,20 +17,42 @@ from numba.np.numpy_support import carray
 
 from adadelta.rules import FloatArray
 
-# By default Numba's OpenMP threads spin for milliseconds after each parallel loop (GOMP's
-# 300,000 iterations), taking the cores from the BLAS threads of the matrix products that run
-# between two optimizer steps; on 2 cores a training epoch of the paper's network ran several
-# times slower (compare `GOMP_SPINCOUNT=300000 adadelta bench epoch` with `adadelta bench
-# epoch`). A short spin keeps the threads awake from one step to the next and idle soon after.
-# It must be set before Numba starts its OpenMP runtime (the first parallel loop); a user's own
-# GOMP_SPINCOUNT or OMP_WAIT_POLICY wins.
-if "GOMP_SPINCOUNT" not in os.environ and "OMP_WAIT_POLICY" not in os.environ:
-    os.environ["GOMP_SPINCOUNT"] = "10000"
+
+def _start_threads() -> None:
+    """Start Numba's thread pool with threads that sleep as soon as a parallel region ends.
+
+    By default, OpenMP threads spin for a while after each parallel region (GOMP: 300,000
+    iterations, milliseconds) before they sleep. Between two optimizer steps a training loop
+    runs matrix products on the BLAS threads, and a spinning thread takes a core from them; a
+    thread that waits on another one at a region's end holds its core too, so that the other
+    (waiting for a core, on a machine that also does other work) cannot be moved there. On 2
+    cores this made a 1e5-element step on two threads that follows matrix products take 558 us
+    with a spin of 10,000 iterations and 10.2 ms with GOMP's default, against 92 us with no spin
+    (``benchmarks/results/threads*.md``). So the pool starts with ``GOMP_SPINCOUNT=0``, set for
+    that moment only (GNU OpenMP reads it once, when it is loaded). PyTorch imported before the
+    first kernel call keeps its own OpenMP runtime and settings; imported after, it loads none
+    of its own and shares this one. A user's own ``GOMP_SPINCOUNT`` or ``OMP_WAIT_POLICY`` wins;
+    so does a pool that something started before the first kernel call (which is when this runs:
+    importing ``adadelta`` starts nothing)."""
+    if "GOMP_SPINCOUNT" in os.environ or "OMP_WAIT_POLICY" in os.environ:
+        numba.get_num_threads()
+        return
+    os.environ["GOMP_SPINCOUNT"] = "0"
+    try:
+        numba.get_num_threads()  # loads the threading layer, and with it the OpenMP runtime
+    finally:
+        del os.environ["GOMP_SPINCOUNT"]
+
 
 CHUNK = 4096  # elements per unit of parallel work: small enough to balance 1e5 elements
-# Below this many elements one thread is faster than waking the others (a few microseconds
-# on an idle machine, milliseconds on a busy one, where a thread may wait for a core).
-PARALLEL_MIN = 1 << 15
+# Below this many elements a call runs on one thread, its caller's. In a training loop the
+# other threads have gone to sleep during the matrix products between two steps, and waking
+# them costs more than they save below about a million elements; on a busy machine a woken
+# thread may also wait milliseconds for a core, and the region with it (the paper's network,
+# 545,810 parameters, after matrix products: 447 us a step on one thread, 460 us on two; 476 us
+# against 2,397 us with one competing process; benchmarks/results/threads.md). The finiteness
+# scan is then a pass of its own before the update, on the same thread.
+PARALLEL_MIN = 1 << 20
 
 IntArray = np.ndarray[Any, np.dtype[np.intp]]
 BoolArray = np.ndarray[Any, np.dtype[np.bool_]]
@@ -94,7 +116,7 @@ def _thread_count_controls() -> tuple[Callable[[], int], Callable[[int], None]]:
     The public ``numba.get_num_threads``/``set_num_threads`` cost about 2 us a call; the
     functions they wrap, about 0.2 us.
     """
-    numba.get_num_threads()  # starts the thread pool, which defines the fast ones
+    _start_threads()  # which defines the fast ones
     parallel = numba.np.ufunc.parallel
     get, set_ = (
         getattr(parallel, "_get_num_threads", None),
@@ -179,12 +201,8 @@ def _first_bad(addresses: Any, chunks: Any, like: Any) -> int:
 
 
 @numba.njit(cache=True, error_model="numpy", parallel=True)
-def _first_non_finite(addresses: Any, chunks: Any, like: Any) -> int:
-    count = 0
-    for c in numba.prange(chunks.shape[0]):
-        t, start, end = chunks[c, 0], chunks[c, 1], chunks[c, 2]
-        count += not _all_finite(_chunk(addresses, 1, t, start, end, like))
-    return -1 if count == 0 else _first_bad(addresses, chunks, like)
+def _first_non_finite(addresses: Any, chunks: Any, parts: int, like: Any) -> int:
+    return _scan(addresses, chunks, parts, like)
 
 
 def first_non_finite(arrays: Sequence[FloatArray]) -> int:
@@ -209,8 +227,10 @@ def first_non_finite(arrays: Sequence[FloatArray]) -> int:
         addresses = np.array([[0] * len(indices), [_address(arrays[i]) for i in indices]], np.intp)
         sizes = np.array([arrays[i].size for i in indices], np.intp)
         elements = int(sizes.sum())
-        chunks = _chunks(sizes, _threads(elements))
-        bad = _launch(_first_non_finite, elements, addresses, chunks, _LIKE[dtype])
+        threads = _threads(elements)
+        chunks = _chunks(sizes, threads)
+        parts = min(threads, chunks.shape[0])
+        bad = _launch(_first_non_finite, elements, addresses, chunks, parts, _LIKE[dtype])
         if bad >= 0 and (first_bad < 0 or indices[bad] < first_bad):
             first_bad = indices[bad]
     return first_bad
@@ -220,47 +240,7 @@ def first_non_finite(arrays: Sequence[FloatArray]) -> int:
 _LIKE = {np.dtype(np.float32): np.zeros(1, np.float32), np.dtype(np.float64): np.zeros(1)}
 
 
-# --- the check in the kernels' parallel region: each part scans, then waits for the others ---
-
-# A part's verdict in a step is 4 * epoch + one of these (the epoch counts a batch's calls, so
-# the verdicts of earlier calls are all smaller and the array is never reset)
-_FINITE, _NON_FINITE, _WRITTEN = 0, 1, 2
-_LEFT = -2  # the kernel's outcome when a part is still to be written
-
-
-@intrinsic
-def _load_acquire(typingctx: Any, array: Any, index: Any) -> Any:
-    """``array[index]`` as an atomic load with acquire ordering: read anew on every call (a plain
-    load in a loop would be read once), and what its writer wrote before it is visible after."""
-    signature = array.dtype(array, index)
-
-    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
-        data = context.make_array(sig.args[0])(context, builder, args[0]).data
-        return builder.load_atomic(builder.gep(data, [args[1]]), "acquire", 8)
-
-    return signature, codegen
-
-
-@intrinsic
-def _store_release(typingctx: Any, array: Any, index: Any, value: Any) -> Any:
-    """``array[index] = value`` as an atomic store with release ordering (see ``_load_acquire``)."""
-    signature = types.void(array, index, array.dtype)
-
-    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
-        data = context.make_array(sig.args[0])(context, builder, args[0]).data
-        builder.store_atomic(args[2], builder.gep(data, [args[1]]), "release", 8)
-        return context.get_dummy_value()
-
-    return signature, codegen
-
-
-@numba.njit(cache=True, error_model="numpy", inline="always")
-def _start(chunks: Any, threads: int, verdicts: Any) -> tuple[int, int]:
-    """The number of parts of this call, one per thread that it runs on (at most one per chunk),
-    and its epoch, counted in ``verdicts[0]``; ``verdicts[1 + p]`` holds part ``p``'s verdict."""
-    epoch = verdicts[0] + 1
-    verdicts[0] = epoch
-    return min(threads, chunks.shape[0]), epoch
+# --- the check in the kernels: every gradient scanned before anything is written ---
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
@@ -271,81 +251,16 @@ def _part(chunks: Any, parts: int, p: int) -> tuple[int, int]:
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
-def _publish(verdicts: Any, epoch: int, p: int, verdict: int) -> None:
-    """Part ``p``'s verdict in this call (``_FINITE``, ``_NON_FINITE`` or ``_WRITTEN``)."""
-    _store_release(verdicts, p + 1, 4 * epoch + verdict)  # type: ignore[call-arg]
-
-
-@numba.njit(cache=True, error_model="numpy", inline="always")
-def _verdict(verdicts: Any, epoch: int, p: int) -> int:
-    """Part ``p``'s verdict in this call, negative while it has published none."""
-    return _load_acquire(verdicts, p + 1) - 4 * epoch  # type: ignore[call-arg]
-
-
-@numba.njit(cache=True, error_model="numpy", inline="always")
-def _may_write(
-    addresses: Any,
-    chunks: Any,
-    check: bool,
-    again: int,
-    parts: int,
-    verdicts: Any,
-    epoch: int,
-    p: int,
-    like: Any,
-) -> bool:
-    """Whether part ``p`` may write its chunks: without ``check`` at once; with it, once its
-    gradients and every other part's are known to be finite. The part scans its gradients,
-    publishes its verdict in ``verdicts``, and waits for the others' (the threads of a
-    parallel region run at once, so they come within about a scan's time). A part that finds
-    NaN or infinity, or sees another part's, writes nothing; so does a part that stops waiting
-    (after a few spins per element of its own, when its thread runs the parts one after another
-    or the machine is busy): the kernel runs the region ``again`` for it, once every verdict is
-    in and finite."""
-    if again:
-        return check and _verdict(verdicts, epoch, p) == _FINITE
-    if not check:
-        return True
-    first, last = _part(chunks, parts, p)
-    finite, elements = True, 0
-    for k in range(first, last):
-        t, start, end = chunks[k, 0], chunks[k, 1], chunks[k, 2]
-        finite &= _all_finite(_chunk(addresses, 1, t, start, end, like))
-        elements += end - start
-    _publish(verdicts, epoch, p, _FINITE if finite else _NON_FINITE)
-    patience, q = elements + 65536, 0
-    while finite and q < parts:
-        verdict = _verdict(verdicts, epoch, q)
-        if verdict == _NON_FINITE:
-            finite = False
-        elif verdict >= 0:
-            q += 1
-        else:
-            patience -= 1
-            if patience < 0:
-                return False
-    return finite
-
-
-@numba.njit(cache=True, error_model="numpy", inline="always")
-def _wrote(check: bool, verdicts: Any, epoch: int, p: int) -> None:
-    if check:
-        _publish(verdicts, epoch, p, _WRITTEN)
-
-
-@numba.njit(cache=True, error_model="numpy", inline="always")
-def _outcome(
-    addresses: Any, chunks: Any, check: bool, parts: int, verdicts: Any, epoch: int, like: Any
-) -> int:
-    """After the region: the first array holding NaN or infinity (nothing was written),
-    ``_LEFT`` if a part stopped waiting and has yet to be written, or -1 (all written)."""
-    if not check:
-        return -1
-    outcome = -1
-    for p in range(parts):
-        verdict = _verdict(verdicts, epoch, p)
-        if verdict == _NON_FINITE:
-            return _first_bad(addresses, chunks, like)
-        if verdict == _FINITE:
-            outcome = _LEFT
-    return outcome
+def _scan(addresses: Any, chunks: Any, parts: int, like: Any) -> int:
+    """The first array of row 1 of ``addresses`` (the gradients) holding NaN or infinity, or
+    -1: each of ``parts`` threads scans its part, and the region ends before the kernel that
+    inlines this writes anything (a step cannot be undone once written)."""
+    count = 0
+    for p in numba.prange(parts):
+        first, last = _part(chunks, parts, p)
+        finite = True
+        for k in range(first, last):
+            t, start, end = chunks[k, 0], chunks[k, 1], chunks[k, 2]
+            finite &= _all_finite(_chunk(addresses, 1, t, start, end, like))
+        count += not finite
+    return -1 if count == 0 else _first_bad(addresses, chunks, like)
