@@ -49,7 +49,8 @@ def float32_runs() -> dict[tuple[str, float, float], Curves]:
 def compact_runs(state_dtype: str) -> dict[tuple[str, float, float], Curves]:
     runs: dict[tuple[str, float, float], Curves] = {}
     for metrics in sorted((RESULTS / "compact" / state_dtype / "runs").glob("*/metrics.jsonl")):
-        pattern = rf"(\w+)-ADADELTA-rho(.+)-eps(.+)-{state_dtype}-seed(\d+)"
+        # main's run directories end in a hash of the run's configuration since this was run
+        pattern = rf"(\w+)-ADADELTA-rho(.+)-eps(.+)-{state_dtype}-seed(\d+)(?:-[0-9a-f]+)?"
         match = re.fullmatch(pattern, metrics.parent.name)
         assert match is not None, metrics
         activation, rho, eps, seed = match[1], float(match[2]), float(match[3]), int(match[4])
