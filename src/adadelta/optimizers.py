@@ -705,11 +705,44 @@ class _RuleOptimizer(Optimizer):
 class Adadelta(_RuleOptimizer):
     r"""ADADELTA (Zeiler, 2012): Algorithm 1 exactly, with the paper's defaults.
 
-    ``preset`` picks the defaults of another implementation (see :data:`adadelta.PRESETS`:
-    ``"paper"``, ``"torch"``, ``"optax"``, ``"keras"``, ``"tf1"``); any argument given
-    explicitly overrides the preset. ``lr`` scales the applied step only. See
-    :func:`adadelta.rules.adadelta` for the formula.
+    .. math::
 
+        E[g^2]_t = \rho E[g^2]_{t-1} + (1-\rho) g_t^2, \qquad
+        \Delta x_t = -\frac{\sqrt{E[\Delta x^2]_{t-1} + \epsilon}}
+                         {\sqrt{E[g^2]_t + \epsilon}}\, g_t, \qquad
+        E[\Delta x^2]_t = \rho E[\Delta x^2]_{t-1} + (1-\rho) \Delta x_t^2
+
+    and ``x += lr * dx`` (see :func:`adadelta.rules.adadelta`).
+
+    Parameters
+    ----------
+    params : array, or list / tuple / dict (nested) of arrays, or list of group dicts
+        The float32 or float64 arrays to optimize, updated in place by :meth:`step`.
+    lr : float, optional
+        Scales the applied step only (not the accumulated :math:`E[\Delta x^2]`). ``None``
+        (the default) takes the preset's: 1.0 for ``"paper"``, ``"torch"`` and ``"optax"``,
+        0.001 for ``"keras"`` and ``"tf1"``.
+    rho : float in [0, 1), optional
+        Decay rate of both running averages. ``None`` takes the preset's: 0.95 for ``"paper"``,
+        ``"keras"`` and ``"tf1"``, 0.9 for ``"torch"`` and ``"optax"``.
+    eps : float > 0, optional
+        Added inside both square roots; :math:`\sqrt{\epsilon}` sets the size of the first
+        steps. ``None`` takes the preset's: 1e-6 for ``"paper"``, ``"torch"`` and ``"optax"``,
+        1e-7 for ``"keras"``, 1e-8 for ``"tf1"``.
+    weight_decay : float >= 0, default 0.0
+        L2 penalty: added to the gradient as ``weight_decay * x`` (``"keras"``: decoupled,
+        ``x -= x * weight_decay * lr`` before the step).
+    maximize : bool, default False
+        Ascend the objective instead of descending it.
+    preset : {"paper", "torch", "optax", "keras", "tf1"}, default "paper"
+        Whose defaults to use (:data:`adadelta.PRESETS`); arguments given explicitly override
+        the preset's values.
+    check_finite : bool, keyword-only, default True
+        Refuse a step whose gradients hold NaN or infinity
+        (:class:`NonFiniteGradientError`, nothing changed); ``False`` skips the check.
+
+    Examples
+    --------
     >>> x = np.array([1.0, -2.0])
     >>> opt = Adadelta(x)
     >>> opt.step(np.array([0.5, 0.5]))
@@ -805,9 +838,30 @@ class Adadelta(_RuleOptimizer):
 
 
 class SGD(_RuleOptimizer):
-    """Stochastic gradient descent with optional (Nesterov) momentum, as ``torch.optim.SGD``.
+    """Stochastic gradient descent with optional (Nesterov) momentum, as ``torch.optim.SGD``
+    (same arguments, defaults and arithmetic; see :func:`adadelta.rules.sgd`).
 
     The paper's MOMENTUM baseline is ``SGD(params, lr, momentum=...)``.
+
+    Parameters
+    ----------
+    params : array, or list / tuple / dict (nested) of arrays, or list of group dicts
+        The float32 or float64 arrays to optimize, updated in place by :meth:`step`.
+    lr : float >= 0, default 1e-3
+        Learning rate.
+    momentum : float >= 0, default 0.0
+        Momentum factor; 0 is plain SGD.
+    dampening : float in [0, 1], default 0.0
+        Dampening of the gradient's share in the momentum buffer.
+    weight_decay : float >= 0, default 0.0
+        L2 penalty, added to the gradient as ``weight_decay * x``.
+    nesterov : bool, default False
+        Nesterov momentum (needs ``momentum > 0`` and ``dampening == 0``).
+    maximize : bool, default False
+        Ascend the objective instead of descending it.
+    check_finite : bool, keyword-only, default True
+        Refuse a step whose gradients hold NaN or infinity
+        (:class:`NonFiniteGradientError`, nothing changed); ``False`` skips the check.
     """
 
     rule = staticmethod(rules.sgd)
@@ -850,7 +904,29 @@ class SGD(_RuleOptimizer):
 
 
 class Adagrad(_RuleOptimizer):
-    """Adagrad (Duchi et al., 2011), as ``torch.optim.Adagrad``."""
+    """Adagrad (Duchi et al., 2011), as ``torch.optim.Adagrad`` (same arguments, defaults and
+    arithmetic; see :func:`adadelta.rules.adagrad`).
+
+    Parameters
+    ----------
+    params : array, or list / tuple / dict (nested) of arrays, or list of group dicts
+        The float32 or float64 arrays to optimize, updated in place by :meth:`step`.
+    lr : float >= 0, default 1e-2
+        Learning rate.
+    lr_decay : float >= 0, default 0.0
+        The learning rate at step ``t`` is ``lr / (1 + (t - 1) * lr_decay)``.
+    weight_decay : float >= 0, default 0.0
+        L2 penalty, added to the gradient as ``weight_decay * x``.
+    initial_accumulator_value : float >= 0, default 0.0
+        Starting value of the sum of squared gradients.
+    eps : float > 0, default 1e-10
+        Added to the root of the sum, outside it.
+    maximize : bool, default False
+        Ascend the objective instead of descending it.
+    check_finite : bool, keyword-only, default True
+        Refuse a step whose gradients hold NaN or infinity
+        (:class:`NonFiniteGradientError`, nothing changed); ``False`` skips the check.
+    """
 
     rule = staticmethod(rules.adagrad)
     kernel = kernels.ADAGRAD
@@ -889,7 +965,31 @@ class Adagrad(_RuleOptimizer):
 
 
 class RMSprop(_RuleOptimizer):
-    """RMSprop (Tieleman and Hinton, 2012), as ``torch.optim.RMSprop``."""
+    """RMSprop (Tieleman and Hinton, 2012), as ``torch.optim.RMSprop`` (same arguments,
+    defaults and arithmetic; see :func:`adadelta.rules.rmsprop`).
+
+    Parameters
+    ----------
+    params : array, or list / tuple / dict (nested) of arrays, or list of group dicts
+        The float32 or float64 arrays to optimize, updated in place by :meth:`step`.
+    lr : float >= 0, default 1e-2
+        Learning rate.
+    alpha : float in [0, 1), default 0.99
+        Decay rate of the running average of squared gradients.
+    eps : float > 0, default 1e-8
+        Added to the root of the average, outside it.
+    weight_decay : float >= 0, default 0.0
+        L2 penalty, added to the gradient as ``weight_decay * x``.
+    momentum : float >= 0, default 0.0
+        Momentum factor applied to the scaled step.
+    centered : bool, default False
+        Divide by the root of the variance (the average minus the squared mean gradient).
+    maximize : bool, default False
+        Ascend the objective instead of descending it.
+    check_finite : bool, keyword-only, default True
+        Refuse a step whose gradients hold NaN or infinity
+        (:class:`NonFiniteGradientError`, nothing changed); ``False`` skips the check.
+    """
 
     rule = staticmethod(rules.rmsprop)
     kernel = kernels.RMSPROP
@@ -931,7 +1031,29 @@ class RMSprop(_RuleOptimizer):
 
 
 class Adam(_RuleOptimizer):
-    """Adam (Kingma and Ba, 2015), with optional AMSGrad, as ``torch.optim.Adam``."""
+    """Adam (Kingma and Ba, 2015), with optional AMSGrad, as ``torch.optim.Adam`` (same
+    arguments, defaults and arithmetic; see :func:`adadelta.rules.adam`).
+
+    Parameters
+    ----------
+    params : array, or list / tuple / dict (nested) of arrays, or list of group dicts
+        The float32 or float64 arrays to optimize, updated in place by :meth:`step`.
+    lr : float >= 0, default 1e-3
+        Learning rate.
+    betas : (float, float), each in [0, 1), default (0.9, 0.999)
+        Decay rates of the running averages of the gradient and of its square.
+    eps : float > 0, default 1e-8
+        Added to the root of the bias-corrected second moment, outside it.
+    weight_decay : float >= 0, default 0.0
+        L2 penalty, added to the gradient as ``weight_decay * x``.
+    amsgrad : bool, default False
+        Use the running maximum of the second moment (AMSGrad).
+    maximize : bool, default False
+        Ascend the objective instead of descending it.
+    check_finite : bool, keyword-only, default True
+        Refuse a step whose gradients hold NaN or infinity
+        (:class:`NonFiniteGradientError`, nothing changed); ``False`` skips the check.
+    """
 
     rule = staticmethod(rules.adam)
     kernel = kernels.ADAM

@@ -11,6 +11,28 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Preset:
+    """One implementation's ADADELTA defaults (the values :class:`adadelta.Adadelta` takes for
+    the arguments it is not given).
+
+    Parameters
+    ----------
+    lr : float
+        Learning rate applied to the step.
+    rho : float
+        Decay rate of the running averages.
+    eps : float
+        The constant inside both square roots.
+    decoupled_weight_decay : bool
+        ``True``: weight decay shrinks the parameter directly, ``x -= x * weight_decay * lr``,
+        before the step (Keras); ``False``: it is added to the gradient.
+    source : str
+        The implementation these defaults come from.
+
+    The presets (:data:`PRESETS`): ``"paper"`` lr 1.0, rho 0.95, eps 1e-6; ``"torch"`` and
+    ``"optax"`` lr 1.0, rho 0.9, eps 1e-6; ``"keras"`` lr 0.001, rho 0.95, eps 1e-7, decoupled
+    weight decay; ``"tf1"`` lr 0.001, rho 0.95, eps 1e-8.
+    """
+
     lr: float
     rho: float
     eps: float

@@ -1,4 +1,11 @@
-"""The ``adadelta`` command: ``demo``, ``reproduce``, ``bench`` and ``explore``."""
+"""The ``adadelta`` command: ``demo``, ``reproduce``, ``bench`` and ``explore``.
+
+Expected failures (missing or damaged data, a bad ``--out``, a ``--subset`` larger than the
+data, a run directory written with other settings) print one line, ``adadelta: error: what went
+wrong; what to do``, and exit with status 2, as argument errors do. Ctrl-C prints where the
+command stood and exits with status 130. Progress bars are drawn only when stderr is a
+terminal.
+"""
 
 from __future__ import annotations
 
@@ -7,36 +14,83 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
+import adadelta
 from adadelta.app import experiments
+from adadelta.app.datasets import ENV_VAR, FILES, DatasetError, mnist_dir
+from adadelta.app.trainer import METRICS, RunMismatchError, read_metrics
+from adadelta.checkpoint import CheckpointError
+
+USAGE_ERROR = 2
+INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+class CommandError(Exception):
+    """An expected failure: the message says what went wrong and what to do."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line naming the fix, with exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(USAGE_ERROR, f"{self.prog}: error: {message} (see: {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
         prog="adadelta", description="ADADELTA (Zeiler, 2012): the paper's experiments and more."
     )
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"adadelta {adadelta.__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = commands.add_parser(
         "demo",
-        help="SGD, MOMENTUM, ADAGRAD and ADADELTA on the embedded 5,000-image MNIST sample "
-        "(no network), with a figure and a table",
+        help="the paper's claim in miniature on the embedded MNIST digits (no network)",
+        description="SGD, MOMENTUM, ADAGRAD and ADADELTA on the 10,000 + 2,000 MNIST digits "
+        "that ship inside the package: Figure 1 style curves, and the test error of SGD and "
+        "ADAGRAD over learning rates beside ADADELTA's over (rho, eps). Writes DIR/demo.json, "
+        "demo.md and demo.png; keeps no checkpoints.",
     )
-    demo.add_argument("--out", type=Path, default=Path("demo"), help="output directory")
-    demo.add_argument("--epochs", type=_positive, default=20, help="epochs per method")
+    demo.add_argument(
+        "--out",
+        type=Path,
+        default=Path("demo"),
+        metavar="DIR",
+        help="output directory (default: %(default)s)",
+    )
+    demo.add_argument(
+        "--epochs",
+        type=_positive,
+        default=experiments.DEMO_EPOCHS,
+        help="epochs of the Figure 1 curves; the sweeps train min(EPOCHS, "
+        f"{experiments.DEMO_SWEEP_EPOCHS}) (default: %(default)s)",
+    )
     _add_common(demo)
 
-    reproduce = commands.add_parser("reproduce", help="the paper's MNIST experiments")
-    reproduce.add_argument("experiment", choices=[*experiments.EXPERIMENTS, "all"])
+    reproduce = commands.add_parser(
+        "reproduce",
+        help="the paper's MNIST experiments",
+        description="Train the paper's network as in its section 4.1 and write each "
+        "experiment's JSON, markdown table and figures to --out. Runs are checkpointed after "
+        "every epoch in OUT/runs/: the same command started again resumes them.",
+    )
+    reproduce.add_argument(
+        "experiment",
+        choices=[*experiments.EXPERIMENTS, "all"],
+        metavar="EXPERIMENT",
+        help="tanh (6 epochs), table1 (SGD, MOMENTUM, ADAGRAD over learning rates, 6 epochs), "
+        "table2 (ADADELTA over rho and eps, 6 epochs), figure1 (the four methods, 50 epochs), "
+        "figure2 (ADADELTA's step sizes, 25 epochs), or all",
+    )
     reproduce.add_argument(
         "--data",
         type=Path,
-        help="directory of the four MNIST .gz files (default: $ADADELTA_DATA, else the cache "
-        "directory, downloading what is missing)",
+        metavar="DIR",
+        help=f"directory of the four MNIST .gz files (default: ${ENV_VAR}, else "
+        "$XDG_CACHE_HOME/adadelta/mnist or ~/.cache/adadelta/mnist; what is missing is "
+        "downloaded unless --no-download)",
     )
-    reproduce.add_argument("--out", type=Path, default=Path("results"), help="output directory")
-    reproduce.add_argument("--seeds", type=_positive, default=1, help="seeds 0..N-1 per setting")
-    reproduce.add_argument("--no-download", action="store_true", help="never download MNIST")
     reproduce.add_argument(
         "--state-dtype",
         choices=["float32", "bfloat16", "float8"],
@@ -44,21 +98,47 @@ def main(argv: Sequence[str] | None = None) -> int:
         "default state, the baseline of the compact ones)",
     )
     reproduce.add_argument(
-        "--epochs", type=_positive, help="override every experiment's epochs (quick runs)"
+        "--out",
+        type=Path,
+        default=Path("adadelta-results"),
+        metavar="DIR",
+        help="output directory (default: %(default)s in the current directory)",
+    )
+    reproduce.add_argument(
+        "--seeds",
+        type=_positive,
+        default=1,
+        metavar="N",
+        help="train seeds 0..N-1 per setting and report mean ± std (default: %(default)s)",
+    )
+    reproduce.add_argument(
+        "--no-download", action="store_true", help="never download MNIST (default: download)"
+    )
+    reproduce.add_argument(
+        "--epochs",
+        type=_positive,
+        metavar="N",
+        help="train every experiment for N epochs instead of the paper's (quick runs; the "
+        "paper's targets then do not apply) (default: the paper's)",
     )
     reproduce.add_argument(
         "--subset",
         type=_pair,
         metavar="N_TRAIN,N_TEST",
-        help="train and test on the first N images only (quick runs)",
+        help="train and test on the first N_TRAIN training and N_TEST test images only (quick "
+        "runs; the paper's targets then do not apply) (default: all 60000,10000)",
     )
     _add_common(reproduce)
 
-    bench = commands.add_parser("bench", help="optimizer step benchmarks against the peers")
+    bench = commands.add_parser(
+        "bench",
+        help="optimizer step benchmarks against the peers",
+        description="Time one optimizer step (or one training epoch) against PyTorch, optax "
+        "and a NumPy tutorial implementation.",
+    )
     from adadelta.app import bench as bench_module
 
     bench_module.add_arguments(bench)
-
     explore = commands.add_parser(
         "explore",
         help="the optimizers on 2-D surfaces: animated paths beside ADADELTA's state, and an "
@@ -67,24 +147,61 @@ def main(argv: Sequence[str] | None = None) -> int:
     from adadelta.app import explore as explore_module
 
     explore_module.add_arguments(explore)
+    return parser
 
-    args = parser.parse_args(argv)
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    args.progress = getattr(args, "progress", False) and sys.stderr.isatty()
+    try:
+        return _run(args)
+    except RunMismatchError as error:
+        return _fail(
+            f"{error}; on the command line: choose another --out, or delete that run's "
+            "directory to train it again"
+        )
+    except (CommandError, DatasetError, CheckpointError, experiments.OutputLockedError) as error:
+        return _fail(str(error))
+    except OSError as error:  # a full disk, a permission: the system's words and the path
+        return _fail(f"{error}; check the path and free space, then run the same command again")
+    except KeyboardInterrupt as error:
+        print(f"\nadadelta: interrupted: {_where(args, error)}", file=sys.stderr)
+        return INTERRUPTED
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.command == "bench":
+        from adadelta.app import bench as bench_module
+
         return bench_module.run(args)
     if args.command == "explore":
+        from adadelta.app import explore as explore_module
+
         return explore_module.main(args)
     start = time.perf_counter()
     if args.command == "demo":
         from adadelta.app.datasets import load_embedded_digits
 
+        _prepare_out(args.out)
         ctx = experiments.Context(load_embedded_digits(), args.out, progress=args.progress)
         reports = [experiments.demo(ctx, epochs=args.epochs)]
     else:
         from adadelta.app.datasets import load_mnist
 
+        if args.no_download:
+            _check_present(args.data)
         data = load_mnist(args.data, download=not args.no_download, progress=args.progress)
         if args.subset is not None:
-            data = data.subset(*args.subset)
+            n_train, n_test = args.subset
+            available = len(data.y_train), len(data.y_test)
+            if n_train > available[0] or n_test > available[1]:
+                raise CommandError(
+                    f"--subset {n_train},{n_test}: MNIST has {available[0]} training and "
+                    f"{available[1]} test images; choose N_TRAIN <= {available[0]} and "
+                    f"N_TEST <= {available[1]}"
+                )
+            data = data.subset(n_train, n_test)
+        _prepare_out(args.out)
         ctx = experiments.Context(
             data,
             args.out,
@@ -105,16 +222,82 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def _fail(message: str) -> int:
+    one_line = ""
+    for line in filter(None, (line.strip() for line in message.splitlines())):
+        one_line += (" " if one_line.endswith(":") else "; " if one_line else "") + line
+    print(f"adadelta: error: {one_line}", file=sys.stderr)
+    return USAGE_ERROR
+
+
+def _prepare_out(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise CommandError(f"--out {out}: is a file, not a directory; choose a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise CommandError(
+            f"--out {out}: cannot create the directory ({reason}); choose another"
+        ) from None
+    probe = out / ".adadelta-write-test"
+    try:
+        probe.touch()
+        probe.unlink()
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise CommandError(f"--out {out}: cannot write there ({reason}); choose another") from None
+
+
+def _check_present(data: Path | None) -> None:
+    """With --no-download: every MNIST file must already be there."""
+    directory = mnist_dir(data)
+    missing = [name for name in FILES.values() if not (directory / name).is_file()]
+    if missing:
+        raise CommandError(
+            f"MNIST files missing from {directory}: {', '.join(missing)}; put the four MNIST "
+            f".gz files in a directory and pass --data DIR (or set ${ENV_VAR}), or drop "
+            "--no-download to download them"
+        )
+
+
+def _where(args: argparse.Namespace, error: KeyboardInterrupt) -> str:
+    """Where the interrupted command stood, and how to go on."""
+    if isinstance(error, experiments.Interrupted):
+        return str(error)
+    if args.command != "reproduce":
+        return "stopped; nothing to resume: run the command again"
+    runs = [d for d in (args.out / "runs").glob("*") if (d / METRICS).is_file()]
+    again = "run the same command to resume"
+    if not runs:
+        return f"no run had completed an epoch yet; {again} (it starts from the beginning)"
+    latest = max(runs, key=lambda d: (d / METRICS).stat().st_mtime)
+    try:
+        completed = len(read_metrics(latest))
+    except (OSError, ValueError, TypeError):
+        completed = 0
+    return (
+        f"{len(runs)} run(s) in {args.out / 'runs'} are checkpointed; the latest, {latest.name}, "
+        f"had completed {completed} epoch(s); {again} from there"
+    )
+
+
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--no-progress", dest="progress", action="store_false", help="hide the progress bars"
+        "--no-progress",
+        dest="progress",
+        action="store_false",
+        help="hide the progress bars (default: shown when stderr is a terminal)",
     )
 
 
 def _positive(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return value
 
 

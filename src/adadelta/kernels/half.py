@@ -1,0 +1,151 @@
+"""ADADELTA over bfloat16 and float16 arrays: 16-bit storage, float32 arithmetic.
+
+NumPy has no bfloat16 and Numba no float16 on the CPU, so the arrays arrive as their bits
+(``uint16``) and each element is widened to float32 when read and rounded to nearest (even)
+when written: bfloat16 by integer operations on the float32 bits, float16 by LLVM's own
+``half`` conversions (one instruction each with F16C). This is how PyTorch's CPU kernels treat
+these dtypes, except that PyTorch rounds to 16 bits after each tensor operation of the step and
+this loop rounds once per stored value (the parameter, E[g^2], E[dx^2]).
+
+The operations are PyTorch's, in its order: RMS[dx]_{t-1} / RMS[g]_t as two square roots
+divided (the float32 kernel of :mod:`adadelta.kernels.loops` takes one root of the quotient,
+see the package docstring). The kernel is driven by :class:`adadelta.kernels.Batch` like the
+others (one compiled call a step for all arrays of the batch, cut into chunks over threads),
+but never checks the gradients for NaN or infinity: its user, the PyTorch drop-in, does not
+either (``check`` must be False).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numba
+import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
+
+from adadelta.kernels.batch import ADADELTA, BoolArray, Kernel, StateDict
+from adadelta.kernels.parallel import _chunk, _part
+
+_LIKE = np.zeros(1, np.uint16)  # the element type of the arrays' memory, for _chunk
+
+
+@intrinsic
+def _half_to_float(typingctx: Any, bits: Any) -> Any:
+    """float16 bits to float32 (exact)."""
+    signature = types.float32(types.uint16)
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        return builder.fpext(builder.bitcast(args[0], ir.HalfType()), ir.FloatType())
+
+    return signature, codegen
+
+
+@intrinsic
+def _float_to_half(typingctx: Any, value: Any) -> Any:
+    """float32 to float16 bits, rounded to nearest even (overflow to infinity, NaN kept)."""
+    signature = types.uint16(types.float32)
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        return builder.bitcast(builder.fptrunc(args[0], ir.HalfType()), ir.IntType(16))
+
+    return signature, codegen
+
+
+@intrinsic
+def _float_bits(typingctx: Any, value: Any) -> Any:
+    """The bits of a float32."""
+    signature = types.uint32(types.float32)
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        return builder.bitcast(args[0], ir.IntType(32))
+
+    return signature, codegen
+
+
+@intrinsic
+def _bits_float(typingctx: Any, bits: Any) -> Any:
+    """The float32 of these bits."""
+    signature = types.float32(types.uint32)
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        return builder.bitcast(args[0], ir.FloatType())
+
+    return signature, codegen
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _widen(bits: Any, bf16: bool) -> Any:
+    if bf16:
+        return _bits_float(np.uint32(bits) << np.uint32(16))  # type: ignore[call-arg]
+    return _half_to_float(bits)  # type: ignore[call-arg]
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _narrow(value: Any, bf16: bool) -> Any:
+    if bf16:
+        u = np.int64(_float_bits(value))  # type: ignore[call-arg]
+        if (u & 0x7FFFFFFF) > 0x7F800000:  # NaN: kept quiet (its top mantissa bit set)
+            return np.uint16((u >> 16) | 0x40)
+        return np.uint16((u + 0x7FFF + ((u >> 16) & 1)) >> 16)  # to nearest, ties to even
+    return _float_to_half(value)  # type: ignore[call-arg]
+
+
+@numba.njit(cache=True, error_model="numpy", parallel=True)
+def _adadelta_half(
+    addresses: Any,
+    chunks: Any,
+    check: bool,
+    parts: int,
+    c: Any,
+    maximize: bool,
+    weight_decay: bool,
+    like: Any,
+    bf16: bool,
+) -> int:
+    # addresses rows: x, g, E[g^2], E[dx^2] (16-bit); c columns: lr, rho, 1 - rho, eps, wd
+    for p in numba.prange(parts):
+        first_chunk, last_chunk = _part(chunks, parts, p)
+        for k in range(first_chunk, last_chunk):
+            t, start, end = chunks[k, 0], chunks[k, 1], chunks[k, 2]
+            x = _chunk(addresses, 0, t, start, end, like)
+            g = _chunk(addresses, 1, t, start, end, like)
+            E_g2 = _chunk(addresses, 2, t, start, end, like)
+            E_dx2 = _chunk(addresses, 3, t, start, end, like)
+            lr, rho, one_minus_rho, eps, wd = c[t, 0], c[t, 1], c[t, 2], c[t, 3], c[t, 4]
+            for i in range(end - start):
+                xi, gi = _widen(x[i], bf16), _widen(g[i], bf16)
+                if maximize:
+                    gi = -gi
+                if weight_decay:
+                    gi = gi + wd * xi
+                Eg = rho * _widen(E_g2[i], bf16) + one_minus_rho * gi * gi
+                Edx = _widen(E_dx2[i], bf16)
+                dx = np.sqrt(Edx + eps) / np.sqrt(Eg + eps) * gi
+                E_g2[i] = _narrow(Eg, bf16)
+                E_dx2[i] = _narrow(rho * Edx + one_minus_rho * dx * dx, bf16)
+                x[i] = _narrow(xi - lr * dx, bf16)
+    return -1
+
+
+def _arguments(bf16: bool) -> Any:
+    def arguments(
+        hyper: Mapping[str, Any],
+        states: Sequence[StateDict],
+        first: BoolArray,
+        dtype: np.dtype[Any],
+    ) -> tuple[Any, ...]:
+        if hyper["decoupled_weight_decay"]:
+            raise ValueError("the 16-bit ADADELTA kernel adds weight decay to the gradient only")
+        lr, rho, wd = hyper["lr"], hyper["rho"], hyper["weight_decay"]
+        c = np.array([[lr, rho, 1 - rho, hyper["eps"], wd]] * len(states), np.float32)
+        return c, hyper["maximize"], wd != 0, _LIKE, bf16
+
+    return arguments
+
+
+# The arrays are the 16-bit patterns (np.uint16 views), the state as ADADELTA's (E_g2, E_dx2).
+ADADELTA_BFLOAT16 = Kernel(_adadelta_half, ADADELTA.rows, _arguments(bf16=True))
+ADADELTA_FLOAT16 = Kernel(_adadelta_half, ADADELTA.rows, _arguments(bf16=False))

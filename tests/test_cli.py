@@ -1,0 +1,330 @@
+"""The command line: every error a user can reach is one line and exit status 2, Ctrl-C says
+where the run stands and exits with 130, --help shows defaults, --version works."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import signal
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from adadelta.app import cli, datasets, experiments
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+@pytest.fixture(autouse=True)
+def isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No real ~/.cache, no $ADADELTA_DATA, no network, and commands run in tmp_path."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+    monkeypatch.delenv(datasets.ENV_VAR, raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+def fake_mnist(directory: Path, n_train: int = 30, n_test: int = 10) -> dict[str, str]:
+    """Four valid MNIST-format files of random images; returns their SHA-256 table (to patch
+    into ``datasets.SHA256``, which otherwise holds the real files' checksums)."""
+    rng = np.random.default_rng(0)
+    arrays = {
+        "train_images": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
+        "train_labels": (np.arange(n_train) % 10).astype(np.uint8),
+        "test_images": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
+        "test_labels": (np.arange(n_test) % 10).astype(np.uint8),
+    }
+    directory.mkdir(parents=True, exist_ok=True)
+    table = {}
+    for key, array in arrays.items():
+        header = struct.pack(f">HBB{array.ndim}I", 0, 0x08, array.ndim, *array.shape)
+        path = directory / datasets.FILES[key]
+        path.write_bytes(gzip.compress(header + array.tobytes(), mtime=0))
+        table[path.name] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return table
+
+
+def fails(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """Run the command in-process; assert exit status 2, nothing on stdout, and exactly one
+    line on stderr without a traceback; return that line."""
+    try:
+        status = cli.main(argv)
+    except SystemExit as exit_:  # argparse's errors
+        status = exit_.code  # type: ignore[assignment]
+    out, err = capsys.readouterr()
+    assert status == 2, (status, out, err)
+    assert out == ""
+    assert "Traceback" not in err
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+# --- errors a user can reach -------------------------------------------------------------------
+
+
+def test_missing_data_with_no_download_names_the_flags(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    line = fails(["reproduce", "tanh", "--data", str(empty), "--no-download"], capsys)
+    assert line.startswith("adadelta: error: MNIST files missing from ")
+    assert "--data DIR" in line and "drop --no-download" in line
+    assert "download=True" not in line
+    assert not (tmp_path / "adadelta-results").exists()  # nothing written for a failed start
+
+
+def test_missing_data_from_the_environment_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv(datasets.ENV_VAR, str(tmp_path / "nowhere"))
+    line = fails(["reproduce", "tanh", "--no-download"], capsys)
+    assert f"missing from {tmp_path / 'nowhere'}" in line
+
+
+def test_a_damaged_data_file_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "mnist"
+    monkeypatch.setattr(datasets, "SHA256", fake_mnist(data))
+    train_images = data / datasets.FILES["train_images"]
+    train_images.write_bytes(train_images.read_bytes()[:-40])  # cut short
+    argv = ["reproduce", "tanh", "--data", str(data), "--no-download"]
+    line = fails(argv, capsys)
+    assert "checksum mismatch" in line and str(train_images) in line
+    # the same truncated file, with its checksum accepted: the gzip stream is found short
+    table = dict(datasets.SHA256)
+    table[train_images.name] = hashlib.sha256(train_images.read_bytes()).hexdigest()
+    monkeypatch.setattr(datasets, "SHA256", table)
+    line = fails(argv, capsys)
+    assert "truncated" in line and str(train_images) in line
+
+
+def test_a_subset_larger_than_the_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "mnist"
+    monkeypatch.setattr(datasets, "SHA256", fake_mnist(data, n_train=30, n_test=10))
+    argv = ["reproduce", "tanh", "--data", str(data), "--no-download"]
+    line = fails([*argv, "--subset", "99999,500"], capsys)
+    assert line == (
+        "adadelta: error: --subset 99999,500: MNIST has 30 training and 10 test images; "
+        "choose N_TRAIN <= 30 and N_TEST <= 10"
+    )
+    line = fails([*argv, "--subset", "30,11"], capsys)
+    assert "N_TEST <= 10" in line
+
+
+@pytest.mark.parametrize("command", [["demo"], ["reproduce", "tanh"]])
+def test_a_bad_out_directory(
+    command: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    data = tmp_path / "mnist"
+    monkeypatch.setattr(datasets, "SHA256", fake_mnist(data))
+    extra = ["--data", str(data), "--no-download"] if command[0] == "reproduce" else []
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a directory")
+    line = fails([*command, *extra, "--out", str(a_file)], capsys)
+    assert (
+        line == f"adadelta: error: --out {a_file}: is a file, not a directory; choose a directory"
+    )
+    line = fails([*command, *extra, "--out", str(a_file / "sub")], capsys)
+    assert line.startswith(f"adadelta: error: --out {a_file / 'sub'}: cannot create the directory")
+    assert a_file.read_text() == "not a directory"
+
+
+def test_an_out_directory_in_use_by_another_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "mnist"
+    monkeypatch.setattr(datasets, "SHA256", fake_mnist(data))
+    argv = ["reproduce", "tanh", "--data", str(data), "--no-download", "--out", "out"]
+    (tmp_path / "out").mkdir()
+    with experiments.locked(tmp_path / "out"):
+        line = fails([*argv, "--epochs", "1"], capsys)
+    assert line.startswith("adadelta: error: out is in use by another adadelta process (pid ")
+    assert line.endswith("wait for it to finish, or use another --out")
+    assert cli.main([*argv, "--epochs", "1"]) == 0  # free again
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["reproduce", "figure9"], "argument EXPERIMENT: invalid choice: 'figure9'"),
+        (["reproduce", "tanh", "--subset", "10"], "expected N_TRAIN,N_TEST, got '10'"),
+        (["reproduce", "tanh", "--subset", "10,0"], "both sizes must be positive"),
+        (["reproduce", "tanh", "--seeds", "two"], "expected a positive integer, got 'two'"),
+        (["demo", "--epochs", "0"], "expected a positive integer, got '0'"),
+        (["demo", "--frobnicate"], "unrecognized arguments: --frobnicate"),
+        ([], "the following arguments are required: COMMAND"),
+    ],
+)
+def test_argument_errors_are_one_line_with_the_fix(
+    argv: list[str], expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    line = fails(argv, capsys)
+    assert expected in line
+    assert line.endswith("--help)")
+
+
+# --- Ctrl-C ------------------------------------------------------------------------------------
+
+
+def test_ctrl_c_in_reproduce_says_where_the_run_stands(tmp_path: Path) -> None:
+    data = tmp_path / "mnist"
+    table = fake_mnist(data, n_train=2000, n_test=100)
+    out = tmp_path / "out"
+    argv = ["reproduce", "tanh", "--data", str(data), "--no-download", "--out", str(out)]
+    argv += ["--epochs", "10000"]
+    code = (
+        "import sys; from adadelta.app import cli, datasets; "
+        f"datasets.SHA256 = {table!r}; sys.exit(cli.main({argv!r}))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(SRC), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    process = subprocess.Popen(
+        [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    runs = out / "runs"
+    deadline = time.monotonic() + 120
+    while not any(m.read_text().strip() for m in runs.glob("*/metrics.jsonl")):
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "no epoch was completed in 120 s"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    message = err.decode()
+    assert process.returncode == 130, message
+    assert "Traceback" not in message
+    [line] = message.strip().splitlines()
+    assert line.startswith("adadelta: interrupted: 1 run(s) in ")
+    assert "the latest, tanh-ADADELTA-rho0.95-eps1e-06-seed0-" in line and "had completed " in line
+    assert line.endswith("run the same command to resume from there")
+
+
+def test_ctrl_c_in_the_demo_says_it_starts_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def interrupted_train(*args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(experiments, "train", interrupted_train)
+    status = cli.main(["demo", "--out", "demo", "--epochs", "1"])
+    err = capsys.readouterr().err
+    assert status == 130
+    assert "Traceback" not in err
+    assert err.strip() == (
+        f"adadelta: interrupted: the demo stopped in run 1 of {len(demo_plan())} "
+        "(SGD, lr 0.1); it keeps no checkpoints (it takes under a minute): run the same "
+        "command to start it again"
+    )
+
+
+def demo_plan() -> set[tuple[str, tuple[tuple[str, float], ...]]]:
+    """The distinct (method, settings) the demo trains."""
+    plan = {(m, tuple(experiments.BEST[m].items())) for m in experiments.METHODS}
+    plan |= {
+        (m, (("lr", lr),)) for m in ("SGD", "ADAGRAD") for lr in experiments.DEMO_LEARNING_RATES
+    }
+    plan |= {
+        ("ADADELTA", (("rho", rho), ("eps", eps)))
+        for rho in experiments.DEMO_RHOS
+        for eps in experiments.DEMO_EPSILONS
+    }
+    return plan
+
+
+# --- help, version, python -m ------------------------------------------------------------------
+
+
+def test_help_shows_the_defaults_and_describes_every_argument(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for command, defaults in (
+        ("demo", ["(default: demo)", f"(default: {experiments.DEMO_EPOCHS})"]),
+        ("reproduce", ["(default: adadelta-results", "(default: 1)", "EXPERIMENT  "]),
+    ):
+        with pytest.raises(SystemExit) as exit_:
+            cli.main([command, "--help"])
+        assert exit_.value.code == 0
+        text = " ".join(capsys.readouterr().out.split())
+        for default in defaults:
+            assert " ".join(default.split()) in text, (default, text)
+    assert "tanh (6 epochs)" in text and "figure2" in text
+    parser = cli.build_parser()
+    commands = next(a for a in parser._actions if a.dest == "command").choices
+    assert set(commands) == {"demo", "reproduce", "bench", "explore"}  # type: ignore[arg-type]
+    for name, sub in commands.items():  # type: ignore[union-attr]
+        for action in sub._actions:
+            assert action.help, f"{name}: {action.dest} has no description"
+
+
+def test_version_and_python_dash_m() -> None:
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    result = subprocess.run(
+        [sys.executable, "-m", "adadelta", "--version"], env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "adadelta 0.1.0"
+    result = subprocess.run(
+        [sys.executable, "-m", "adadelta", "reproduce", "nothing"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1
+    assert "Traceback" not in result.stderr
+
+
+def test_progress_bars_only_on_a_terminal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seen = []
+
+    def fake_demo(ctx: experiments.Context, epochs: int) -> experiments.Report:
+        seen.append(ctx.progress)
+        return experiments.Report("demo", [], "")
+
+    monkeypatch.setattr(experiments, "demo", fake_demo)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
+    assert cli.main(["demo", "--out", "d"]) == 0
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert cli.main(["demo", "--out", "d"]) == 0
+    assert cli.main(["demo", "--out", "d", "--no-progress"]) == 0
+    assert seen == [False, True, False]
+
+
+def test_reproduce_does_not_write_into_the_repository_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "mnist"
+    monkeypatch.setattr(datasets, "SHA256", fake_mnist(data))
+    argv = ["reproduce", "tanh", "--data", str(data), "--no-download", "--epochs", "1"]
+    assert cli.main(argv) == 0
+    assert (tmp_path / "adadelta-results" / "tanh.json").is_file()
+    assert not (tmp_path / "results").exists()
+
+
+def test_without_the_paper_extra_the_command_says_what_to_install() -> None:
+    code = (
+        "import sys; sys.modules['matplotlib'] = None; "  # as if Matplotlib were not installed
+        "from adadelta.__main__ import main; sys.exit(main())"
+    )
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    result = subprocess.run(
+        [sys.executable, "-c", code, "demo"], env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    assert result.stderr == (
+        "adadelta: error: the command line needs matplotlib, which the [paper] extra installs: "
+        "pip install 'adadelta[paper]'\n"
+    )

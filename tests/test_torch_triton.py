@@ -1,0 +1,208 @@
+"""The GPU kernel of adadelta.torch (Triton), run on the CPU by Triton's interpreter
+(``TRITON_INTERPRET=1``, CPU tensors) against ``torch.optim.Adadelta``: directly, and through
+the optimizer with the CPU routed to it. (On a GPU the same kernel is compiled.)"""
+
+from __future__ import annotations
+
+import importlib
+import os
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("triton")
+
+import torch
+
+import adadelta.torch as adadelta_torch
+from adadelta.torch import Adadelta, triton_kernel
+
+# Triton decides when it decorates the kernel (at import) whether to interpret it: the module
+# is imported again with TRITON_INTERPRET=1 if something imported it before (the setting is
+# then put back, so that nothing else in this process is interpreted).
+if type(triton_kernel._adadelta_kernel).__name__ != "InterpretedFunction":
+    _before = os.environ.get("TRITON_INTERPRET")
+    os.environ["TRITON_INTERPRET"] = "1"
+    try:
+        importlib.reload(triton_kernel)
+    finally:
+        if _before is None:
+            del os.environ["TRITON_INTERPRET"]
+        else:
+            os.environ["TRITON_INTERPRET"] = _before
+
+
+def test_the_kernel_is_interpreted() -> None:
+    assert type(triton_kernel._adadelta_kernel).__name__ == "InterpretedFunction"
+
+
+SHAPES = [(33, 37), (5,), (), (1500,)]  # blocks partly filled, one of several blocks
+
+
+def make(dtype: torch.dtype, seed: int = 0) -> list[torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    return [torch.randn(s, generator=gen, dtype=dtype) for s in SHAPES]
+
+
+def tolerance(dtype: torch.dtype) -> dict[str, float]:
+    """float64 and float32: to rounding (PyTorch fuses some multiply-adds)."""
+    if dtype in (torch.float64, torch.complex128):
+        return {"rtol": 1e-12, "atol": 1e-14}
+    return {"rtol": 1e-5, "atol": 1e-6}
+
+
+def assert_close_to(
+    ours: torch.Tensor, theirs: torch.Tensor, exact: torch.Tensor | None = None
+) -> None:
+    """float32/float64: ``ours`` is ``theirs`` to rounding. bfloat16/float16: ``ours`` is no
+    further from ``exact`` (the same steps in float64) than PyTorch's result ``theirs`` is, to
+    within an ulp of the largest value: PyTorch rounds to 16 bits after each operation of the
+    step, the kernel once per stored value, so the two differ by more than a few ulps where a
+    result is much smaller than the values it came from."""
+    if exact is None:
+        torch.testing.assert_close(ours, theirs, **tolerance(ours.dtype))
+        return
+    assert ours.dtype == theirs.dtype and ours.shape == theirs.shape
+    ours_error = (ours.double() - exact).abs().max().item()
+    theirs_error = (theirs.double() - exact).abs().max().item()
+    ulp = torch.finfo(ours.dtype).eps * exact.abs().max().item()
+    assert ours_error <= max(theirs_error, ulp), (ours_error, theirs_error)
+
+
+@pytest.mark.parametrize(
+    "dtype", [torch.float32, torch.bfloat16, torch.float16, torch.complex64, torch.float64]
+)
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"lr": 0.5, "weight_decay": 0.1},
+        {"lr": torch.tensor(0.25), "maximize": True, "rho": 0.5, "eps": 1e-3},
+    ],
+    ids=["weight_decay", "tensor-lr-maximize"],
+)
+def test_kernel_steps_like_torch(dtype: torch.dtype, kwargs: dict[str, object]) -> None:
+    ours, theirs = make(dtype), make(dtype)
+    reference = torch.optim.Adadelta(theirs, **kwargs)  # type: ignore[arg-type]
+    half = dtype in (torch.bfloat16, torch.float16)
+    exact = [p.double() for p in theirs] if half else []
+    exact_reference = torch.optim.Adadelta(exact, **kwargs) if half else None  # type: ignore[arg-type]
+    square_avgs = [torch.zeros_like(p) for p in ours]
+    acc_deltas = [torch.zeros_like(p) for p in ours]
+    hyper = {"rho": 0.9, "eps": 1e-6, "weight_decay": 0.0, "maximize": False, **kwargs}
+    for step in range(3):
+        grads = make(dtype, seed=10 + step)
+        for p, q, g in zip(theirs, exact or theirs, grads, strict=True):
+            p.grad, q.grad = g.clone(), g.double() if half else g.clone()
+        reference.step()
+        if exact_reference is not None:
+            exact_reference.step()
+        triton_kernel.step(ours, grads, square_avgs, acc_deltas, **hyper)  # type: ignore[arg-type]
+        for i, (a, b) in enumerate(zip(ours, theirs, strict=True)):
+            assert_close_to(a, b, exact[i] if half else None)
+    for i, (a, v, u) in enumerate(zip(theirs, square_avgs, acc_deltas, strict=True)):
+        state = reference.state[a]
+        exact_state = exact_reference.state[exact[i]] if exact_reference is not None else {}
+        assert_close_to(v, state["square_avg"], exact_state.get("square_avg"))
+        assert_close_to(u, state["acc_delta"], exact_state.get("acc_delta"))
+
+
+def test_kernel_takes_the_grad_scalers_scale_and_inf_flag() -> None:
+    ours, theirs = make(torch.float32), make(torch.float32)
+    reference = torch.optim.Adadelta(theirs)
+    v = [torch.zeros_like(p) for p in ours]
+    u = [torch.zeros_like(p) for p in ours]
+    before = [p.clone() for p in ours]
+    grads = make(torch.float32, seed=3)
+    hyper = {"lr": 1.0, "rho": 0.9, "eps": 1e-6, "weight_decay": 0.0, "maximize": False}
+    # an inf found: nothing is written
+    triton_kernel.step(ours, grads, v, u, **hyper, found_inf=torch.ones(()))  # type: ignore[arg-type]
+    for a, b in zip(ours, before, strict=True):
+        assert torch.equal(a, b)
+    assert all(not t.any() for t in v + u)
+    # scaled gradients: divided by the scale first
+    scaled = [g * 1024 for g in grads]
+    scale = torch.full((), 1024.0)
+    triton_kernel.step(ours, scaled, v, u, **hyper, grad_scale=scale, found_inf=torch.zeros(()))  # type: ignore[arg-type]
+    for p, g in zip(theirs, grads, strict=True):
+        p.grad = g
+    reference.step()
+    for a, b in zip(ours, theirs, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.fixture
+def cpu_to_triton(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The optimizer sends CPU tensors to the Triton kernel (its CPU kernels off); the list
+    collects the number of tensors of each launch."""
+    launches: list[int] = []
+    original = triton_kernel.step
+
+    def counting(params: list[torch.Tensor], *args: object, **kwargs: object) -> None:
+        launches.append(len(params))
+        original(params, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(adadelta_torch, "_TRITON_DEVICES", ("cpu",))
+    monkeypatch.setattr(adadelta_torch, "_fused_kernel", lambda: None)
+    monkeypatch.setattr(triton_kernel, "step", counting)
+    return launches
+
+
+def test_optimizer_launches_once_per_dtype(cpu_to_triton: list[int]) -> None:
+    params = make(torch.float32) + make(torch.bfloat16)
+    twins = [p.clone() for p in params]
+    ours = Adadelta([p.requires_grad_() for p in params], lr=torch.tensor(0.5), weight_decay=0.1)
+    theirs = torch.optim.Adadelta(
+        [p.requires_grad_() for p in twins], lr=torch.tensor(0.5), weight_decay=0.1
+    )
+    for step in range(2):
+        grads = make(torch.float32, seed=20 + step) + make(torch.bfloat16, seed=20 + step)
+        for p, q, g in zip(params, twins, grads, strict=True):
+            p.grad, q.grad = g.clone(), g.clone()
+        ours.step()
+        theirs.step()
+    assert cpu_to_triton == [len(SHAPES), len(SHAPES)] * 2  # float32 and bfloat16, each step
+    for a, b in zip(params, twins, strict=True):
+        if a.dtype == torch.float32:
+            torch.testing.assert_close(a, b, **tolerance(a.dtype))
+        else:  # rounded once per value, not per operation: a few bfloat16 ulps from PyTorch's
+            torch.testing.assert_close(a, b, rtol=0.05, atol=1e-2)
+        assert ours.state[a]["step"].item() == theirs.state[b]["step"].item() == 2
+
+
+def test_foreach_and_fused_false_take_torchs_path(cpu_to_triton: list[int]) -> None:
+    for kwargs in ({"foreach": True}, {"fused": False}):
+        params = [p.requires_grad_() for p in make(torch.float32)]
+        opt = Adadelta(params, **kwargs)  # type: ignore[arg-type]
+        for p in params:
+            p.grad = torch.ones_like(p)
+        opt.step()
+    assert cpu_to_triton == []
+    with pytest.raises(RuntimeError, match="`fused` and `foreach` cannot be `True` together"):
+        Adadelta(params, fused=True, foreach=True)
+    with pytest.raises(RuntimeError, match="`fused` does not support `differentiable`"):
+        Adadelta(params, fused=True, differentiable=True)
+
+
+def test_grad_scaler_hands_its_scale_to_the_kernel(cpu_to_triton: list[int]) -> None:
+    """With every parameter on the kernel's device, the optimizer says it takes a grad
+    scaler's scale and inf flag (as PyTorch's fused Adam does); a scaler step then skips on
+    inf and unscales otherwise, without the scaler unscaling the gradients itself."""
+    params = [p.requires_grad_() for p in make(torch.float32)]
+    twins = [p.detach().clone().requires_grad_() for p in params]
+    ours, theirs = Adadelta(params), torch.optim.Adadelta(twins)
+    assert ours._step_supports_amp_scaling
+    scaler = torch.amp.GradScaler("cpu", init_scale=256.0)
+    scaler.scale(torch.ones(()))  # as scaler.scale(loss) would: makes the scale
+    for step in range(3):
+        grads = make(torch.float32, seed=30 + step)
+        if step == 1:
+            grads[0][0] = float("inf")
+        for p, q, g in zip(params, twins, grads, strict=True):
+            p.grad, q.grad = g * scaler.get_scale(), g.clone()
+        scaler.step(ours)
+        scaler.update()
+        if step != 1:
+            theirs.step()
+    for a, b in zip(params, twins, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+        assert ours.state[a]["step"].item() == theirs.state[b]["step"].item() == 2
