@@ -10,6 +10,7 @@ True
 """
 
 from adadelta.checkpoint import CheckpointError, load, save
+from adadelta.kernels.compact import convert_state
 from adadelta.optimizers import (
     OPTIMIZERS,
     SGD,
@@ -37,6 +38,7 @@ __all__ = [
     "Preset",
     "RMSprop",
     "__version__",
+    "convert_state",
     "load",
     "save",
 ]

@@ -33,6 +33,7 @@ import numpy as np
 
 from adadelta import kernels, rules
 from adadelta._tree import describe, leaves_with_paths, match_gradients
+from adadelta.kernels import compact
 from adadelta.presets import PRESETS
 
 FloatArray = rules.FloatArray
@@ -834,6 +835,12 @@ class Adadelta(_RuleOptimizer):
     >>> opt.step(np.array([0.5, 0.5]))
     >>> print(np.round(x, 6))
     [ 0.995528 -2.004472]
+
+    ``state_dtype`` keeps E[g^2] and E[dx^2] compact, for float32 parameters (see the README's
+    "Compact state" and :mod:`adadelta.kernels.compact`): None (the default) in the parameters'
+    dtype; ``"bfloat16"`` (4 bytes a parameter instead of 8) or ``"float8"`` (2.03 bytes),
+    written back with stochastic rounding whose random bits follow from ``seed``, the step and
+    the element. :func:`adadelta.convert_state` moves a state dict between formats.
     """
 
     rule = staticmethod(rules.adadelta)
@@ -860,7 +867,15 @@ class Adadelta(_RuleOptimizer):
         preset: str = "paper",
         *,
         check_finite: bool = True,
+        state_dtype: str | None = None,
+        seed: int = 0,
     ) -> None:
+        if state_dtype is not None and state_dtype not in compact.FORMATS:
+            raise _invalid("state_dtype", state_dtype, f"None or one of {list(compact.FORMATS)}")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise _invalid("seed", seed, "a non-negative integer")
+        self.state_dtype = state_dtype
+        self._compact = None if state_dtype is None else compact.Stepper(state_dtype, int(seed))
         if preset not in PRESETS:
             raise ValueError(f"Invalid preset value: {preset!r} (must be one of {sorted(PRESETS)})")
         p = PRESETS[preset]
@@ -873,6 +888,40 @@ class Adadelta(_RuleOptimizer):
             "maximize": maximize,
         }
         super().__init__(params, defaults, check_finite=check_finite)
+
+    # -- compact state (state_dtype): everything else is the float path's --
+
+    def _add_group(self, param_group: Any) -> None:
+        if self.state_dtype is not None and isinstance(param_group, dict):
+            for path, leaf in leaves_with_paths(param_group.get("params", [])):
+                if isinstance(leaf, np.ndarray) and leaf.dtype == np.float64:
+                    raise TypeError(
+                        f"params{path}: state_dtype={self.state_dtype!r} needs float32 "
+                        "parameters, got float64"
+                    )
+        super()._add_group(param_group)
+
+    def _apply(self, grads: list[list[FloatArray]]) -> None:
+        if self._compact is None:
+            return super()._apply(grads)
+        if self.check_finite:
+            _check_finite(self._paths, grads)
+        self._compact.step(self.param_groups, self._leaves, self.state, grads, self.fused)
+
+    def _loaded_state(self, i: int, saved: Any, p: FloatArray) -> dict[str, Any]:
+        saved_format = compact.format_of(saved)
+        if saved_format != self.state_dtype and isinstance(saved, Mapping) and "E_g2" in saved:
+            raise ValueError(
+                f"state dict: state of parameter {i} is in format {saved_format or 'float'}, "
+                f"this optimizer keeps state_dtype={self.state_dtype!r}; convert it first with "
+                f"adadelta.convert_state(state_dict, {self.state_dtype!r})"
+            )
+        if self.state_dtype is None:
+            return super()._loaded_state(i, saved, p)
+        where = f"state dict: state of parameter {i}"
+        if not isinstance(saved, Mapping):
+            raise ValueError(f"{where}: expected a dict")
+        return compact.checked_state(where, saved, p, self.state_dtype)
 
 
 class SGD(_RuleOptimizer):

@@ -92,6 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
         "downloaded unless --no-download)",
     )
     reproduce.add_argument(
+        "--state-dtype",
+        choices=["float32", "bfloat16", "float8"],
+        help="ADADELTA alone, its state in this format (figure1, table2, tanh; float32: the "
+        "default state, the baseline of the compact ones)",
+    )
+    reproduce.add_argument(
         "--out",
         type=Path,
         default=Path("adadelta-results"),
@@ -197,9 +203,16 @@ def _run(args: argparse.Namespace) -> int:
             data = data.subset(n_train, n_test)
         _prepare_out(args.out)
         ctx = experiments.Context(
-            data, args.out, seeds=args.seeds, progress=args.progress, epochs=args.epochs
+            data,
+            args.out,
+            seeds=args.seeds,
+            progress=args.progress,
+            epochs=args.epochs,
+            state_dtype=args.state_dtype,
         )
         names = experiments.ALL_ORDER if args.experiment == "all" else [args.experiment]
+        if args.state_dtype is not None and args.experiment == "all":
+            names = [n for n in names if n in experiments.COMPACT_EXPERIMENTS]
         reports = experiments.reproduce(names, ctx)
     for report in reports:
         print(f"\n## {report.name}\n\n{report.markdown}")

@@ -1,0 +1,200 @@
+"""ADADELTA's accuracy with compact state beside float32 state, on the paper's experiments.
+
+Reads the float32 state's runs from ``results/*.json`` (``adadelta reproduce``) and the compact
+formats' from ``results/compact/FORMAT/runs/*/metrics.jsonl`` (``results/compact/run.sh``,
+which also works for runs still in progress: a setting shows the epochs and seeds done so far),
+and writes ``results/compact/accuracy.md``: Table 2, the tanh run and Figure 1's ADADELTA, each
+format beside float32, with the targets of the README's "Compact state".
+
+    python benchmarks/compact_accuracy.py
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+RESULTS = Path("results")
+FORMATS = ("bfloat16", "float8")
+RHOS = (0.9, 0.95, 0.99)
+EPSILONS = (1e-2, 1e-4, 1e-6, 1e-8)
+MARKS = (1, 6, 10, 20, 30, 40, 50)
+
+Curves = dict[int, list[float]]  # seed -> test error % per epoch
+
+
+def _key(activation: str, rho: float, eps: float) -> tuple[str, float, float]:
+    return activation, float(rho), float(eps)
+
+
+def float32_runs() -> dict[tuple[str, float, float], Curves]:
+    runs: dict[tuple[str, float, float], Curves] = {}
+    for name in ("figure1", "table2", "tanh"):
+        document = json.loads((RESULTS / f"{name}.json").read_text())
+        for run in document["runs"]:
+            if run["optimizer"] != "ADADELTA":
+                continue
+            settings = run["settings"]
+            key = _key(run["activation"], settings["rho"], settings["eps"])
+            curve = runs.setdefault(key, {}).get(run["seed"], [])
+            if len(run["test_error"]) > len(curve):
+                runs[key][run["seed"]] = run["test_error"]
+    return runs
+
+
+def compact_runs(state_dtype: str) -> dict[tuple[str, float, float], Curves]:
+    runs: dict[tuple[str, float, float], Curves] = {}
+    for metrics in sorted((RESULTS / "compact" / state_dtype / "runs").glob("*/metrics.jsonl")):
+        # main's run directories end in a hash of the run's configuration since this was run
+        pattern = rf"(\w+)-ADADELTA-rho(.+)-eps(.+)-{state_dtype}-seed(\d+)(?:-[0-9a-f]+)?"
+        match = re.fullmatch(pattern, metrics.parent.name)
+        assert match is not None, metrics
+        activation, rho, eps, seed = match[1], float(match[2]), float(match[3]), int(match[4])
+        errors = [json.loads(line)["test_error"] for line in metrics.read_text().splitlines()]
+        runs.setdefault(_key(activation, rho, eps), {})[seed] = errors
+    return runs
+
+
+def at(curves: Curves | None, epoch: int, seeds: int) -> np.ndarray[Any, Any] | None:
+    """The first ``seeds`` seeds' test errors after ``epoch``, or None if not all are done."""
+    if curves is None:
+        return None
+    values = [curves[s][epoch - 1] for s in range(seeds) if s in curves and len(curves[s]) >= epoch]
+    return np.array(values) if len(values) == seeds else None
+
+
+def cell(values: np.ndarray[Any, Any] | None) -> str:
+    if values is None:
+        return "not run"
+    if values.size == 1:
+        return f"{values[0]:.2f}"
+    return f"{values.mean():.2f} ± {values.std(ddof=1):.2f}"
+
+
+def partial(curves: Curves | None, epoch: int) -> str:
+    """:func:`cell` of the 3 seeds after ``epoch``, or of those that got there, saying how many."""
+    done = [c[epoch - 1] for s, c in sorted((curves or {}).items()) if s < 3 and len(c) >= epoch]
+    if len(done) == 3:
+        return cell(np.array(done))
+    if not done:
+        return "not run"
+    return f"{cell(np.array(done))} ({len(done)} seed{'s' if len(done) > 1 else ''})"
+
+
+def main() -> None:
+    base = float32_runs()
+    compact = {fmt: compact_runs(fmt) for fmt in FORMATS}
+    rerun = compact_runs("float32")  # float32 state run again as the compact states are
+    lines = [
+        "# ADADELTA with compact state beside float32 state (full MNIST, paper network)\n",
+        "float32: `results/*.json` (`adadelta reproduce all --seeds 3` for Figure 1, 1 seed for "
+        "Table 2 and tanh); compact: `results/compact/run.sh FORMAT` (the same settings and "
+        "seeds; one thread). `python benchmarks/compact_accuracy.py` writes this file.\n",
+        "## Table 2: test error % after 6 epochs, ReLU (difference from float32 state)\n",
+        "| eps | rho | float32 | " + " | ".join(FORMATS) + " | float32, run again |",
+        "|---|---|---|" + "---|" * len(FORMATS) + "---|",
+    ]
+    worst = {fmt: 0.0 for fmt in FORMATS}
+    complete = {fmt: True for fmt in FORMATS}
+    bests: dict[str, list[float]] = {fmt: [] for fmt in ("float32", *FORMATS)}
+    for eps in EPSILONS:
+        for rho in RHOS:
+            key = _key("relu", rho, eps)
+            reference = at(base.get(key), 6, 1)
+            assert reference is not None
+            bests["float32"].append(float(reference[0]))
+            row = [f"{eps:g}", f"{rho}", cell(reference)]
+            for fmt in FORMATS:
+                values = at(compact[fmt].get(key), 6, 1)
+                if values is None:
+                    complete[fmt] = False
+                    row.append("not run")
+                    continue
+                difference = float(values[0] - reference[0])
+                worst[fmt] = max(worst[fmt], abs(difference))
+                bests[fmt].append(float(values[0]))
+                row.append(f"{values[0]:.2f} ({difference:+.2f})")
+            again = at(rerun.get(key), 6, 1)
+            row.append("" if again is None else f"{again[0]:.2f} ({again[0] - reference[0]:+.2f})")
+            lines.append("| " + " | ".join(row) + " |")
+    lines += [
+        "",
+        "The last column, where present, is float32 state run again by `results/compact/run.sh "
+        "float32` (one thread, as the compact runs): how far one seed's cell moves from the "
+        "committed float32 run when only the order of floating-point sums changes.",
+        "",
+    ]
+    for fmt in FORMATS:
+        if not complete[fmt]:
+            lines.append(f"- {fmt}: Table 2 incomplete ({len(bests[fmt])} of 12 cells)")
+            continue
+        best_difference = min(bests[fmt]) - min(bests["float32"])
+        every = "met" if worst[fmt] <= 0.3 else "MISSED"
+        best = "met" if abs(best_difference) <= 0.15 else "MISSED"
+        lines.append(
+            f"- {fmt}: {every}: every cell within 0.3 points (largest difference "
+            f"{worst[fmt]:.2f}); {best}: best cell within 0.15 ({min(bests[fmt]):.2f} against "
+            f"{min(bests['float32']):.2f})"
+        )
+
+    lines += [
+        "\n## tanh network, rho 0.95, eps 1e-6: test error % after 6 epochs\n",
+        "| float32 | " + " | ".join(FORMATS) + " |",
+        "|---|" + "---|" * len(FORMATS),
+    ]
+    key = _key("tanh", 0.95, 1e-6)
+    reference = at(base.get(key), 6, 1)
+    assert reference is not None
+    row, verdicts = [cell(reference)], []
+    for fmt in FORMATS:
+        values = at(compact[fmt].get(key), 6, 1)
+        row.append(cell(values))
+        if values is not None:
+            difference = float(values[0] - reference[0])
+            ok = abs(difference) <= 0.15
+            verdicts.append(
+                f"- {fmt}: {'met' if ok else 'MISSED'}: within 0.15 ({difference:+.2f})"
+            )
+        else:
+            verdicts.append(f"- {fmt}: not run")
+    lines += ["| " + " | ".join(row) + " |", "", *verdicts]
+
+    lines += [
+        "\n## Figure 1's ADADELTA (rho 0.95, eps 1e-6), ReLU: test error % by epoch, 3 seeds\n",
+        "| state | " + " | ".join(f"ep {e}" for e in MARKS) + " |",
+        "|---|" + "---|" * len(MARKS),
+    ]
+    key = _key("relu", 0.95, 1e-6)
+    lines.append("| float32 | " + " | ".join(cell(at(base.get(key), e, 3)) for e in MARKS) + " |")
+    for fmt in FORMATS:
+        lines.append(
+            f"| {fmt} | " + " | ".join(partial(compact[fmt].get(key), e) for e in MARKS) + " |"
+        )
+    lines.append("")
+    reference = at(base.get(key), 50, 3)
+    assert reference is not None
+    tolerance = max(0.1, float(reference.std(ddof=1)))
+    for fmt in FORMATS:
+        curves = compact[fmt].get(key, {})
+        values = at(curves, 50, 3)
+        if values is None:
+            done = {s: len(c) for s, c in sorted(curves.items())}
+            lines.append(f"- {fmt}: not complete (epochs done per seed: {done or 'none'})")
+            continue
+        difference = float(values.mean() - reference.mean())
+        ok = abs(difference) <= tolerance
+        lines.append(
+            f"- {fmt}: {'met' if ok else 'MISSED'}: epoch-50 mean within max(0.1, float32's std) "
+            f"= {tolerance:.2f} ({difference:+.2f})"
+        )
+    out = RESULTS / "compact" / "accuracy.md"
+    out.write_text("\n".join(lines) + "\n")
+    print(out.read_text())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,660 @@
+r"""Compact ADADELTA state: E[g^2] and E[dx^2] kept in 16 or 8 bits per value instead of 32.
+
+Two formats (``Adadelta(params, state_dtype=...)``), both for float32 parameters; the arithmetic
+is float32, as with float32 state, and only the stored state is narrower:
+
+- ``"bfloat16"``: each value as a bfloat16, the top half of its float32 bits (a ``uint16``
+  array, since NumPy has no bfloat16). 4 bytes of state per parameter instead of 8.
+- ``"float8"``: each value as an unsigned 8-bit float with 5 exponent and 3 mantissa bits (a
+  ``uint8`` code), times a float32 scale per block of :data:`BLOCK` elements (the block's
+  largest value over 1.875, the largest code). Code ``c`` is ``(1 + m/8) 2^(e-31)`` for
+  ``e = c >> 3 >= 1``, ``m = c & 7``, and ``m/8 2^-30`` for ``e = 0`` (0 included): every code
+  is within 12.5% of its neighbours over 9 decades below the block's largest value, which is
+  what E[dx^2] needs (it spans many orders of magnitude inside one tensor, down to the eps
+  scale). 2.03 bytes of state per parameter. ``benchmarks/compact_error.py`` measures this
+  code against linear codes, a linear code of the square root and bitsandbytes' dynamic map
+  on the paper's network; the README's "Compact state" says why it was chosen.
+
+Writing a value back rounds it **stochastically**: up with probability equal to its distance
+from the code below, in units of the gap to the code above, so that the stored value is
+unbiased. (Round-to-nearest would freeze a running average whose increments are smaller than
+half a code's gap: with rho = 0.99 an E[g^2] moves by at most 1% a step, less than half of
+bfloat16's 0.8%-to-0.4% gaps.) The 16 random bits for each stored value come from a
+counter-based hash of the parameter's ``seed`` (in its state), its ``step`` and the element's
+index: a 32-bit key from (seed, step) by splitmix64's finalizer, then per element a 32-bit
+integer hash (``lowbias32``) of the key and the index, 16 bits for each state. Runs are
+reproducible, each element's bits are independent of how the work is split over threads, and a
+run resumed from a state dict draws the same bits. (Indices wrap at 2**32.)
+
+The reference (``fused = False`` and arrays that are not contiguous) is :func:`reference_step`:
+:func:`adadelta.rules.adadelta` applied to the dequantized state, the result written back with
+:func:`quantize`. The fused loops (:func:`_adadelta_bfloat16`, :func:`_adadelta_float8`) do the
+same in one pass over the arrays, with no temporaries beyond a block's 2 x 256 values (float8).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numba
+import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
+
+from adadelta import rules
+from adadelta.kernels.parallel import _address, _chunk, _chunks, _launch, _threads
+
+FloatArray = rules.FloatArray
+StateDict = dict[str, Any]
+
+FORMATS = ("bfloat16", "float8")
+BLOCK = 256  # elements per scale of the float8 format
+FLOAT8_MAX = 1.875  # the largest float8 code's value: (1 + 7/8) 2^0
+_CODES = {"bfloat16": np.dtype(np.uint16), "float8": np.dtype(np.uint8)}
+_SCALES = {"E_g2": "E_g2_scale", "E_dx2": "E_dx2_scale"}  # float8's per-block scales
+_MASK64 = (1 << 64) - 1
+_GOLDEN = 0x9E3779B97F4A7C15
+_MIX1, _MIX2 = 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
+NEAREST = 0x8000  # the rounding bits of round-to-nearest: half a gap
+
+# --- the random bits: a 32-bit hash of (key, element index), the key from (seed, step) ---
+
+
+def _mix(z: int) -> int:
+    z &= _MASK64
+    z = ((z ^ (z >> 30)) * _MIX1) & _MASK64
+    z = ((z ^ (z >> 27)) * _MIX2) & _MASK64
+    return z ^ (z >> 31)
+
+
+def parameter_seed(seed: int, position: int) -> int:
+    """The seed that parameter ``position`` of an optimizer built with ``seed`` keeps in its
+    state (63 bits, so that it is a non-negative int64)."""
+    return _mix(_mix(seed * _GOLDEN + 1) + position) >> 1
+
+
+_WEYL, _LOWBIAS1, _LOWBIAS2 = 0x9E3779B9, 0x7FEB352D, 0x846CA68B
+
+
+def stream_key(seed: int, step: int) -> int:
+    """The 32-bit key of the random bits that the step after ``step`` steps of a parameter
+    draws."""
+    return _mix(seed ^ _mix((step + 1) * _GOLDEN)) >> 32
+
+
+def random_bits(key: int, n: int) -> np.ndarray[Any, np.dtype[np.uint64]]:
+    """32 random bits for each of the elements ``0..n-1`` under ``key``: bits 0-15 round the
+    element's E[g^2], bits 16-31 its E[dx^2]."""
+    z = np.uint32(key) ^ (np.arange(n, dtype=np.uint32) * np.uint32(_WEYL))
+    z = (z ^ (z >> np.uint32(16))) * np.uint32(_LOWBIAS1)
+    bits: np.ndarray[Any, np.dtype[np.uint64]] = (z ^ (z >> np.uint32(15))).astype(np.uint64)
+    return bits
+
+
+# --- the formats in NumPy: the reference ---
+
+
+def _float8_value(codes: np.ndarray[Any, Any]) -> np.ndarray[Any, np.dtype[np.float32]]:
+    c = codes.astype(np.uint32)
+    normal = ((c + 768) << 20).view(np.float32)  # exponent field e + 96, mantissa m
+    return np.where(c >= 8, normal, c.astype(np.float32) * np.float32(2.0**-33))
+
+
+FLOAT8_VALUES = _float8_value(np.arange(256, dtype=np.uint8))  # code -> value
+
+
+def dequantize(state: Mapping[str, Any], key: str, state_dtype: str) -> FloatArray:
+    """The float32 values of state array ``key`` (``"E_g2"`` or ``"E_dx2"``)."""
+    codes = state[key]
+    if state_dtype == "bfloat16":
+        return (codes.astype(np.uint32) << 16).view(np.float32)  # type: ignore[no-any-return]
+    flat = _float8_value(codes.ravel())
+    scales = np.repeat(state[_SCALES[key]], BLOCK)[: flat.size]
+    return (scales * flat).reshape(codes.shape)  # type: ignore[no-any-return]
+
+
+def quantize(
+    values: FloatArray, bits: np.ndarray[Any, Any] | int, state_dtype: str
+) -> dict[str, np.ndarray[Any, Any]]:
+    """Codes (and float8's scales) of the float32 ``values``, rounded up with the probability
+    ``bits / 2**16`` of the way to the next code (``bits``: 16-bit integers, one per element,
+    or :data:`NEAREST` for round-to-nearest): ``{"codes": ..., "scales": ...}``."""
+    v = np.ascontiguousarray(values, np.float32)
+    r = np.asarray(bits, np.uint64) & np.uint64(0xFFFF)
+    u = v.view(np.uint32).astype(np.uint64)
+    if state_dtype == "bfloat16":
+        return {"codes": ((u + r) >> np.uint64(16)).astype(np.uint16)}
+    flat, n = v.ravel(), v.size
+    blocks = -(-n // BLOCK)
+    padded = np.zeros(blocks * BLOCK, np.float32)
+    padded[:n] = flat
+    scales = padded.reshape(blocks, BLOCK).max(axis=1) / np.float32(FLOAT8_MAX)
+    inverse = np.zeros_like(scales)
+    np.divide(np.float32(1), scales, out=inverse, where=scales > 0)
+    q = (padded.reshape(blocks, BLOCK) * inverse[:, None]).ravel()[:n]
+    return {"codes": _encode_float8(q, r.ravel()).reshape(v.shape), "scales": scales}
+
+
+def _encode_float8(q: Any, r: Any) -> Any:
+    u = q.view(np.uint32).astype(np.uint64)
+    normal = np.minimum((u + (r << np.uint64(4))) >> np.uint64(20), 1023) - 768
+    subnormal = q * np.float32(2.0**33) + r.astype(np.float32) * np.float32(2.0**-16)
+    return np.where(u < (97 << 23), subnormal.astype(np.int64), normal).astype(np.uint8)
+
+
+def _store(state: StateDict, key: str, values: FloatArray, bits: Any, state_dtype: str) -> None:
+    stored = quantize(values, bits, state_dtype)
+    state[key] = stored["codes"]
+    if state_dtype == "float8":
+        state[_SCALES[key]] = stored["scales"]
+
+
+def reference_step(
+    x: FloatArray,
+    g: FloatArray,
+    state: StateDict,
+    state_dtype: str,
+    hyper: Mapping[str, Any],
+    *,
+    stochastic: bool = True,
+) -> None:
+    """One step in place: :func:`adadelta.rules.adadelta` on the dequantized state, the new
+    state written back rounded once (stochastically, or to nearest without ``stochastic``)."""
+    record = rules.AdadeltaState(
+        state["step"],
+        dequantize(state, "E_g2", state_dtype),
+        dequantize(state, "E_dx2", state_dtype),
+    )
+    new_x, new = rules.adadelta(x, g, record, **hyper)
+    x[...] = new_x
+    if stochastic:
+        bits = random_bits(stream_key(state["seed"], state["step"]), x.size)
+        bits_g, bits_dx = bits & np.uint64(0xFFFF), bits >> np.uint64(16)
+    else:
+        bits_g = bits_dx = np.full(x.size, NEAREST, np.uint64)
+    assert new.E_g2 is not None and new.E_dx2 is not None
+    _store(state, "E_g2", new.E_g2, bits_g.reshape(x.shape), state_dtype)
+    _store(state, "E_dx2", new.E_dx2, bits_dx.reshape(x.shape), state_dtype)
+    state["step"] += 1
+
+
+def empty_state(x: FloatArray, state_dtype: str) -> dict[str, np.ndarray[Any, Any]]:
+    """Zero E[g^2] and E[dx^2] of parameter ``x`` in ``state_dtype``."""
+    arrays: dict[str, np.ndarray[Any, Any]] = {
+        key: np.zeros(x.shape, _CODES[state_dtype]) for key in ("E_g2", "E_dx2")
+    }
+    if state_dtype == "float8":
+        for key in ("E_g2", "E_dx2"):
+            arrays[_SCALES[key]] = np.zeros(-(-x.size // BLOCK), np.float32)
+    return arrays
+
+
+# --- state dicts: which format, checks, conversion ---
+
+
+def format_of(saved: Any) -> str | None:
+    """The format of one parameter's saved state: ``"bfloat16"``, ``"float8"``, or None (float
+    arrays, no arrays yet, or something that the checks will refuse)."""
+    if not isinstance(saved, Mapping):
+        return None
+    value = saved.get("E_g2", saved.get("E_dx2"))
+    if not isinstance(value, np.ndarray):
+        return None
+    for name, dtype in _CODES.items():
+        if value.dtype == dtype:
+            return name
+    return None
+
+
+def checked_state(
+    where: str, saved: Mapping[str, Any], p: FloatArray, state_dtype: str
+) -> StateDict:
+    """A copy of one parameter's saved compact state, after checking every entry."""
+    arrays = ["E_g2", "E_dx2", *(_SCALES.values() if state_dtype == "float8" else ())]
+    expected = {"step", "seed", *arrays}
+    if set(saved) not in (expected, {"step"}):
+        raise ValueError(f"{where}: has keys {sorted(saved)}, expected {sorted(expected)}")
+    state: StateDict = {}
+    for key in ("step", "seed"):
+        if key not in saved:
+            continue
+        value = saved[key]
+        if isinstance(value, np.ndarray) and value.shape == ():
+            value = value.item()
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, np.integer))
+            or not 0 <= value < 1 << 63
+        ):
+            raise ValueError(f"{where}: {key!r} must be a non-negative integer, got {value!r}")
+        state[key] = int(value)
+    for key in arrays:
+        if key not in saved:
+            continue
+        value = saved[key]
+        scales = key in _SCALES.values()
+        shape = (-(-p.size // BLOCK),) if scales else p.shape
+        dtype = np.dtype(np.float32) if scales else _CODES[state_dtype]
+        if not isinstance(value, np.ndarray) or value.shape != shape or value.dtype != dtype:
+            raise ValueError(
+                f"{where}: {key!r} must be a {dtype} array of shape {shape} for "
+                f"state_dtype={state_dtype!r}, got "
+                f"{type(value).__name__ if not isinstance(value, np.ndarray) else value.dtype} "
+                f"{getattr(value, 'shape', '')}"
+            )
+        if scales and not (np.isfinite(value).all() and (value >= 0).all()):
+            raise ValueError(f"{where}: {key!r} must hold finite, non-negative scales")
+        if state_dtype == "bfloat16" and not scales and (value >= 0x7F80).any():
+            raise ValueError(f"{where}: {key!r} holds NaN, infinity or negative values")
+        state[key] = value.copy()
+    return state
+
+
+def convert_state(
+    state_dict: Mapping[str, Any], state_dtype: str | None, *, seed: int = 0
+) -> dict[str, Any]:
+    """``state_dict`` of an :class:`adadelta.Adadelta` with its state in another format: a new
+    dict that an optimizer built with ``state_dtype`` loads (``None``: float32 arrays, the
+    default optimizer's; ``"bfloat16"``, ``"float8"``). Values are rounded once, to nearest;
+    converting to float32 is exact. Parameters that get compact state for the first time get
+    the seed that an optimizer built with ``seed`` gives them; others keep theirs."""
+    if state_dtype is not None and state_dtype not in FORMATS:
+        raise ValueError(
+            f"Invalid state_dtype value: {state_dtype!r} (must be None or one of {list(FORMATS)})"
+        )
+    if not isinstance(state_dict, Mapping) or set(state_dict) != {"state", "param_groups"}:
+        raise ValueError("state dict: expected a dict with exactly 'state' and 'param_groups'")
+    converted: dict[int, StateDict] = {}
+    for i, saved in state_dict["state"].items():
+        source = format_of(saved)
+        state: StateDict = {"step": int(saved["step"])}
+        if "E_g2" in saved:
+            values = {
+                key: saved[key].astype(np.float32)
+                if source is None
+                else dequantize(saved, key, source)
+                for key in ("E_g2", "E_dx2")
+            }
+            if state_dtype is None:
+                state.update(values)
+            else:
+                for key, value in values.items():
+                    _store(state, key, value, NEAREST, state_dtype)
+        if state_dtype is not None:
+            state["seed"] = int(saved.get("seed", parameter_seed(seed, i)))
+        converted[i] = state
+    groups = [dict(group) for group in state_dict["param_groups"]]
+    return {"state": converted, "param_groups": groups}
+
+
+# --- the fused loops ---
+
+
+@intrinsic
+def _bits(typingctx: Any, value: Any) -> Any:
+    """The bits of a float32 as an unsigned 32-bit integer."""
+    signature = types.uint32(types.float32)
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        return builder.bitcast(args[0], ir.IntType(32))
+
+    return signature, codegen
+
+
+@intrinsic
+def _float(typingctx: Any, bits: Any) -> Any:
+    """The float32 whose bits are an unsigned 32-bit integer."""
+    signature = types.float32(types.uint32)
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        return builder.bitcast(args[0], ir.FloatType())
+
+    return signature, codegen
+
+
+# The integer work of the loops, written in LLVM's 32-bit integers: Numba would widen every
+# integer operation to 64 bits, and LLVM then vectorizes 8 lanes to a register instead of 16
+# (and multiplies 64-bit lanes, three times the cost).
+_I32 = ir.IntType(32)
+
+
+def _i32(builder: Any, value: Any, typ: Any) -> Any:
+    """An integer argument as an LLVM i32."""
+    width = typ.bitwidth
+    if width == 32:
+        return value
+    if width > 32:
+        return builder.trunc(value, _I32)
+    return builder.zext(value, _I32)
+
+
+def _constant(value: int) -> Any:
+    return ir.Constant(_I32, value)
+
+
+@intrinsic
+def _random(typingctx: Any, key: Any, index: Any) -> Any:
+    """:func:`random_bits` of element ``index`` under ``key``, as a uint32."""
+    signature = types.uint32(key, index)
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        z = _i32(builder, args[0], sig.args[0])
+        z = builder.xor(z, builder.mul(_i32(builder, args[1], sig.args[1]), _constant(_WEYL)))
+        z = builder.mul(builder.xor(z, builder.lshr(z, _constant(16))), _constant(_LOWBIAS1))
+        return builder.xor(z, builder.lshr(z, _constant(15)))
+
+    return signature, codegen
+
+
+@intrinsic
+def _half(typingctx: Any, bits: Any, high: Any) -> Any:
+    """The low (``high`` False) or high 16 bits of a uint32, as a uint32."""
+    signature = types.uint32(bits, high)
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        z = _i32(builder, args[0], sig.args[0])
+        low, high_bits = builder.and_(z, _constant(0xFFFF)), builder.lshr(z, _constant(16))
+        return builder.select(args[1], high_bits, low)
+
+    return signature, codegen
+
+
+@intrinsic
+def _to_bfloat16(typingctx: Any, value: Any, r: Any) -> Any:
+    """A float32 rounded to bfloat16 bits (uint16), up with the probability ``r / 2**16`` of the
+    way to the next bfloat16 (``r``: 16 bits)."""
+    signature = types.uint16(types.float32, r)
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        u = builder.bitcast(args[0], _I32)
+        rounded = builder.lshr(builder.add(u, _i32(builder, args[1], sig.args[1])), _constant(16))
+        return builder.trunc(rounded, ir.IntType(16))
+
+    return signature, codegen
+
+
+@intrinsic
+def _from_bfloat16(typingctx: Any, code: Any) -> Any:
+    """The float32 of bfloat16 bits."""
+    signature = types.float32(code)
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        u = builder.shl(_i32(builder, args[0], sig.args[0]), _constant(16))
+        return builder.bitcast(u, ir.FloatType())
+
+    return signature, codegen
+
+
+@intrinsic
+def _decode8(typingctx: Any, code: Any) -> Any:
+    """The value of a float8 code (before its block's scale)."""
+    signature = types.float32(code)
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        c = _i32(builder, args[0], sig.args[0])
+        normal = builder.bitcast(
+            builder.shl(builder.add(c, _constant(768)), _constant(20)), ir.FloatType()
+        )
+        subnormal = builder.fmul(
+            builder.sitofp(c, ir.FloatType()), ir.Constant(ir.FloatType(), 2.0**-33)
+        )
+        return builder.select(builder.icmp_unsigned(">=", c, _constant(8)), normal, subnormal)
+
+    return signature, codegen
+
+
+@intrinsic
+def _encode8(typingctx: Any, q: Any, r: Any) -> Any:
+    """The float8 code (uint8) of ``q``, a value over its block's scale, rounded up with the
+    probability ``r / 2**16`` of the way to the next code (``r``: 16 bits)."""
+    signature = types.uint8(types.float32, r)
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        f32 = ir.FloatType()
+        q, bits = args[0], _i32(builder, args[1], sig.args[1])
+        u = builder.bitcast(q, _I32)
+        shifted = builder.lshr(builder.add(u, builder.shl(bits, _constant(4))), _constant(20))
+        over = builder.icmp_unsigned(">", shifted, _constant(1023))
+        normal = builder.sub(builder.select(over, _constant(1023), shifted), _constant(768))
+        fraction = builder.fmul(builder.sitofp(bits, f32), ir.Constant(f32, 2.0**-16))
+        scaled = builder.fadd(builder.fmul(q, ir.Constant(f32, 2.0**33)), fraction)
+        subnormal = builder.fptosi(scaled, _I32)
+        code = builder.select(builder.icmp_unsigned("<", u, _constant(97 << 23)), subnormal, normal)
+        return builder.trunc(code, ir.IntType(8))
+
+    return signature, codegen
+
+
+_F8_MAX, _ONE, _ZERO = np.float32(FLOAT8_MAX), np.float32(1), np.float32(0)
+_NEAREST2 = np.uint32(NEAREST | NEAREST << 16)
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _update(
+    xi: Any,
+    gi: Any,
+    Eg_old: Any,
+    Edx: Any,
+    c: Any,
+    t: int,
+    maximize: bool,
+    weight_decay: bool,
+    decoupled: bool,
+) -> tuple[Any, Any, Any]:
+    """The float32 kernel's arithmetic (``adadelta.kernels.loops``): new x, E[g^2], E[dx^2]."""
+    lr, rho, one_minus_rho, eps, wd = c[t, 0], c[t, 1], c[t, 2], c[t, 3], c[t, 4]
+    if maximize:
+        gi = -gi
+    if weight_decay:
+        if decoupled:
+            xi = xi - xi * wd * lr
+        else:
+            gi = gi + wd * xi
+    Eg = rho * Eg_old + one_minus_rho * gi * gi
+    dx = -np.sqrt((Edx + eps) / (Eg + eps)) * gi
+    return xi + lr * dx, Eg, rho * Edx + one_minus_rho * dx * dx
+
+
+@numba.njit(cache=True, error_model="numpy", parallel=True)
+def _adadelta_bfloat16(
+    addresses: Any,
+    chunks: Any,
+    c: Any,
+    keys: Any,
+    stochastic: bool,
+    codes: Any,
+    maximize: bool,
+    weight_decay: bool,
+    decoupled: bool,
+) -> None:
+    # addresses rows: x, g, E[g^2], E[dx^2] (bfloat16 bits); c columns: lr, rho, 1 - rho, eps,
+    # weight_decay; keys[t]: the key of array t's random bits this step
+    for k in numba.prange(chunks.shape[0]):
+        t, start, end = chunks[k, 0], chunks[k, 1], chunks[k, 2]
+        x, g = _chunk(addresses, 0, t, start, end, c), _chunk(addresses, 1, t, start, end, c)
+        E_g2 = _chunk(addresses, 2, t, start, end, codes)
+        E_dx2 = _chunk(addresses, 3, t, start, end, codes)
+        key = keys[t]
+        for i in range(end - start):
+            Eg_old = _from_bfloat16(E_g2[i])  # type: ignore[call-arg, var-annotated]
+            Edx = _from_bfloat16(E_dx2[i])
+            x[i], Eg, Edx = _update(
+                x[i], g[i], Eg_old, Edx, c, t, maximize, weight_decay, decoupled
+            )
+            r = _random(key, start + i) if stochastic else _NEAREST2
+            E_g2[i] = _to_bfloat16(Eg, _half(r, False))
+            E_dx2[i] = _to_bfloat16(Edx, _half(r, True))
+
+
+@numba.njit(cache=True, error_model="numpy", parallel=True)
+def _adadelta_float8(
+    addresses: Any,
+    chunks: Any,
+    sizes: Any,
+    c: Any,
+    keys: Any,
+    stochastic: bool,
+    codes: Any,
+    maximize: bool,
+    weight_decay: bool,
+    decoupled: bool,
+) -> None:
+    # addresses rows: x, g, E[g^2], E[dx^2] (float8 codes), their scales; chunks in blocks
+    for k in numba.prange(chunks.shape[0]):
+        t, first, last = chunks[k, 0], chunks[k, 1], chunks[k, 2]
+        start, end = first * BLOCK, min(last * BLOCK, sizes[t])
+        x, g = _chunk(addresses, 0, t, start, end, c), _chunk(addresses, 1, t, start, end, c)
+        E_g2 = _chunk(addresses, 2, t, start, end, codes)
+        E_dx2 = _chunk(addresses, 3, t, start, end, codes)
+        scale_g = _chunk(addresses, 4, t, first, last, c)
+        scale_dx = _chunk(addresses, 5, t, first, last, c)
+        new_g = np.empty(BLOCK, np.float32)  # a block's new values, before its new scale is known
+        new_dx = np.empty(BLOCK, np.float32)
+        key = keys[t]
+        for b in range(last - first):
+            lo = b * BLOCK
+            n = min(BLOCK, end - start - lo)
+            xb, gb = x[lo : lo + n], g[lo : lo + n]
+            codes_g, codes_dx = E_g2[lo : lo + n], E_dx2[lo : lo + n]
+            sg, sdx = scale_g[b], scale_dx[b]
+            # the largest new values, as bits: the order of non-negative floats' bits is theirs
+            max_g, max_dx = np.uint32(0), np.uint32(0)
+            for i in range(n):
+                Eg_old = sg * _decode8(codes_g[i])  # type: ignore[call-arg]
+                Edx = sdx * _decode8(codes_dx[i])
+                xb[i], Eg, Edx = _update(
+                    xb[i], gb[i], Eg_old, Edx, c, t, maximize, weight_decay, decoupled
+                )
+                new_g[i], new_dx[i] = Eg, Edx
+                max_g = max(max_g, _bits(Eg))
+                max_dx = max(max_dx, _bits(Edx))
+            sg = _float(max_g) / _F8_MAX  # type: ignore[call-arg]
+            sdx = _float(max_dx) / _F8_MAX
+            scale_g[b], scale_dx[b] = sg, sdx
+            inv_g = _ONE / sg if sg > _ZERO else _ZERO
+            inv_dx = _ONE / sdx if sdx > _ZERO else _ZERO
+            base = start + lo
+            for i in range(n):
+                r = _random(key, base + i) if stochastic else _NEAREST2
+                codes_g[i] = _encode8(new_g[i] * inv_g, _half(r, False))
+                codes_dx[i] = _encode8(new_dx[i] * inv_dx, _half(r, True))
+
+
+# --- the optimizer's side ---
+
+_CODE_LIKE = {name: np.zeros(1, dtype) for name, dtype in _CODES.items()}
+
+
+def _fusable(x: FloatArray) -> bool:
+    flags = x.flags
+    return bool(x.dtype == np.float32 and flags.c_contiguous and flags.aligned and flags.writeable)
+
+
+class _Batch:
+    """The arrays of one group that one compiled call updates: their address table and chunks,
+    kept while the states hold the same arrays."""
+
+    def __init__(self, state_dtype: str, params: Sequence[FloatArray], states: Sequence[StateDict]):
+        self.params, self.states = list(params), list(states)
+        keys = ["E_g2", "E_dx2"] + (list(_SCALES.values()) if state_dtype == "float8" else [])
+        self.watched = [(s, key, s[key]) for s in states for key in keys]
+        self.addresses = np.array(
+            [[_address(x) for x in params], [0] * len(params)]
+            + [[_address(s[key]) for s in states] for key in keys],
+            np.intp,
+        )
+        self.sizes = np.array([x.size for x in params], np.intp)
+        self.elements = int(self.sizes.sum())
+        units = self.sizes if state_dtype == "bfloat16" else -(-self.sizes // BLOCK)
+        self.chunks = _chunks(units, _threads(self.elements))
+
+    def current(self, params: Sequence[FloatArray], states: Sequence[StateDict]) -> bool:
+        return (
+            len(params) == len(self.params)
+            and all(p is q and p.flags.writeable for p, q in zip(params, self.params, strict=True))
+            and all(s is t for s, t in zip(states, self.states, strict=True))
+            and all(s.get(key) is a for s, key, a in self.watched)
+        )
+
+
+class Stepper:
+    """Steps an :class:`adadelta.Adadelta`'s parameters whose state is compact: one compiled
+    call per group for the contiguous float32 arrays, :func:`reference_step` for the others
+    (and for all with ``fused = False``). ``stochastic = False`` rounds to nearest instead (a
+    hook for the tests)."""
+
+    def __init__(self, state_dtype: str, seed: int) -> None:
+        self.state_dtype, self.seed = state_dtype, seed
+        self.stochastic = True
+        self._batches: dict[int, _Batch] = {}  # group index -> its batch
+
+    def step(
+        self,
+        groups: Sequence[Mapping[str, Any]],
+        leaves: Sequence[Sequence[FloatArray]],
+        states: Sequence[StateDict],
+        grads: Sequence[Sequence[FloatArray]],
+        fused: bool,
+    ) -> None:
+        position = 0
+        for g, (group, params) in enumerate(zip(groups, leaves, strict=True)):
+            hyper = {k: group[k] for k in ("lr", "rho", "eps", "weight_decay")}
+            hyper.update(
+                decoupled_weight_decay=group["decoupled_weight_decay"], maximize=group["maximize"]
+            )
+            group_states = states[position : position + len(params)]
+            for i, state in enumerate(group_states):
+                if "E_g2" not in state:
+                    state.update(empty_state(params[i], self.state_dtype))
+                state.setdefault("seed", parameter_seed(self.seed, position + i))
+            position += len(params)
+            fusable = [i for i, x in enumerate(params) if fused and _fusable(x)]
+            for i in range(len(params)):
+                if i not in fusable:
+                    reference_step(
+                        params[i],
+                        grads[g][i],
+                        group_states[i],
+                        self.state_dtype,
+                        hyper,
+                        stochastic=self.stochastic,
+                    )
+            if fusable:
+                self._fused_step(
+                    g,
+                    hyper,
+                    [params[i] for i in fusable],
+                    [group_states[i] for i in fusable],
+                    [grads[g][i] for i in fusable],
+                )
+
+    def _fused_step(
+        self,
+        g: int,
+        hyper: Mapping[str, Any],
+        params: list[FloatArray],
+        states: list[StateDict],
+        grads: list[FloatArray],
+    ) -> None:
+        batch = self._batches.get(g)
+        if batch is None or not batch.current(params, states):
+            batch = self._batches[g] = _Batch(self.state_dtype, params, states)
+        contiguous = [np.ascontiguousarray(gr) for gr in grads]  # held until the call ends
+        batch.addresses[1] = [_address(gr) for gr in contiguous]
+        rho, wd = hyper["rho"], hyper["weight_decay"]
+        row = [hyper["lr"], rho, 1 - rho, hyper["eps"], wd]
+        c = np.array([row] * len(params), np.float32)
+        keys = np.array([stream_key(s["seed"], s["step"]) for s in states], np.uint64)
+        flags = (hyper["maximize"], wd != 0, hyper["decoupled_weight_decay"])
+        like = _CODE_LIKE[self.state_dtype]
+        if self.state_dtype == "bfloat16":
+            arguments: tuple[Any, ...] = (batch.addresses, batch.chunks, c)
+            kernel: Any = _adadelta_bfloat16
+        else:
+            arguments = (batch.addresses, batch.chunks, batch.sizes, c)
+            kernel = _adadelta_float8
+        _launch(kernel, batch.elements, *arguments, keys, self.stochastic, like, *flags)
+        for s in states:
+            s["step"] += 1
