@@ -35,6 +35,12 @@ both ways with ``torch.optim.Adadelta``) and parameter groups. What differs:
   ``torch.compile`` the step is PyTorch's, traced like ``torch.optim.Adadelta``'s (its
   ``_init_group`` has the signature that TorchDynamo expects), so it compiles to what
   PyTorch's compiles to.
+- Compact state (``state_dtype="bfloat16"`` or ``"float8"``, keyword-only, with ``seed``;
+  contiguous float32 CPU parameters only): ``square_avg`` and ``acc_delta`` kept as the codes
+  of :mod:`adadelta.kernels.compact` (uint16, or uint8 plus float32 ``*_scale`` tensors), an
+  int64 ``step`` and the parameter's ``seed``; the step is :class:`adadelta.Adadelta`'s with the
+  same state, bit for bit, and under ``torch.compile`` a graph break (it runs uncompiled).
+  :func:`convert_state` moves state dicts to and from ``torch.optim.Adadelta``'s float32 ones.
 - Validation: the hyperparameters are checked in ``add_param_group`` and ``load_state_dict``
   too (PyTorch checks only the constructor's), with PyTorch's messages, e.g.
   ``Invalid rho value: 1.5``.
@@ -118,7 +124,9 @@ class Adadelta(torch.optim.Optimizer):
     state ``acc_delta`` (:math:`E[\Delta x^2]`). The arguments are those of
     ``torch.optim.Adadelta``; note PyTorch's defaults (``rho=0.9``, ``lr=1.0``), not the paper's
     ``rho=0.95``. ``fused``: ``None`` (the default) and ``True`` use the fused kernels where
-    they apply, ``False`` PyTorch's own code everywhere.
+    they apply, ``False`` PyTorch's own code everywhere (with compact state: the NumPy
+    reference, :func:`adadelta.kernels.compact.reference_step`). ``state_dtype`` (None,
+    ``"bfloat16"``, ``"float8"``) and ``seed``: compact state, as :class:`adadelta.Adadelta`'s.
     """
 
     def __init__(
