@@ -261,6 +261,41 @@ def test_save_into_a_missing_folder_names_the_target(tmp_path: Path) -> None:
     assert ".tmp" not in str(error.value)
 
 
+def _nested(depth: int) -> Any:
+    tree: Any = np.ones(2)
+    for i in range(depth):
+        tree = [tree] if i % 3 == 0 else ({"k": tree} if i % 3 == 1 else (tree,))
+    return tree
+
+
+def test_a_tree_nested_too_deeply_is_refused_by_save_before_writing(tmp_path: Path) -> None:
+    # was: RecursionError from deep inside the encoder (a cyclic list did the same)
+    target = tmp_path / "ckpt.npz"
+    adadelta.save(target, _nested(adadelta.checkpoint.MAX_DEPTH))  # the deepest allowed
+    assert_identical(adadelta.load(target), _nested(adadelta.checkpoint.MAX_DEPTH))
+    before = target.read_bytes()
+    cyclic: list[Any] = [np.ones(2)]
+    cyclic.append(cyclic)
+    for tree in (_nested(adadelta.checkpoint.MAX_DEPTH + 1), _nested(5000), cyclic):
+        with pytest.raises(TypeError, match="nested more than 100 deep"):
+            adadelta.save(target, tree)
+        assert target.read_bytes() == before
+        assert sorted(os.listdir(tmp_path)) == ["ckpt.npz"]
+
+
+@pytest.mark.parametrize("depth", [101, 400, 100_000])
+def test_a_checkpoint_nested_too_deeply_is_a_checkpoint_error(tmp_path: Path, depth: int) -> None:
+    # was: RecursionError (JSON parsed, then decoded, one Python frame per level)
+    path = tmp_path / "deep.npz"
+    tree = '{"list": [' * depth + '{"value": 1}' + "]}" * depth
+    skeleton = f'{{"format": "{adadelta.checkpoint.FORMAT}", "tree": {tree}}}'
+    np.savez(path, __structure__=np.array(skeleton))
+    with pytest.raises(CheckpointError, match="nested") as error:
+        adadelta.load(path)
+    assert str(path) in str(error.value)
+    assert not isinstance(error.value.__cause__, RecursionError)
+
+
 @pytest.mark.parametrize("umask", [0o022, 0o002, 0o027, 0o077])
 def test_new_files_get_the_mode_open_gives_under_the_umask(tmp_path: Path, umask: int) -> None:
     old = os.umask(umask)
