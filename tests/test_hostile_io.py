@@ -261,6 +261,17 @@ def test_save_into_a_missing_folder_names_the_target(tmp_path: Path) -> None:
     assert ".tmp" not in str(error.value)
 
 
+def test_save_onto_a_directory_names_the_target_and_leaves_nothing(tmp_path: Path) -> None:
+    # was: IsADirectoryError naming the temporary file, raised after writing it
+    target = tmp_path / "ckpt.npz"
+    (target / "inside").mkdir(parents=True)
+    with pytest.raises(IsADirectoryError) as error:
+        adadelta.save(target, {"w": np.ones(2)})
+    assert error.value.filename == str(target)
+    assert ".tmp" not in str(error.value)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["ckpt.npz", "inside"]
+
+
 def _nested(depth: int) -> Any:
     tree: Any = np.ones(2)
     for i in range(depth):

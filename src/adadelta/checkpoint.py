@@ -17,6 +17,7 @@ removes those of writers that are no longer running.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -74,7 +75,8 @@ def save(path: str | os.PathLike[str], tree: Any) -> None:
     """Write ``tree`` (e.g. ``opt.state_dict()``) to ``path`` atomically.
 
     Nothing is written if ``tree`` holds something that cannot be stored (raises ``TypeError``),
-    including dicts, lists and tuples nested more than :data:`MAX_DEPTH` deep (or in a cycle).
+    including dicts, lists and tuples nested more than :data:`MAX_DEPTH` deep (or in a cycle);
+    a ``path`` that is a directory raises ``IsADirectoryError`` naming it.
     """
     arrays: dict[str, np.ndarray[Any, Any]] = {}
     skeleton = {"format": FORMAT, "tree": _encode(tree, arrays, 0)}
@@ -93,8 +95,11 @@ def atomic_write(target: Path, write: Callable[[IO[bytes]], object]) -> None:
 
     The new file gets the mode of the file it replaces, else the one ``open()`` gives under the
     umask. Temporary files of earlier writers of ``target`` on this host that are no longer
-    running (killed mid-write) are removed first.
+    running (killed mid-write) are removed first. A ``target`` that is a directory raises
+    ``IsADirectoryError`` naming it, before anything is written.
     """
+    if target.is_dir():  # os.replace would fail after writing, naming the temporary file
+        raise IsADirectoryError(errno.EISDIR, "cannot replace a directory", str(target))
     _remove_stale_temporaries(target)
     tmp = target.parent / f".{target.name}.{_HOST}-{os.getpid()}-{secrets.token_hex(4)}.tmp"
     try:
