@@ -32,7 +32,7 @@ import adadelta
 from adadelta import CheckpointError
 from adadelta.app import datasets, experiments
 from adadelta.app.datasets import DatasetError, load_mnist, read_idx
-from adadelta.app.trainer import RunMismatchError
+from adadelta.app.trainer import METRICS, RunMismatchError, read_metrics
 from optimizer_matrix import assert_identical
 from test_datasets import (
     SHARED_MNIST,
@@ -259,6 +259,52 @@ def test_save_into_a_missing_folder_names_the_target(tmp_path: Path) -> None:
         adadelta.save(target, {"w": np.ones(2)})
     assert str(target) in str(error.value)
     assert ".tmp" not in str(error.value)
+
+
+def test_save_onto_a_directory_names_the_target_and_leaves_nothing(tmp_path: Path) -> None:
+    # was: IsADirectoryError naming the temporary file, raised after writing it
+    target = tmp_path / "ckpt.npz"
+    (target / "inside").mkdir(parents=True)
+    with pytest.raises(IsADirectoryError) as error:
+        adadelta.save(target, {"w": np.ones(2)})
+    assert error.value.filename == str(target)
+    assert ".tmp" not in str(error.value)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["ckpt.npz", "inside"]
+
+
+def _nested(depth: int) -> Any:
+    tree: Any = np.ones(2)
+    for i in range(depth):
+        tree = [tree] if i % 3 == 0 else ({"k": tree} if i % 3 == 1 else (tree,))
+    return tree
+
+
+def test_a_tree_nested_too_deeply_is_refused_by_save_before_writing(tmp_path: Path) -> None:
+    # was: RecursionError from deep inside the encoder (a cyclic list did the same)
+    target = tmp_path / "ckpt.npz"
+    adadelta.save(target, _nested(adadelta.checkpoint.MAX_DEPTH))  # the deepest allowed
+    assert_identical(adadelta.load(target), _nested(adadelta.checkpoint.MAX_DEPTH))
+    before = target.read_bytes()
+    cyclic: list[Any] = [np.ones(2)]
+    cyclic.append(cyclic)
+    for tree in (_nested(adadelta.checkpoint.MAX_DEPTH + 1), _nested(5000), cyclic):
+        with pytest.raises(TypeError, match="nested more than 100 deep"):
+            adadelta.save(target, tree)
+        assert target.read_bytes() == before
+        assert sorted(os.listdir(tmp_path)) == ["ckpt.npz"]
+
+
+@pytest.mark.parametrize("depth", [101, 400, 100_000])
+def test_a_checkpoint_nested_too_deeply_is_a_checkpoint_error(tmp_path: Path, depth: int) -> None:
+    # was: RecursionError (JSON parsed, then decoded, one Python frame per level)
+    path = tmp_path / "deep.npz"
+    tree = '{"list": [' * depth + '{"value": 1}' + "]}" * depth
+    skeleton = f'{{"format": "{adadelta.checkpoint.FORMAT}", "tree": {tree}}}'
+    np.savez(path, __structure__=np.array(skeleton))
+    with pytest.raises(CheckpointError, match="nested") as error:
+        adadelta.load(path)
+    assert str(path) in str(error.value)
+    assert not isinstance(error.value.__cause__, RecursionError)
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o002, 0o027, 0o077])
@@ -652,6 +698,46 @@ def test_a_damaged_divergence_record_is_a_named_error(
     (result.directory / "diverged.json").write_bytes(content)
     with pytest.raises(error, match="diverged"):
         experiments.run(spec, 2, ctx)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory"])
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning", "ignore:invalid:RuntimeWarning")
+def test_a_planted_fifo_or_directory_in_a_run_is_refused_without_blocking(
+    tmp_path: Path, kind: str
+) -> None:
+    # was: read_metrics and run()'s read of diverged.json opened a FIFO and waited for a
+    # writer for ever; a directory gave IsADirectoryError
+    diverging = experiments.RunSpec.of("SGD", {"lr": 1e12}, "relu", 0)
+    ctx = _ctx(tmp_path, tiny_data(), epochs=1)
+    result = experiments.run(diverging, 1, ctx)
+    assert result.diverged_at_epoch == 1 and result.directory is not None
+    planted = [result.directory / "diverged.json", tmp_path / "other-run" / METRICS]
+    for path in planted:
+        path.unlink(missing_ok=True)
+        path.parent.mkdir(exist_ok=True)
+        os.mkfifo(path) if kind == "fifo" else path.mkdir()
+    previous = signal.signal(signal.SIGALRM, _hang_guard)
+    signal.alarm(10)
+    try:
+        with pytest.raises(CheckpointError, match="not a regular file") as error:
+            experiments.run(diverging, 1, ctx)
+        assert str(planted[0]) in str(error.value)
+        with pytest.raises(CheckpointError, match="not a regular file") as error:
+            read_metrics(planted[1].parent)
+        assert str(planted[1]) in str(error.value)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.parametrize("content", [b'{"epoch": 1', b"[1]\n", b"\xff\n", b"[" * 100_000])
+def test_damaged_metrics_are_a_checkpoint_error_naming_the_file(
+    tmp_path: Path, content: bytes
+) -> None:
+    (tmp_path / METRICS).write_bytes(content)
+    with pytest.raises(CheckpointError, match="corrupt metrics") as error:
+        read_metrics(tmp_path)
+    assert str(tmp_path / METRICS) in str(error.value)
 
 
 def test_every_file_of_a_run_is_written_atomically(

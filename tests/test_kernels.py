@@ -41,7 +41,7 @@ def both_paths(config: OptimizerConfig, params: list[np.ndarray]) -> tuple[Optim
     """The same optimizer twice, on copies of ``params``: fused, and through the rules."""
     fused = config.make([p.copy() for p in params])
     reference = config.make([p.copy() for p in params])
-    assert getattr(fused, "fused", False) and type(fused).kernel is not None  # type: ignore[attr-defined]
+    assert getattr(fused, "fused", False) and type(fused)._kernel is not None  # type: ignore[attr-defined]
     reference.fused = False  # type: ignore[attr-defined]
     return fused, reference
 

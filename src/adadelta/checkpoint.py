@@ -17,6 +17,7 @@ removes those of writers that are no longer running.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -60,6 +61,9 @@ _READ_ERRORS = (
     RuntimeError,  # NotImplementedError and RecursionError included
     OverflowError,
 )
+# The deepest nesting of dicts, lists and tuples a checkpoint may hold (a state dict has 4):
+# deeper trees (or cyclic ones) are refused by save and load before Python's recursion limit.
+MAX_DEPTH = 100
 _HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
 
 
@@ -70,10 +74,12 @@ class CheckpointError(ValueError):
 def save(path: str | os.PathLike[str], tree: Any) -> None:
     """Write ``tree`` (e.g. ``opt.state_dict()``) to ``path`` atomically.
 
-    Nothing is written if ``tree`` holds something that cannot be stored (raises ``TypeError``).
+    Nothing is written if ``tree`` holds something that cannot be stored (raises ``TypeError``),
+    including dicts, lists and tuples nested more than :data:`MAX_DEPTH` deep (or in a cycle);
+    a ``path`` that is a directory raises ``IsADirectoryError`` naming it.
     """
     arrays: dict[str, np.ndarray[Any, Any]] = {}
-    skeleton = {"format": FORMAT, "tree": _encode(tree, arrays)}
+    skeleton = {"format": FORMAT, "tree": _encode(tree, arrays, 0)}
     arrays[_SKELETON] = np.array(json.dumps(skeleton))
 
     def write(f: IO[bytes]) -> None:
@@ -89,8 +95,11 @@ def atomic_write(target: Path, write: Callable[[IO[bytes]], object]) -> None:
 
     The new file gets the mode of the file it replaces, else the one ``open()`` gives under the
     umask. Temporary files of earlier writers of ``target`` on this host that are no longer
-    running (killed mid-write) are removed first.
+    running (killed mid-write) are removed first. A ``target`` that is a directory raises
+    ``IsADirectoryError`` naming it, before anything is written.
     """
+    if target.is_dir():  # os.replace would fail after writing, naming the temporary file
+        raise IsADirectoryError(errno.EISDIR, "cannot replace a directory", str(target))
     _remove_stale_temporaries(target)
     tmp = target.parent / f".{target.name}.{_HOST}-{os.getpid()}-{secrets.token_hex(4)}.tmp"
     try:
@@ -152,11 +161,16 @@ def load(path: str | os.PathLike[str]) -> Any:
                 raise CheckpointError(f"not an adadelta checkpoint (no {_SKELETON!r} entry)")
             if skeleton_array.dtype.kind != "U" or skeleton_array.shape != ():
                 raise CheckpointError(f"{_SKELETON!r} is not a string")
-            skeleton = json.loads(str(skeleton_array))
+            try:
+                skeleton = json.loads(str(skeleton_array))
+            except RecursionError:
+                raise CheckpointError(
+                    f"structure nested too deeply to parse (more than {MAX_DEPTH} levels)"
+                ) from None
             if not isinstance(skeleton, dict) or skeleton.get("format") != FORMAT:
                 raise CheckpointError(f"not an adadelta checkpoint (no {FORMAT!r} marker)")
             unused = set(arrays)
-            tree = _decode(skeleton["tree"], arrays, unused)
+            tree = _decode(skeleton["tree"], arrays, unused, 0)
             if unused:
                 raise CheckpointError(f"entries {sorted(unused)} are not in its structure")
             return tree
@@ -263,15 +277,19 @@ def _parse_npy(name: str, data: bytes) -> np.ndarray[Any, Any]:
     return array
 
 
-def _encode(node: Any, arrays: dict[str, np.ndarray[Any, Any]]) -> Any:
+def _encode(node: Any, arrays: dict[str, np.ndarray[Any, Any]], depth: int) -> Any:
+    if isinstance(node, (dict, list, tuple)) and depth == MAX_DEPTH:
+        raise TypeError(
+            f"cannot save dicts, lists or tuples nested more than {MAX_DEPTH} deep (or in a cycle)"
+        )
     if isinstance(node, dict):
         for key in node:
             if isinstance(key, bool) or not isinstance(key, (str, int)):
                 raise TypeError(f"cannot save dict key {key!r}: keys must be str or int")
-        return {"dict": [[key, _encode(value, arrays)] for key, value in node.items()]}
+        return {"dict": [[key, _encode(value, arrays, depth + 1)] for key, value in node.items()]}
     if isinstance(node, (list, tuple)):
         kind = "list" if isinstance(node, list) else "tuple"
-        return {kind: [_encode(value, arrays) for value in node]}
+        return {kind: [_encode(value, arrays, depth + 1) for value in node]}
     if isinstance(node, (np.ndarray, np.generic)):
         array = np.asarray(node)
         if array.dtype.hasobject:
@@ -286,10 +304,14 @@ def _encode(node: Any, arrays: dict[str, np.ndarray[Any, Any]]) -> Any:
     raise TypeError(f"cannot save a value of type {type(node).__name__}")
 
 
-def _decode(node: Any, arrays: dict[str, np.ndarray[Any, Any]], unused: set[str]) -> Any:
+def _decode(
+    node: Any, arrays: dict[str, np.ndarray[Any, Any]], unused: set[str], depth: int
+) -> Any:
     """The tree described by ``node``; each array entry is used once (``unused`` shrinks)."""
     if isinstance(node, dict) and len(node) == 1:
         ((kind, value),) = node.items()
+        if kind in ("dict", "list", "tuple") and depth == MAX_DEPTH:
+            raise CheckpointError(f"structure nested more than {MAX_DEPTH} deep")
         if kind == "dict" and isinstance(value, list):
             out = {}
             for pair in value:
@@ -298,10 +320,10 @@ def _decode(node: Any, arrays: dict[str, np.ndarray[Any, Any]], unused: set[str]
                 key = pair[0]
                 if isinstance(key, bool) or not isinstance(key, (str, int)) or key in out:
                     raise CheckpointError(f"malformed dict key {key!r}")
-                out[key] = _decode(pair[1], arrays, unused)
+                out[key] = _decode(pair[1], arrays, unused, depth + 1)
             return out
         if kind in ("list", "tuple") and isinstance(value, list):
-            items = [_decode(item, arrays, unused) for item in value]
+            items = [_decode(item, arrays, unused, depth + 1) for item in value]
             return items if kind == "list" else tuple(items)
         if kind == "value" and (value is None or isinstance(value, (bool, int, float, str))):
             return value

@@ -694,7 +694,7 @@ class _RuleOptimizer(Optimizer):
 
     rule: ClassVar[Callable[..., tuple[FloatArray, Any]]]
     State: ClassVar[Any]  # the rule's state record, a NamedTuple
-    kernel: ClassVar[kernels.Kernel]
+    _kernel: ClassVar[kernels.Kernel]
     # False: every array goes through the rule (the reference) instead of the kernel
     fused: bool = True
     _plan: _Plan | None = None
@@ -768,7 +768,7 @@ class _RuleOptimizer(Optimizer):
                 indices, positions = [i for i, _ in members], [p for _, p in members]
                 params_ = [params[i] for i in indices]
                 batch = kernels.Batch(
-                    self.kernel, group, params_, [self.state[p] for p in positions]
+                    self._kernel, group, params_, [self.state[p] for p in positions]
                 )
                 batches.append(_Fused(g, indices, positions, batch))
         return _Plan(self.fused, batches, reference, position)
@@ -844,7 +844,7 @@ class Adadelta(_RuleOptimizer):
     """
 
     rule = staticmethod(rules.adadelta)
-    kernel = kernels.ADADELTA
+    _kernel = kernels.ADADELTA
     State = rules.AdadeltaState
     non_negative_state = frozenset({"E_g2", "E_dx2"})
     hyperparameters: ClassVar[dict[str, Check]] = {
@@ -952,7 +952,7 @@ class SGD(_RuleOptimizer):
     """
 
     rule = staticmethod(rules.sgd)
-    kernel = kernels.SGD
+    _kernel = kernels.SGD
     State = rules.SGDState
     hyperparameters: ClassVar[dict[str, Check]] = {
         "lr": non_negative,
@@ -1016,7 +1016,7 @@ class Adagrad(_RuleOptimizer):
     """
 
     rule = staticmethod(rules.adagrad)
-    kernel = kernels.ADAGRAD
+    _kernel = kernels.ADAGRAD
     State = rules.AdagradState
     non_negative_state = frozenset({"sum"})
     hyperparameters: ClassVar[dict[str, Check]] = {
@@ -1079,7 +1079,7 @@ class RMSprop(_RuleOptimizer):
     """
 
     rule = staticmethod(rules.rmsprop)
-    kernel = kernels.RMSPROP
+    _kernel = kernels.RMSPROP
     State = rules.RMSpropState
     non_negative_state = frozenset({"square_avg"})
     hyperparameters: ClassVar[dict[str, Check]] = {
@@ -1143,7 +1143,7 @@ class Adam(_RuleOptimizer):
     """
 
     rule = staticmethod(rules.adam)
-    kernel = kernels.ADAM
+    _kernel = kernels.ADAM
     State = rules.AdamState
     non_negative_state = frozenset({"exp_avg_sq", "max_exp_avg_sq"})
     hyperparameters: ClassVar[dict[str, Check]] = {

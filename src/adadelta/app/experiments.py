@@ -55,7 +55,7 @@ from adadelta.app.trainer import (
     run_config,
     train,
 )
-from adadelta.checkpoint import CheckpointError, atomic_write, load, save
+from adadelta.checkpoint import CheckpointError, atomic_write, load, open_regular, save
 from adadelta.optimizers import SGD, Adadelta, Adagrad, NonFiniteGradientError, Optimizer
 
 MOMENTUM = 0.9  # the paper does not give MOMENTUM's coefficient; 0.9 is the usual choice
@@ -196,11 +196,13 @@ def run(spec: RunSpec, epochs: int, ctx: Context, *, trace: bool = False) -> Run
     run_dir = ctx.out / "runs" / f"{spec.name}-{identity[:12]}"
     diverged_file = run_dir / "diverged.json"
     if diverged_file.exists():
+        with open_regular(diverged_file) as f:  # a FIFO or a directory: CheckpointError
+            content = f.read()
         try:
-            record = json.loads(diverged_file.read_bytes())
+            record = json.loads(content)
             epoch = record["epoch"]
             same = record["config"] == config
-        except (ValueError, TypeError, KeyError) as error:
+        except (ValueError, TypeError, KeyError, RecursionError) as error:
             raise CheckpointError(f"{diverged_file}: corrupt ({error}); delete {run_dir}") from None
         if not same or isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 1:
             raise RunMismatchError(

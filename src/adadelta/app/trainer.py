@@ -36,7 +36,7 @@ import numpy.typing as npt
 from tqdm.auto import tqdm  # type: ignore[import-untyped]
 
 from adadelta.app.model import MLP
-from adadelta.checkpoint import CheckpointError, atomic_write, load, save
+from adadelta.checkpoint import CheckpointError, atomic_write, load, open_regular, save
 from adadelta.optimizers import Adadelta, Optimizer
 
 CHECKPOINT = "checkpoint.npz"
@@ -400,9 +400,16 @@ def _write_metrics(path: Path, history: Sequence[EpochRecord]) -> None:
 
 
 def read_metrics(run_dir: str | os.PathLike[str]) -> list[EpochRecord]:
-    """The epochs recorded in ``run_dir/metrics.jsonl``."""
-    with (Path(run_dir) / METRICS).open(encoding="utf-8") as f:
-        return [EpochRecord(**json.loads(line)) for line in f if line.strip()]
+    """The epochs recorded in ``run_dir/metrics.jsonl``; :class:`adadelta.CheckpointError`
+    naming the file if it is not a regular file (a FIFO would block) or not one record a line
+    (``FileNotFoundError`` if there is none)."""
+    path = Path(run_dir) / METRICS
+    with open_regular(path) as f:
+        try:
+            lines = f.read().decode("utf-8").split("\n")
+            return [EpochRecord(**json.loads(line)) for line in lines if line.strip()]
+        except (ValueError, TypeError, RecursionError) as error:  # JSON and UTF-8 errors too
+            raise CheckpointError(f"{path}: corrupt metrics ({error})") from None
 
 
 # --- Figure 2 ---
