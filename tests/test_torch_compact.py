@@ -270,6 +270,11 @@ def test_refusals_change_nothing() -> None:
     other.step()
     with pytest.raises(ValueError, match="format float8"):
         opt.load_state_dict(other.state_dict())
+    # and a compact state dict in an optimizer with float state (PyTorch would cast the codes)
+    plain = Adadelta([torch.ones(5, requires_grad=True)])
+    with pytest.raises(ValueError, match=r"is compact.*convert_state\(state_dict, None\)"):
+        plain.load_state_dict(opt.state_dict())
+    assert len(plain.state) == 0
     wrong = opt.state_dict()
     wrong = {
         "state": {0: {**wrong["state"][0], "acc_delta": torch.zeros(4, dtype=torch.uint16)}},

@@ -193,6 +193,13 @@ class Adadelta(torch.optim.Optimizer):
         for group in state_dict["param_groups"]:
             _check_hyperparameters({**self.defaults, **group})
         if self.state_dtype is None:
+            for i, saved in state_dict["state"].items():
+                if isinstance(saved, Mapping) and "seed" in saved:  # PyTorch would cast codes
+                    raise ValueError(
+                        f"state dict: state of parameter {i} is compact, this optimizer keeps "
+                        "state_dtype=None; convert it first with "
+                        "adadelta.torch.convert_state(state_dict, None)"
+                    )
             super().load_state_dict(state_dict)
             return
         # compact: PyTorch would cast the codes to the parameters' dtype; check, then install
