@@ -137,10 +137,16 @@ def test_defaults_match_torch() -> None:
 
     ours = inspect.signature(Adadelta)
     theirs = inspect.signature(torch.optim.Adadelta)
-    # PyTorch's arguments, then "fused" (keyword-only, as in PyTorch's fused optimizers)
+    # PyTorch's arguments, then "fused" (keyword-only, as in PyTorch's fused optimizers) and
+    # compact state's "state_dtype" and "seed" (tests/test_torch_compact.py)
+    keyword_only = inspect.Parameter.KEYWORD_ONLY
     assert [(p.name, p.default, p.kind) for p in ours.parameters.values()] == [
         (p.name, p.default, p.kind) for p in theirs.parameters.values()
-    ] + [("fused", None, inspect.Parameter.KEYWORD_ONLY)]
+    ] + [
+        ("fused", None, keyword_only),
+        ("state_dtype", None, keyword_only),
+        ("seed", 0, keyword_only),
+    ]
     params = make_params(torch.float32)
     assert without_fused(Adadelta(params).defaults) == torch.optim.Adadelta(params).defaults
 

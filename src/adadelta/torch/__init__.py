@@ -35,6 +35,12 @@ both ways with ``torch.optim.Adadelta``) and parameter groups. What differs:
   ``torch.compile`` the step is PyTorch's, traced like ``torch.optim.Adadelta``'s (its
   ``_init_group`` has the signature that TorchDynamo expects), so it compiles to what
   PyTorch's compiles to.
+- Compact state (``state_dtype="bfloat16"`` or ``"float8"``, keyword-only, with ``seed``;
+  contiguous float32 CPU parameters only): ``square_avg`` and ``acc_delta`` kept as the codes
+  of :mod:`adadelta.kernels.compact` (uint16, or uint8 plus float32 ``*_scale`` tensors), an
+  int64 ``step`` and the parameter's ``seed``; the step is :class:`adadelta.Adadelta`'s with the
+  same state, bit for bit, and under ``torch.compile`` a graph break (it runs uncompiled).
+  :func:`convert_state` moves state dicts to and from ``torch.optim.Adadelta``'s float32 ones.
 - Validation: the hyperparameters are checked in ``add_param_group`` and ``load_state_dict``
   too (PyTorch checks only the constructor's), with PyTorch's messages, e.g.
   ``Invalid rho value: 1.5``.
@@ -62,14 +68,15 @@ except ModuleNotFoundError as error:  # pragma: no cover - exercised in a subpro
 import numba
 import numpy as np
 import numpy.typing as npt
+from torch._compile import _disable_dynamo
 from torch.optim.adadelta import adadelta as torch_adadelta
 from torch.optim.optimizer import ParamsT, _use_grad_for_differentiable
 
 from adadelta import kernels
-from adadelta.kernels import half
+from adadelta.kernels import compact, half
 from adadelta.kernels.parallel import _chunk
 
-__all__ = ["Adadelta"]
+__all__ = ["Adadelta", "convert_state"]
 
 FloatArray = npt.NDArray[Any]
 Tensors = list[torch.Tensor]
@@ -117,7 +124,9 @@ class Adadelta(torch.optim.Optimizer):
     state ``acc_delta`` (:math:`E[\Delta x^2]`). The arguments are those of
     ``torch.optim.Adadelta``; note PyTorch's defaults (``rho=0.9``, ``lr=1.0``), not the paper's
     ``rho=0.95``. ``fused``: ``None`` (the default) and ``True`` use the fused kernels where
-    they apply, ``False`` PyTorch's own code everywhere.
+    they apply, ``False`` PyTorch's own code everywhere (with compact state: the NumPy
+    reference, :func:`adadelta.kernels.compact.reference_step`). ``state_dtype`` (None,
+    ``"bfloat16"``, ``"float8"``) and ``seed``: compact state, as :class:`adadelta.Adadelta`'s.
     """
 
     def __init__(
@@ -133,7 +142,18 @@ class Adadelta(torch.optim.Optimizer):
         maximize: bool = False,
         differentiable: bool = False,
         fused: bool | None = None,
+        state_dtype: str | None = None,
+        seed: int = 0,
     ) -> None:
+        if state_dtype is not None and state_dtype not in compact.FORMATS:
+            raise ValueError(
+                f"Invalid state_dtype value: {state_dtype!r} "
+                f"(must be None or one of {list(compact.FORMATS)})"
+            )
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 1 << 63:
+            raise ValueError(f"Invalid seed value: {seed!r} (must be a non-negative integer)")
+        self.state_dtype, self.seed = state_dtype, seed
+        self._compact = None if state_dtype is None else compact.Stepper(state_dtype, seed)
         defaults: dict[str, Any] = {
             "lr": lr,
             "rho": rho,
@@ -150,7 +170,7 @@ class Adadelta(torch.optim.Optimizer):
         super().__init__(params, defaults)
         # A grad scaler hands its scale and inf flag to the step instead of unscaling the
         # gradients and reading the flag itself when every parameter goes to the GPU kernel.
-        self._step_supports_amp_scaling = all(
+        self._step_supports_amp_scaling = state_dtype is None and all(
             _triton_wanted(group) and p.device.type in _TRITON_DEVICES
             for group in self.param_groups
             for p in group["params"]
@@ -159,6 +179,12 @@ class Adadelta(torch.optim.Optimizer):
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Add a group of parameters; its hyperparameters are checked like the constructor's."""
         _check_hyperparameters({**self.defaults, **param_group})
+        if self.state_dtype is not None:
+            params = param_group["params"]
+            params = [params] if isinstance(params, torch.Tensor) else params
+            if not isinstance(params, set):  # PyTorch refuses sets
+                param_group = {**param_group, "params": list(params)}
+                _check_compact({**self.defaults, **param_group}, self.state_dtype)
         super().add_param_group(param_group)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -166,12 +192,48 @@ class Adadelta(torch.optim.Optimizer):
         first, and a refused state dict changes nothing."""
         for group in state_dict["param_groups"]:
             _check_hyperparameters({**self.defaults, **group})
-        super().load_state_dict(state_dict)
+        if self.state_dtype is None:
+            for i, saved in state_dict["state"].items():
+                if isinstance(saved, Mapping) and "seed" in saved:  # PyTorch would cast codes
+                    raise ValueError(
+                        f"state dict: state of parameter {i} is compact, this optimizer keeps "
+                        "state_dtype=None; convert it first with "
+                        "adadelta.torch.convert_state(state_dict, None)"
+                    )
+            super().load_state_dict(state_dict)
+            return
+        # compact: PyTorch would cast the codes to the parameters' dtype; check, then install
+        for group in state_dict["param_groups"]:
+            _check_compact({**self.defaults, **group, "params": []}, self.state_dtype)
+        saved_ids = [i for group in state_dict["param_groups"] for i in group["params"]]
+        params = [p for group in self.param_groups for p in group["params"]]
+        if len(saved_ids) != len(params) or len(state_dict["param_groups"]) != len(
+            self.param_groups
+        ):
+            raise ValueError(
+                "loaded state dict has a different number of parameter groups or parameters"
+            )
+        loaded = {}
+        for i, p in zip(saved_ids, params, strict=True):
+            if i in state_dict["state"]:
+                loaded[p] = _checked_compact_state(i, state_dict["state"][i], p, self.state_dtype)
+        super().load_state_dict({"state": {}, "param_groups": state_dict["param_groups"]})
+        self.state.clear()
+        self.state.update(loaded)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**super().__getstate__(), "state_dtype": self.state_dtype, "seed": self.seed}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # As torch.optim.Adadelta: old pickles and state dicts may hold "step" as a number.
         super().__setstate__(state)
         self._plans = {}
+        # (load_state_dict calls this too, with state and groups only: the format stays)
+        self.state_dtype = state.get("state_dtype", getattr(self, "state_dtype", None))
+        self.seed = state.get("seed", getattr(self, "seed", 0))
+        self._compact = (
+            None if self.state_dtype is None else compact.Stepper(self.state_dtype, self.seed)
+        )
         for group in self.param_groups:
             group.setdefault("foreach", None)
             group.setdefault("maximize", False)
@@ -242,6 +304,9 @@ class Adadelta(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        if self._compact is not None:
+            self._compact_step()
+            return loss
         scaler = getattr(self, "grad_scale", None), getattr(self, "found_inf", None)
         if torch.compiler.is_compiling():
             for group in self.param_groups:
@@ -264,6 +329,180 @@ class Adadelta(torch.optim.Optimizer):
                 plan = self._plans[id(group)] = _Plan(self, group, params, grads)
             plan.step(group, grads, scaler)
         return loss
+
+    # under torch.compile: a graph break, the step runs as it does without (as PyTorch's
+    # load_state_dict; this decorator imports TorchDynamo only when called)
+    @_disable_dynamo
+    def _compact_step(self) -> None:
+        """A step with compact state: the CPU kernel of :mod:`adadelta.kernels.compact` on
+        zero-copy NumPy views, everything checked first."""
+        assert self._compact is not None and self.state_dtype is not None
+        work, position = [], 0
+        for group in self.param_groups:
+            _check_compact(group, self.state_dtype)
+            members = []
+            for p in group["params"]:
+                g = p.grad
+                if g is not None:
+                    if g.is_sparse:
+                        raise RuntimeError("Adadelta does not support sparse gradients")
+                    if not (
+                        type(g) in _PLAIN_TENSOR_TYPES
+                        and g.device.type == "cpu"
+                        and g.dtype == torch.float32
+                        and g.layout == torch.strided
+                        and g.shape == p.shape
+                    ):
+                        raise ValueError(
+                            f"state_dtype={self.state_dtype!r}: parameter {position} needs a "
+                            f"float32 CPU gradient of its shape, got {g.dtype} on {g.device}"
+                        )
+                    members.append((p, g, position))
+                position += 1
+            work.append((group, members))
+        for group, members in work:
+            if not members:
+                continue
+            hyper = {**_hyper(group)}
+            views, grads, states = [], [], []
+            for p, g, pos in members:
+                state = self.state[p]
+                if len(state) == 0:
+                    state.update(_empty_compact(p, self.state_dtype, self.seed, pos))
+                views.append(_numpy(p))
+                grads.append(_numpy(g))
+                states.append(_as_numpy_state(state))
+            before = [dict(s) for s in states]
+            self._compact.step([hyper], [views], states, [grads], fused=group["fused"] is not False)
+            # the reference path (fused=False) writes new arrays: copy them into the tensors
+            for (p, _, _), arrays, old in zip(members, states, before, strict=True):
+                state = self.state[p]
+                state["step"].fill_(arrays["step"])
+                for key, name in _NAMES.items():
+                    if key in arrays and arrays[key] is not old[key]:
+                        state[name].copy_(torch.from_numpy(arrays[key]))
+
+
+# compact state: the NumPy optimizer's names -> the drop-in's (PyTorch's) names
+_NAMES = {
+    "E_g2": "square_avg",
+    "E_dx2": "acc_delta",
+    "E_g2_scale": "square_avg_scale",
+    "E_dx2_scale": "acc_delta_scale",
+}
+
+
+def _check_compact(group: Mapping[str, Any], state_dtype: str) -> None:
+    """Refuse what compact state does not support: ValueError naming it."""
+    for flag in ("differentiable", "capturable"):
+        if group[flag]:
+            raise ValueError(f"state_dtype={state_dtype!r} does not support {flag}=True")
+    if group["foreach"]:
+        raise ValueError(f"state_dtype={state_dtype!r} does not support foreach=True")
+    for i, p in enumerate(group["params"]):
+        if not (
+            isinstance(p, torch.Tensor)
+            and p.device.type == "cpu"
+            and p.dtype == torch.float32
+            and p.layout == torch.strided
+            and p.is_contiguous()
+        ):
+            what = f"{p.dtype} on {p.device}" if isinstance(p, torch.Tensor) else type(p).__name__
+            raise ValueError(
+                f"state_dtype={state_dtype!r} needs contiguous float32 CPU parameters; "
+                f"parameter {i} of the group is {what}"
+            )
+
+
+def _empty_compact(p: torch.Tensor, state_dtype: str, seed: int, position: int) -> dict[str, Any]:
+    """Zero compact state of ``p`` (the parameter at ``position`` of an optimizer)."""
+    state: dict[str, Any] = {"step": torch.zeros((), dtype=torch.int64)}
+    for key, array in compact.empty_state(np.empty(p.shape, np.float32), state_dtype).items():
+        state[_NAMES[key]] = torch.from_numpy(array)
+    state["seed"] = compact.parameter_seed(seed, position)
+    return state
+
+
+def _as_numpy_state(state: dict[str, Any]) -> dict[str, Any]:
+    """The NumPy optimizer's state dict of one parameter, its arrays zero-copy views of the
+    tensors of ``state``."""
+    arrays: dict[str, Any] = {
+        key: _numpy(state[name]) for key, name in _NAMES.items() if name in state
+    }
+    return {"step": int(state["step"]), "seed": int(state["seed"]), **arrays}
+
+
+def _checked_compact_state(i: Any, saved: Any, p: torch.Tensor, state_dtype: str) -> dict[str, Any]:
+    """A checked copy of one parameter's saved compact state, as tensors."""
+    where = f"state dict: state of parameter {i}"
+    if not isinstance(saved, Mapping):
+        raise ValueError(f"{where}: expected a dict")
+    as_numpy = _to_numpy_state(saved)
+    found = compact.format_of(as_numpy)
+    if found != state_dtype:
+        raise ValueError(
+            f"{where} is in format {found or 'float'}, this optimizer keeps "
+            f"state_dtype={state_dtype!r}; convert it first with "
+            f"adadelta.torch.convert_state(state_dict, {state_dtype!r})"
+        )
+    checked = compact.checked_state(where, as_numpy, np.empty(p.shape, np.float32), state_dtype)
+    return _to_torch_state(checked, compact=True)
+
+
+def _to_numpy_state(saved: Mapping[str, Any]) -> dict[str, Any]:
+    """One parameter's drop-in (or ``torch.optim.Adadelta``) state in the NumPy optimizer's
+    names: arrays as NumPy copies, ``step`` and ``seed`` as ints."""
+    names = {name: key for key, name in _NAMES.items()}
+    out: dict[str, Any] = {}
+    for name, value in saved.items():
+        key = names.get(name, name)
+        if isinstance(value, torch.Tensor) and key in ("step", "seed"):
+            value = value.item()
+            value = int(value) if float(value).is_integer() else value
+        elif isinstance(value, torch.Tensor):
+            value = _numpy(value.cpu()).copy()
+        out[key] = value
+    return out
+
+
+def _to_torch_state(state: Mapping[str, Any], *, compact: bool) -> dict[str, Any]:
+    """The inverse of :func:`_to_numpy_state`: ``step`` an int64 tensor for compact state,
+    PyTorch's float tensor for float32 state."""
+    out: dict[str, Any] = {}
+    for key, value in state.items():
+        if key == "step":
+            dtype = torch.int64 if compact else _scalar_dtype()
+            out["step"] = torch.tensor(value, dtype=dtype)
+        elif key == "seed":
+            out["seed"] = int(value)
+        else:
+            out[_NAMES[key]] = torch.from_numpy(np.array(value))
+    return out
+
+
+def convert_state(
+    state_dict: Mapping[str, Any], state_dtype: str | None, *, seed: int = 0
+) -> dict[str, Any]:
+    """``state_dict`` of an :class:`Adadelta` (or of ``torch.optim.Adadelta``) with its state
+    in another format: :func:`adadelta.convert_state` with PyTorch's names and tensors.
+    ``None``: float32 ``square_avg`` / ``acc_delta`` and a float ``step``, loadable by
+    ``torch.optim.Adadelta`` (exact); ``"bfloat16"`` / ``"float8"``: loadable by
+    ``Adadelta(..., state_dtype=...)`` (rounded once, to nearest; parameters without a seed get
+    the one that an optimizer built with ``seed`` gives them)."""
+    if not isinstance(state_dict, Mapping) or set(state_dict) != {"state", "param_groups"}:
+        raise ValueError("state dict: expected a dict with exactly 'state' and 'param_groups'")
+    as_numpy = {
+        "state": {i: _to_numpy_state(s) for i, s in state_dict["state"].items()},
+        "param_groups": state_dict["param_groups"],
+    }
+    converted = compact.convert_state(as_numpy, state_dtype, seed=seed)
+    return {
+        "state": {
+            i: _to_torch_state(s, compact=state_dtype is not None)
+            for i, s in converted["state"].items()
+        },
+        "param_groups": [{**g, "params": list(g["params"])} for g in converted["param_groups"]],
+    }
 
 
 class _Plan:

@@ -1,0 +1,315 @@
+"""Compact state (``state_dtype``) in the PyTorch drop-in: the NumPy optimizer's results, bit
+for bit; state dicts; conversion to and from ``torch.optim.Adadelta``'s; refusals."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import adadelta  # noqa: E402
+from adadelta.kernels import compact  # noqa: E402
+from adadelta.torch import Adadelta, convert_state  # noqa: E402
+
+FORMATS = ["bfloat16", "float8"]
+SHAPES = [(300,), (20, 7), (3,)]  # float8: more than one block, a partial block
+
+
+def _arrays(seed: int) -> list[np.ndarray[Any, Any]]:
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal(s).astype(np.float32) for s in SHAPES]
+
+
+def _grads(rng: np.random.Generator) -> list[np.ndarray[Any, Any]]:
+    return [rng.standard_normal(s).astype(np.float32) for s in SHAPES]
+
+
+def _step(opt: Any, params: list[Any], grads: list[np.ndarray[Any, Any]]) -> None:
+    for p, g in zip(params, grads, strict=True):
+        p.grad = torch.from_numpy(g.copy())
+    opt.step()
+
+
+NAMES = {"E_g2": "square_avg", "E_dx2": "acc_delta"}
+
+
+def _assert_same_state(numpy_opt: Any, torch_opt: Any, params: list[Any], fmt: str) -> None:
+    saved = numpy_opt.state_dict()["state"]
+    for i, p in enumerate(params):
+        ours, theirs = torch_opt.state[p], saved[i]
+        assert int(ours["step"]) == theirs["step"]
+        assert ours["seed"] == theirs["seed"]
+        as_numpy = {k: ours[n].numpy() for k, n in NAMES.items()}
+        if fmt == "float8":
+            as_numpy |= {k + "_scale": ours[n + "_scale"].numpy() for k, n in NAMES.items()}
+        for key in NAMES:
+            np.testing.assert_array_equal(as_numpy[key], theirs[key])
+            np.testing.assert_array_equal(
+                compact.dequantize(as_numpy, key, fmt), compact.dequantize(theirs, key, fmt)
+            )
+
+
+@pytest.mark.parametrize("fused", [None, False])
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_same_bits_as_numpy(fmt: str, fused: bool | None) -> None:
+    arrays = _arrays(0)
+    params = [torch.tensor(a.copy(), requires_grad=True) for a in arrays]
+    numpy_opt = adadelta.Adadelta(arrays, preset="torch", state_dtype=fmt, seed=7)
+    numpy_opt.fused = fused is not False
+    torch_opt = Adadelta(params, state_dtype=fmt, seed=7, fused=fused)
+    rng = np.random.default_rng(1)
+    for _ in range(5):
+        grads = _grads(rng)
+        numpy_opt.step(grads)
+        _step(torch_opt, params, grads)
+    for a, p in zip(arrays, params, strict=True):
+        np.testing.assert_array_equal(p.detach().numpy(), a)
+    assert not np.array_equal(arrays[0], _arrays(0)[0])  # it moved
+    _assert_same_state(numpy_opt, torch_opt, params, fmt)
+
+
+def test_hyperparameters_and_seeds_follow_positions() -> None:
+    """weight decay, maximize, two groups; a parameter without a gradient keeps its position."""
+    arrays = _arrays(2)
+    params = [torch.tensor(a.copy(), requires_grad=True) for a in arrays]
+    hyper = {"lr": 0.5, "rho": 0.8, "eps": 1e-5, "weight_decay": 0.1, "maximize": True}
+    numpy_opt = adadelta.Adadelta(
+        [{"params": arrays[:1]}, {"params": arrays[1:]}], state_dtype="bfloat16", seed=3, **hyper
+    )
+    torch_opt = Adadelta(
+        [{"params": params[:1]}, {"params": params[1:]}], state_dtype="bfloat16", seed=3, **hyper
+    )
+    rng = np.random.default_rng(4)
+    for _ in range(3):
+        grads = _grads(rng)
+        numpy_opt.step([grads[:1], grads[1:]])
+        _step(torch_opt, params, grads)
+    for a, p in zip(arrays, params, strict=True):
+        np.testing.assert_array_equal(p.detach().numpy(), a)
+    _assert_same_state(numpy_opt, torch_opt, params, "bfloat16")
+    # only the last parameter has a gradient: its seed is still that of position 2
+    fresh = [torch.zeros(s, requires_grad=True) for s in SHAPES]
+    opt = Adadelta(fresh, state_dtype="float8", seed=3)
+    fresh[2].grad = torch.ones(SHAPES[2])
+    opt.step()
+    assert set(opt.state) == {fresh[2]}
+    assert opt.state[fresh[2]]["seed"] == compact.parameter_seed(3, 2)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_state_dict_round_trip(fmt: str) -> None:
+    arrays = _arrays(5)
+    params = [torch.tensor(a, requires_grad=True) for a in arrays]
+    opt = Adadelta(params, state_dtype=fmt, seed=11)
+    rng = np.random.default_rng(6)
+    _step(opt, params, _grads(rng))
+    buffer = io.BytesIO()
+    torch.save(opt.state_dict(), buffer)
+    buffer.seek(0)
+    saved = torch.load(buffer, weights_only=True)
+    copies = [p.detach().clone().requires_grad_() for p in params]
+    other = Adadelta(copies, state_dtype=fmt, seed=0)  # the seeds come from the state dict
+    other.load_state_dict(saved)
+    for _ in range(3):
+        grads = _grads(rng)
+        _step(opt, params, grads)
+        _step(other, copies, grads)
+    for p, q in zip(params, copies, strict=True):
+        assert torch.equal(p, q)
+        for key, value in opt.state[p].items():
+            assert torch.equal(torch.as_tensor(value), torch.as_tensor(other.state[q][key]))
+    # the loaded state is a copy, not the saved tensors
+    assert all(
+        other.state[q]["square_avg"].data_ptr() != saved["state"][i]["square_avg"].data_ptr()
+        for i, q in enumerate(copies)
+    )
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_conversion_to_and_from_torch_optim(fmt: str) -> None:
+    arrays = _arrays(8)
+    params = [torch.tensor(a.copy(), requires_grad=True) for a in arrays]
+    numpy_opt = adadelta.Adadelta(arrays, preset="torch", state_dtype=fmt, seed=2)
+    opt = Adadelta(params, state_dtype=fmt, seed=2)
+    rng = np.random.default_rng(9)
+    for _ in range(3):
+        grads = _grads(rng)
+        numpy_opt.step(grads)
+        _step(opt, params, grads)
+    as_float = convert_state(opt.state_dict(), None)
+    expected = adadelta.convert_state(numpy_opt.state_dict(), None)
+    for i in range(len(params)):
+        state = as_float["state"][i]
+        assert set(state) == {"step", "square_avg", "acc_delta"}
+        assert state["step"].dtype == torch.float32 and float(state["step"]) == 3.0
+        for key, name in NAMES.items():
+            assert state[name].dtype == torch.float32
+            np.testing.assert_array_equal(state[name].numpy(), expected["state"][i][key])
+    # torch.optim.Adadelta loads it and continues where the NumPy optimizer with float32 state does
+    theirs = torch.optim.Adadelta(params)
+    theirs.load_state_dict(as_float)
+    numpy_float = adadelta.Adadelta(arrays, preset="torch")
+    numpy_float.load_state_dict(expected)
+    grads = _grads(rng)
+    numpy_float.step(grads)
+    _step(theirs, params, grads)
+    for a, p in zip(arrays, params, strict=True):
+        np.testing.assert_allclose(p.detach().numpy(), a, rtol=1e-6, atol=1e-6)
+    # and back: torch.optim.Adadelta's state dict into the drop-in, as adadelta.convert_state
+    back = convert_state(theirs.state_dict(), fmt, seed=4)
+    reference = adadelta.convert_state(
+        adadelta.convert_state(numpy_float.state_dict(), None), fmt, seed=4
+    )
+    drop_in = Adadelta(params, state_dtype=fmt)
+    drop_in.load_state_dict(back)
+    for i, p in enumerate(params):
+        state = drop_in.state[p]
+        assert state["seed"] == compact.parameter_seed(4, i) == reference["state"][i]["seed"]
+        assert state["step"].dtype == torch.int64 and int(state["step"]) == 4
+        assert state["square_avg"].dtype == (torch.uint16 if fmt == "bfloat16" else torch.uint8)
+        for key, name in NAMES.items():
+            np.testing.assert_allclose(
+                compact.dequantize({key: state[name].numpy(), **_scales(state)}, key, fmt),
+                compact.dequantize(reference["state"][i], key, fmt),
+                rtol=1e-6,
+            )
+    _step(drop_in, params, _grads(rng))
+    assert all(int(drop_in.state[p]["step"]) == 5 for p in params)
+
+
+def _scales(state: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k + "_scale": state[n + "_scale"].numpy() for k, n in NAMES.items() if n + "_scale" in state
+    }
+
+
+def test_compiled_step_runs_the_same_step() -> None:
+    """Under torch.compile the compact step is a graph break and runs as it does eagerly."""
+    ws = [torch.linspace(-1, 1, 50, requires_grad=True) for _ in range(2)]
+    opts = [Adadelta([w], state_dtype="bfloat16") for w in ws]
+    for w in ws:
+        w.grad = torch.linspace(2, -1, 50)
+
+    def step(opt: Adadelta) -> None:
+        opt.step()
+
+    step(opts[0])
+    torch.compile(step)(opts[1])
+    assert torch.equal(ws[0], ws[1]) and not torch.equal(ws[0], torch.linspace(-1, 1, 50))
+    assert torch.equal(opts[0].state[ws[0]]["acc_delta"], opts[1].state[ws[1]]["acc_delta"])
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: Adadelta([torch.zeros(3)], state_dtype="int8"), "Invalid state_dtype value"),
+        (lambda: Adadelta([torch.zeros(3)], state_dtype="float8", seed=-1), "Invalid seed"),
+        (
+            lambda: Adadelta([torch.zeros(3, dtype=torch.float64)], state_dtype="bfloat16"),
+            "needs contiguous float32 CPU parameters; parameter 0 of the group is torch.float64",
+        ),
+        (
+            lambda: Adadelta([torch.zeros(3, device="meta")], state_dtype="bfloat16"),
+            "parameter 0 of the group is torch.float32 on meta",
+        ),
+        (
+            lambda: Adadelta([torch.zeros(4, 4).t()], state_dtype="float8"),
+            "needs contiguous float32 CPU parameters",
+        ),
+        (
+            lambda: Adadelta([torch.zeros(3)], state_dtype="float8", differentiable=True),
+            "does not support differentiable=True",
+        ),
+        (
+            lambda: Adadelta([torch.zeros(3)], state_dtype="float8", capturable=True),
+            "does not support capturable=True",
+        ),
+        (
+            lambda: Adadelta([torch.zeros(3)], state_dtype="bfloat16", foreach=True),
+            "does not support foreach=True",
+        ),
+    ],
+)
+def test_construction_refusals(make: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_refusals_change_nothing() -> None:
+    w = torch.ones(5, requires_grad=True)
+    opt = Adadelta([w], state_dtype="bfloat16")
+    with pytest.raises(ValueError, match=r"parameter 0 of the group is torch\.float64"):
+        opt.add_param_group({"params": [torch.zeros(2, dtype=torch.float64)]})
+    assert len(opt.param_groups) == 1
+    w.grad_dtype = None  # PyTorch refuses such a gradient otherwise
+    w.grad = torch.ones(5, dtype=torch.float64)
+    with pytest.raises(ValueError, match="parameter 0 needs a float32 CPU gradient"):
+        opt.step()
+    assert torch.equal(w, torch.ones(5)) and len(opt.state) == 0
+    w.grad = torch.ones(5)
+    opt.param_groups[0]["foreach"] = True  # edited after construction
+    with pytest.raises(ValueError, match="does not support foreach=True"):
+        opt.step()
+    assert torch.equal(w, torch.ones(5)) and len(opt.state) == 0
+    opt.param_groups[0]["foreach"] = None
+    opt.step()
+    before = {k: torch.as_tensor(v).clone() for k, v in opt.state[w].items()}
+    # a float32 state dict (torch.optim.Adadelta's) is refused, naming the fix
+    theirs = torch.optim.Adadelta([torch.ones(5, requires_grad=True)])
+    theirs.param_groups[0]["params"][0].grad = torch.ones(5)
+    theirs.step()
+    with pytest.raises(ValueError, match=r"format float.*adadelta.torch.convert_state"):
+        opt.load_state_dict(theirs.state_dict())
+    # so is compact state of the other format, or of the wrong shape
+    other = Adadelta([torch.ones(5, requires_grad=True)], state_dtype="float8")
+    other.param_groups[0]["params"][0].grad = torch.ones(5)
+    other.step()
+    with pytest.raises(ValueError, match="format float8"):
+        opt.load_state_dict(other.state_dict())
+    # and a compact state dict in an optimizer with float state (PyTorch would cast the codes)
+    plain = Adadelta([torch.ones(5, requires_grad=True)])
+    with pytest.raises(ValueError, match=r"is compact.*convert_state\(state_dict, None\)"):
+        plain.load_state_dict(opt.state_dict())
+    assert len(plain.state) == 0
+    wrong = opt.state_dict()
+    wrong = {
+        "state": {0: {**wrong["state"][0], "acc_delta": torch.zeros(4, dtype=torch.uint16)}},
+        "param_groups": wrong["param_groups"],
+    }
+    with pytest.raises(ValueError, match="'E_dx2' must be a uint16 array of shape"):
+        opt.load_state_dict(wrong)
+    for key, value in opt.state[w].items():
+        assert torch.equal(torch.as_tensor(value), before[key])
+
+
+def test_default_state_is_unchanged() -> None:
+    w = torch.ones(3, requires_grad=True)
+    opt = Adadelta([w])
+    w.grad = torch.ones(3)
+    opt.step()
+    assert opt.state_dtype is None
+    assert {k: v.dtype for k, v in opt.state[w].items()} == {
+        "step": torch.float32,
+        "square_avg": torch.float32,
+        "acc_delta": torch.float32,
+    }
+
+
+def test_deepcopy_keeps_the_format() -> None:
+    import copy
+
+    w = torch.ones(300, requires_grad=True)
+    opt = Adadelta([w], state_dtype="float8", seed=9)
+    w.grad = torch.linspace(-1, 1, 300)
+    opt.step()
+    twin = copy.deepcopy(opt)
+    assert (twin.state_dtype, twin.seed) == ("float8", 9)
+    (v,) = twin.param_groups[0]["params"]
+    v.grad = w.grad.clone()
+    opt.step()
+    twin.step()
+    assert torch.equal(v, w) and torch.equal(twin.state[v]["acc_delta"], opt.state[w]["acc_delta"])
