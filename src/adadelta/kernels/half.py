@@ -27,6 +27,8 @@ from numba import types
 from numba.extending import intrinsic
 
 from adadelta.kernels.batch import ADADELTA, BoolArray, Kernel, StateDict
+from adadelta.kernels.compact import _bits as _float_bits
+from adadelta.kernels.compact import _float as _bits_float
 from adadelta.kernels.parallel import _chunk, _part
 
 _LIKE = np.zeros(1, np.uint16)  # the element type of the arrays' memory, for _chunk
@@ -50,28 +52,6 @@ def _float_to_half(typingctx: Any, value: Any) -> Any:
 
     def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
         return builder.bitcast(builder.fptrunc(args[0], ir.HalfType()), ir.IntType(16))
-
-    return signature, codegen
-
-
-@intrinsic
-def _float_bits(typingctx: Any, value: Any) -> Any:
-    """The bits of a float32."""
-    signature = types.uint32(types.float32)
-
-    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
-        return builder.bitcast(args[0], ir.IntType(32))
-
-    return signature, codegen
-
-
-@intrinsic
-def _bits_float(typingctx: Any, bits: Any) -> Any:
-    """The float32 of these bits."""
-    signature = types.float32(types.uint32)
-
-    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
-        return builder.bitcast(args[0], ir.FloatType())
 
     return signature, codegen
 
