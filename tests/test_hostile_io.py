@@ -41,6 +41,7 @@ from test_datasets import (
     Server,
     SmallMnist,
     idx_bytes,
+    isolated_environment,  # noqa: F401 (the fixture, autouse here too)
     needs_real_mnist,
     write_file,
 )
@@ -57,14 +58,10 @@ needs_sigkill = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs
 
 
 @pytest.fixture(autouse=True)
-def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Keep every test out of the real ~/.cache, away from proxies and $ADADELTA_DATA."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
-    monkeypatch.delenv(datasets.ENV_VAR, raising=False)
-    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    return tmp_path / "xdg-cache" / "adadelta"
+def cache_dir(isolated_environment: Path) -> Path:  # noqa: F811 (the fixture imported above)
+    """Every test kept out of the real ~/.cache, away from proxies and $ADADELTA_DATA (the
+    data tests' own fixture); the cache directory it points to."""
+    return isolated_environment
 
 
 @pytest.fixture
