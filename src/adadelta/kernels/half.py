@@ -29,6 +29,7 @@ from numba.extending import intrinsic
 from adadelta.kernels.batch import ADADELTA, BoolArray, Kernel, StateDict
 from adadelta.kernels.compact import _bits as _float_bits
 from adadelta.kernels.compact import _float as _bits_float
+from adadelta.kernels.loops import _adadelta_gradient
 from adadelta.kernels.parallel import _chunk, _part
 
 _LIKE = np.zeros(1, np.uint16)  # the element type of the arrays' memory, for _chunk
@@ -96,11 +97,8 @@ def _adadelta_half(
             E_dx2 = _chunk(addresses, 3, t, start, end, like)
             lr, rho, one_minus_rho, eps, wd = c[t, 0], c[t, 1], c[t, 2], c[t, 3], c[t, 4]
             for i in range(end - start):
-                xi, gi = _widen(x[i], bf16), _widen(g[i], bf16)
-                if maximize:
-                    gi = -gi
-                if weight_decay:
-                    gi = gi + wd * xi
+                xi = _widen(x[i], bf16)
+                gi = _adadelta_gradient(xi, _widen(g[i], bf16), wd, maximize, weight_decay, False)
                 Eg = rho * _widen(E_g2[i], bf16) + one_minus_rho * gi * gi
                 Edx = _widen(E_dx2[i], bf16)
                 dx = np.sqrt(Edx + eps) / np.sqrt(Eg + eps) * gi
