@@ -335,13 +335,37 @@ def _constant(value: int) -> Any:
 
 
 @intrinsic
-def _random(typingctx: Any, key: Any, index: Any) -> Any:
-    """:func:`random_bits` of element ``index`` under ``key``, as a uint32."""
-    signature = types.uint32(key, index)
+def _weyl(typingctx: Any, index: Any) -> Any:
+    """``index`` times the Weyl constant of :func:`random_bits`, modulo 2**32 (a uint32): the
+    loops start from it and step it with :func:`_next_weyl`, an addition per element where
+    ``(start + i) * _WEYL`` would be a multiplication."""
+    signature = types.uint32(index)
 
     def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
-        z = _i32(builder, args[0], sig.args[0])
-        z = builder.xor(z, builder.mul(_i32(builder, args[1], sig.args[1]), _constant(_WEYL)))
+        return builder.mul(_i32(builder, args[0], sig.args[0]), _constant(_WEYL))
+
+    return signature, codegen
+
+
+@intrinsic
+def _next_weyl(typingctx: Any, w: Any) -> Any:
+    """The next element's :func:`_weyl`: ``w + _WEYL`` modulo 2**32."""
+    signature = types.uint32(w)
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        return builder.add(_i32(builder, args[0], sig.args[0]), _constant(_WEYL))
+
+    return signature, codegen
+
+
+@intrinsic
+def _random(typingctx: Any, key: Any, w: Any) -> Any:
+    """:func:`random_bits` of the element whose :func:`_weyl` is ``w``, under ``key``, as a
+    uint32."""
+    signature = types.uint32(key, w)
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        z = builder.xor(_i32(builder, args[0], sig.args[0]), _i32(builder, args[1], sig.args[1]))
         z = builder.mul(builder.xor(z, builder.lshr(z, _constant(16))), _constant(_LOWBIAS1))
         return builder.xor(z, builder.lshr(z, _constant(15)))
 
@@ -437,14 +461,16 @@ def _update(
     gi: Any,
     Eg_old: Any,
     Edx: Any,
-    c: Any,
-    t: int,
+    lr: Any,
+    rho: Any,
+    one_minus_rho: Any,
+    eps: Any,
+    wd: Any,
     maximize: bool,
     weight_decay: bool,
     decoupled: bool,
 ) -> tuple[Any, Any, Any]:
     """The float32 kernel's arithmetic (``adadelta.kernels.loops``): new x, E[g^2], E[dx^2]."""
-    lr, rho, one_minus_rho, eps, wd = c[t, 0], c[t, 1], c[t, 2], c[t, 3], c[t, 4]
     if maximize:
         gi = -gi
     if weight_decay:
@@ -455,6 +481,41 @@ def _update(
     Eg = rho * Eg_old + one_minus_rho * gi * gi
     dx = -np.sqrt((Edx + eps) / (Eg + eps)) * gi
     return xi + lr * dx, Eg, rho * Edx + one_minus_rho * dx * dx
+
+
+# The loops read the hyperparameters into locals before they start (read from ``c`` inside the
+# loop, they would be read again for every element: a store to ``x`` might change them, as far
+# as LLVM knows), and take ``stochastic`` as a constant of an inlined loop, so that LLVM
+# compiles the rounding of each without a branch per element.
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _bfloat16_loop(
+    x: Any,
+    g: Any,
+    E_g2: Any,
+    E_dx2: Any,
+    c: Any,
+    t: int,
+    key: Any,
+    start: int,
+    stochastic: bool,
+    flags: tuple[bool, bool, bool],
+) -> None:
+    lr, rho, one_minus_rho, eps, wd = c[t, 0], c[t, 1], c[t, 2], c[t, 3], c[t, 4]
+    maximize, weight_decay, decoupled = flags
+    w = _weyl(start)  # type: ignore[call-arg, var-annotated]
+    for i in range(x.size):
+        Eg_old = _from_bfloat16(E_g2[i])
+        Edx = _from_bfloat16(E_dx2[i])
+        x[i], Eg, Edx = _update(
+            x[i], g[i], Eg_old, Edx, lr, rho, one_minus_rho, eps, wd,
+            maximize, weight_decay, decoupled,
+        )  # fmt: skip
+        r = _random(key, w) if stochastic else _NEAREST2
+        w = _next_weyl(w)
+        E_g2[i] = _to_bfloat16(Eg, _half(r, False))
+        E_dx2[i] = _to_bfloat16(Edx, _half(r, True))
 
 
 @numba.njit(cache=True, error_model="numpy", parallel=True)
@@ -476,16 +537,61 @@ def _adadelta_bfloat16(
         x, g = _chunk(addresses, 0, t, start, end, c), _chunk(addresses, 1, t, start, end, c)
         E_g2 = _chunk(addresses, 2, t, start, end, codes)
         E_dx2 = _chunk(addresses, 3, t, start, end, codes)
-        key = keys[t]
-        for i in range(end - start):
-            Eg_old = _from_bfloat16(E_g2[i])  # type: ignore[call-arg, var-annotated]
-            Edx = _from_bfloat16(E_dx2[i])
-            x[i], Eg, Edx = _update(
-                x[i], g[i], Eg_old, Edx, c, t, maximize, weight_decay, decoupled
-            )
-            r = _random(key, start + i) if stochastic else _NEAREST2
-            E_g2[i] = _to_bfloat16(Eg, _half(r, False))
-            E_dx2[i] = _to_bfloat16(Edx, _half(r, True))
+        key, flags = keys[t], (maximize, weight_decay, decoupled)
+        if stochastic:
+            _bfloat16_loop(x, g, E_g2, E_dx2, c, t, key, start, True, flags)
+        else:
+            _bfloat16_loop(x, g, E_g2, E_dx2, c, t, key, start, False, flags)
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _float8_loop(
+    x: Any,
+    g: Any,
+    E_g2: Any,
+    E_dx2: Any,
+    scales: tuple[Any, Any],
+    c: Any,
+    t: int,
+    key: Any,
+    start: int,
+    stochastic: bool,
+    flags: tuple[bool, bool, bool],
+) -> None:
+    lr, rho, one_minus_rho, eps, wd = c[t, 0], c[t, 1], c[t, 2], c[t, 3], c[t, 4]
+    maximize, weight_decay, decoupled = flags
+    scale_g, scale_dx = scales
+    new_g = np.empty(BLOCK, np.float32)  # a block's new values, before its new scale is known
+    new_dx = np.empty(BLOCK, np.float32)
+    w = _weyl(start)  # type: ignore[call-arg, var-annotated]
+    for b in range(scale_g.size):
+        lo = b * BLOCK
+        n = min(BLOCK, x.size - lo)
+        xb, gb = x[lo : lo + n], g[lo : lo + n]
+        codes_g, codes_dx = E_g2[lo : lo + n], E_dx2[lo : lo + n]
+        sg, sdx = scale_g[b], scale_dx[b]
+        # the largest new values, as bits: the order of non-negative floats' bits is theirs
+        max_g, max_dx = np.uint32(0), np.uint32(0)
+        for i in range(n):
+            Eg_old = sg * _decode8(codes_g[i])
+            Edx = sdx * _decode8(codes_dx[i])
+            xb[i], Eg, Edx = _update(
+                xb[i], gb[i], Eg_old, Edx, lr, rho, one_minus_rho, eps, wd,
+                maximize, weight_decay, decoupled,
+            )  # fmt: skip
+            new_g[i], new_dx[i] = Eg, Edx
+            max_g = max(max_g, _bits(Eg))
+            max_dx = max(max_dx, _bits(Edx))
+        sg = _float(max_g) / _F8_MAX
+        sdx = _float(max_dx) / _F8_MAX
+        scale_g[b], scale_dx[b] = sg, sdx
+        inv_g = _ONE / sg if sg > _ZERO else _ZERO
+        inv_dx = _ONE / sdx if sdx > _ZERO else _ZERO
+        for i in range(n):
+            r = _random(key, w) if stochastic else _NEAREST2
+            w = _next_weyl(w)
+            codes_g[i] = _encode8(new_g[i] * inv_g, _half(r, False))
+            codes_dx[i] = _encode8(new_dx[i] * inv_dx, _half(r, True))
 
 
 @numba.njit(cache=True, error_model="numpy", parallel=True)
@@ -510,36 +616,11 @@ def _adadelta_float8(
         E_dx2 = _chunk(addresses, 3, t, start, end, codes)
         scale_g = _chunk(addresses, 4, t, first, last, c)
         scale_dx = _chunk(addresses, 5, t, first, last, c)
-        new_g = np.empty(BLOCK, np.float32)  # a block's new values, before its new scale is known
-        new_dx = np.empty(BLOCK, np.float32)
-        key = keys[t]
-        for b in range(last - first):
-            lo = b * BLOCK
-            n = min(BLOCK, end - start - lo)
-            xb, gb = x[lo : lo + n], g[lo : lo + n]
-            codes_g, codes_dx = E_g2[lo : lo + n], E_dx2[lo : lo + n]
-            sg, sdx = scale_g[b], scale_dx[b]
-            # the largest new values, as bits: the order of non-negative floats' bits is theirs
-            max_g, max_dx = np.uint32(0), np.uint32(0)
-            for i in range(n):
-                Eg_old = sg * _decode8(codes_g[i])  # type: ignore[call-arg]
-                Edx = sdx * _decode8(codes_dx[i])
-                xb[i], Eg, Edx = _update(
-                    xb[i], gb[i], Eg_old, Edx, c, t, maximize, weight_decay, decoupled
-                )
-                new_g[i], new_dx[i] = Eg, Edx
-                max_g = max(max_g, _bits(Eg))
-                max_dx = max(max_dx, _bits(Edx))
-            sg = _float(max_g) / _F8_MAX  # type: ignore[call-arg]
-            sdx = _float(max_dx) / _F8_MAX
-            scale_g[b], scale_dx[b] = sg, sdx
-            inv_g = _ONE / sg if sg > _ZERO else _ZERO
-            inv_dx = _ONE / sdx if sdx > _ZERO else _ZERO
-            base = start + lo
-            for i in range(n):
-                r = _random(key, base + i) if stochastic else _NEAREST2
-                codes_g[i] = _encode8(new_g[i] * inv_g, _half(r, False))
-                codes_dx[i] = _encode8(new_dx[i] * inv_dx, _half(r, True))
+        scales, key, flags = (scale_g, scale_dx), keys[t], (maximize, weight_decay, decoupled)
+        if stochastic:
+            _float8_loop(x, g, E_g2, E_dx2, scales, c, t, key, start, True, flags)
+        else:
+            _float8_loop(x, g, E_g2, E_dx2, scales, c, t, key, start, False, flags)
 
 
 # --- the optimizer's side ---
