@@ -29,7 +29,9 @@ run resumed from a state dict draws the same bits. (Indices wrap at 2**32.)
 The reference (``fused = False`` and arrays that are not contiguous) is :func:`reference_step`:
 :func:`adadelta.rules.adadelta` applied to the dequantized state, the result written back with
 :func:`quantize`. The fused loops (:func:`_adadelta_bfloat16`, :func:`_adadelta_float8`) do the
-same in one pass over the arrays, with no temporaries beyond a block's 2 x 256 values (float8).
+same in one pass over the arrays, with no temporaries beyond a block's 2 x 256 values (float8);
+asked to check the gradients for NaN and infinity, they first sum every gradient in the same
+call (:func:`_scan`), and write nothing if one is not finite.
 """
 
 from __future__ import annotations
