@@ -438,7 +438,29 @@ def test_blas_threads_leave_one_thread_alone(monkeypatch: pytest.MonkeyPatch) ->
     for _ in range(3 * (2 * blas.WINDOW + blas.PERIOD)):
         blas.timed(0.001)
     blas.restore()
-    assert library.settings == [1] and blas.threads == 1  # restore only
+    assert library.settings == [] and blas.threads == 1
+
+
+def test_one_blas_chooser_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Trainings in two threads: the second leaves the threads alone, and neither leaves the
+    library on one thread."""
+    library = fake_blas(monkeypatch, 2)
+    first, second = trainer.BlasThreads(), trainer.BlasThreads()
+    for _ in range(first.WINDOW + 1):
+        first.timed(0.001)
+        second.timed(0.001)
+    assert library.num_threads == 1 and second.threads == 2
+    second.restore()
+    assert library.num_threads == 1  # the first one's probe goes on
+    first.restore()
+    first.restore()
+    assert library.num_threads == 2
+    third = trainer.BlasThreads()  # free again
+    for _ in range(third.WINDOW + 1):
+        third.timed(0.001)
+    assert library.num_threads == 1
+    third.restore()
+    assert library.num_threads == 2
 
 
 def test_training_restores_the_blas_threads_even_when_interrupted() -> None:

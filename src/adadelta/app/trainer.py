@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -212,15 +213,19 @@ class BlasThreads:
 
     WINDOW = 10
     PERIOD = 300
+    # one chooser at a time in a process (trainings in several threads would otherwise take
+    # each other's settings for the libraries' own and leave them behind)
+    _active = threading.Lock()
 
     def __init__(self) -> None:
         self._libraries = ThreadpoolController().select(user_api="blas").lib_controllers
         self._original = [library.num_threads for library in self._libraries]
         most = max(self._original, default=1)
-        self._choices = (most, 1) if most > 1 else ()
+        self._owner = most > 1 and self._active.acquire(blocking=False)
+        self._choices = (most, 1) if self._owner else ()
         self._times: tuple[list[float], list[float]] = ([], [])
         self._batch = 0
-        self.threads = most
+        self.threads = most  # the most threads a product runs on now
         self.chosen = most
 
     def timed(self, seconds: float) -> None:
@@ -241,15 +246,19 @@ class BlasThreads:
         self._set(self.chosen if wanted is None else wanted)
 
     def _set(self, threads: int) -> None:
+        """One thread, or (``threads`` > 1) each library's own number."""
         if threads != self.threads:
-            for library in self._libraries:
-                library.set_num_threads(threads)
+            for library, own in zip(self._libraries, self._original, strict=True):
+                library.set_num_threads(1 if threads == 1 else own)
             self.threads = threads
 
     def restore(self) -> None:
         """Give the BLAS libraries back the numbers of threads they had."""
-        for library, threads in zip(self._libraries, self._original, strict=True):
-            library.set_num_threads(threads)
+        if self._owner:
+            for library, own in zip(self._libraries, self._original, strict=True):
+                library.set_num_threads(own)
+            self._owner = False
+            self._active.release()
 
 
 def epoch_order(seed: int, epoch: int, n: int) -> npt.NDArray[np.int64]:
