@@ -1,5 +1,8 @@
 """How many threads training's matrix products should run on: the BLAS library's own number, one,
-or what :class:`adadelta.app.trainer.BlasThreads` chooses by timing (what :func:`train` does).
+or what :class:`adadelta.app.trainer.BlasThreads` chooses by timing (what :func:`train` does);
+and what cutting the products in pieces (:func:`adadelta.app.model.matmul`, for the same bits on
+any number of threads) costs: the last setting takes them in one piece, on the library's own
+threads, as before.
 
 One epoch of the paper's network (784-500-300-10, ReLU, batch 100, ADADELTA rho 0.95 eps 1e-6,
 float32) on MNIST, under each setting, without and with one competing CPU-bound process; the
@@ -20,9 +23,9 @@ from typing import Any
 import numba
 from threadpoolctl import threadpool_limits
 
-from adadelta.app import bench, trainer
+from adadelta.app import bench, model, trainer
 
-SETTINGS = ("chosen by timing", "the library's own", "one")
+SETTINGS = ("chosen by timing", "the library's own", "one", "the library's own, one piece")
 
 
 @contextmanager
@@ -31,13 +34,15 @@ def blas_setting(setting: str) -> Iterator[None]:
     if setting == "chosen by timing":
         yield
         return
-    timed = trainer.BlasThreads.timed
+    timed, inner = trainer.BlasThreads.timed, model.INNER
     trainer.BlasThreads.timed = lambda self, seconds: None  # type: ignore[method-assign]
+    if setting.endswith("one piece"):
+        model.INNER = 1 << 30
     try:
         with threadpool_limits(1 if setting == "one" else None, user_api="blas"):
             yield
     finally:
-        trainer.BlasThreads.timed = timed  # type: ignore[method-assign]
+        trainer.BlasThreads.timed, model.INNER = timed, inner  # type: ignore[method-assign]
 
 
 def main() -> None:
@@ -53,7 +58,8 @@ def main() -> None:
     for round_ in range(args.repeats):
         for busy in (False, True):
             with bench.competitor(busy):
-                for setting in SETTINGS[round_ % 3 :] + SETTINGS[: round_ % 3]:
+                shift = round_ % len(SETTINGS)
+                for setting in SETTINGS[shift:] + SETTINGS[:shift]:
                     with blas_setting(setting):
                         epoch = bench._epoch_ours(args.n_train, args.data)
                     times.setdefault((setting, busy), []).append(epoch)

@@ -398,8 +398,8 @@ def fake_blas(monkeypatch: pytest.MonkeyPatch, threads: int) -> FakeLibrary:
     library = FakeLibrary(threads)
 
     class Controller:
-        def select(self, user_api: str) -> Any:
-            assert user_api == "blas"
+        def select(self, internal_api: str) -> Any:
+            assert internal_api == "openblas"
             return type("Selected", (), {"lib_controllers": [library]})()
 
     monkeypatch.setattr(trainer, "ThreadpoolController", Controller)

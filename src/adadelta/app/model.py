@@ -32,10 +32,13 @@ IntArray = npt.NDArray[np.integer[Any]]
 ACTIVATIONS = ("tanh", "relu")
 PAPER_SIZES = (784, 500, 300, 10)
 _MAX_CACHED_BATCH_SIZES = 4
-# The longest inner dimension of one BLAS call in :func:`matmul`. OpenBLAS sums a longer one in
-# blocks whose bounds depend on its number of threads (NumPy 2.4's OpenBLAS 0.3.31: inner
-# dimensions of 500 and 784 give other bits on two threads than on one, up to 400 the same).
-INNER = 256
+# The longest inner dimension of one BLAS call in :func:`matmul`. OpenBLAS sums a longer one
+# in blocks whose bounds depend on its number of threads: in NumPy 2.4's OpenBLAS 0.3.31
+# (SkylakeX kernels), inner dimensions up to 448 give the same bits on one thread as on two,
+# 452 and more do not. 384 (the block of OpenBLAS's Haswell and Zen kernels too) costs an epoch
+# of the paper's network a few percent against products in one piece, whose bits depend on the
+# threads (``benchmarks/results/blas_threads.md``).
+INNER = 384
 
 
 def matmul(a: FloatArray, b: FloatArray, out: FloatArray, partial: FloatArray) -> None:
@@ -43,7 +46,7 @@ def matmul(a: FloatArray, b: FloatArray, out: FloatArray, partial: FloatArray) -
     cut into pieces of at most :data:`INNER`, each product taken into ``partial`` (``out``'s
     shape) and added to ``out`` in order. Training may then change the BLAS library's threads
     as it runs (:class:`adadelta.app.trainer.BlasThreads`) and still give the same numbers,
-    every time. The pieces cost 5 to 10% of the first layer's product."""
+    every time."""
     k = a.shape[1]
     pieces = -(-k // INNER)
     size = -(-k // pieces)

@@ -207,7 +207,7 @@ class BlasThreads:
     number of threads, and a few wait milliseconds for a core). The library's setting is
     restored when training ends. The model's products give the same bits on any number of BLAS
     threads (:func:`adadelta.app.model.matmul`), so the runs do not depend on the choice.
-    Nothing changes where the BLAS library has one thread (e.g. a user's
+    Nothing changes where the BLAS library is not OpenBLAS, has one thread (e.g. under a user's
     ``threadpool_limits(1)``) or cannot be controlled.
     """
 
@@ -218,7 +218,9 @@ class BlasThreads:
     _active = threading.Lock()
 
     def __init__(self) -> None:
-        self._libraries = ThreadpoolController().select(user_api="blas").lib_controllers
+        # OpenBLAS only: the one whose products adadelta.app.model.matmul keeps to the same bits
+        # on any number of threads (MKL, for one, does not promise that without its own setting)
+        self._libraries = ThreadpoolController().select(internal_api="openblas").lib_controllers
         self._original = [library.num_threads for library in self._libraries]
         most = max(self._original, default=1)
         self._owner = most > 1 and self._active.acquire(blocking=False)
