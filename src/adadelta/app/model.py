@@ -35,9 +35,9 @@ _MAX_CACHED_BATCH_SIZES = 4
 # The longest inner dimension of one BLAS call in :func:`matmul`. OpenBLAS sums a longer one
 # in blocks whose bounds depend on its number of threads: in NumPy 2.4's OpenBLAS 0.3.31
 # (SkylakeX kernels), inner dimensions up to 448 give the same bits on one thread as on two,
-# 452 and more do not. 384 (the block of OpenBLAS's Haswell and Zen kernels too) costs an epoch
-# of the paper's network a few percent against products in one piece, whose bits depend on the
-# threads (``benchmarks/results/blas_threads.md``).
+# 452 and more do not. 384 leaves a margin below that block; other builds and machines may
+# block differently (the tests check this one). The pieces cost an epoch of the paper's network
+# a few percent against products in one piece (``benchmarks/results/blas_threads.md``).
 INNER = 384
 
 
