@@ -11,6 +11,16 @@ are read from ``--suite DIR`` (default ``$ADADELTA_PYTORCH_SUITE`` or
     DIR/test_optim.py          (PyTorch's test/test_optim.py)
     DIR/optim/test_optim.py    (PyTorch's test/optim/test_optim.py)
 
+The copies measured (results/pytorch_optim_suite.md gives their SHA-256): the wheel's own
+commit (``torch.version.git_version``, cf30153c) is not in the public index this project can
+read, so ``test/test_optim.py`` is the newest version found there, from the fork
+importstring/pytorch at commit d8a956baedbc0b168dfd94e0e30559692fc980fe (it imports cleanly
+against torch 2.13.0: ``onlyAccelerator``, ``serialTest``, ``TensorTracker``, Muon's cases),
+and ``test/optim/test_optim.py`` is pytorch/pytorch's at commit
+011f470f51f7c363b8f91960ab53465d82244448, which tags its class with a
+``HardwareClassification`` that the 2.13.0 wheel lacks (a stand-in is set below; it only
+serves CI's sharding). Both unmodified, BSD-licensed, PyTorch's copyright.
+
 ``test/test_optim.py`` also imports ``TestLRScheduler`` and ``TestSWAUtils`` from
 ``test/optim/test_lrscheduler.py`` and ``test/optim/test_swa_utils.py``: learning-rate
 schedulers and weight averaging, not an optimizer; where those files are absent, empty test
@@ -28,11 +38,13 @@ not for the drop-in (the test suite's ``tests/test_torch_pytorch_suite.py`` runs
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import subprocess
 import sys
 import time
+import traceback
 import types
 import unittest
 from collections import Counter
@@ -72,7 +84,7 @@ def run_one(suite: Path, implementation: str) -> _Outcomes:
     if implementation == "dropin":
         from adadelta.torch import Adadelta
 
-        torch.optim.Adadelta = Adadelta  # type: ignore[misc]
+        torch.optim.Adadelta = Adadelta  # type: ignore[misc, assignment]
     from torch.testing._internal import common_utils
 
     if not hasattr(common_utils, "HardwareClassification"):
@@ -82,7 +94,7 @@ def run_one(suite: Path, implementation: str) -> _Outcomes:
             GENERIC="generic"
         )
     sys.argv = sys.argv[:1]
-    common_utils.parse_cmd_line_args()
+    common_utils.parse_cmd_line_args()  # type: ignore[no-untyped-call]
     sys.path.insert(0, str(suite))
     for module, class_name in (
         ("optim.test_lrscheduler", "TestLRScheduler"),
@@ -90,7 +102,7 @@ def run_one(suite: Path, implementation: str) -> _Outcomes:
     ):
         if not (suite / (module.replace(".", "/") + ".py")).exists():
             _stand_in(module, class_name)
-    import test_optim  # PyTorch's test/test_optim.py, from the suite directory
+    import test_optim  # type: ignore[import-not-found]  # PyTorch's, from the suite directory
 
     assert torch.optim.Adadelta.__module__.startswith(
         "adadelta" if implementation == "dropin" else "torch"
@@ -116,6 +128,10 @@ def _flatten(suite: unittest.TestSuite) -> list[unittest.TestCase]:
     return tests
 
 
+def _traceback(err: Any) -> str:
+    return "".join(traceback.format_exception(*err))
+
+
 class _Outcomes(unittest.TestResult):
     """Each test's outcome: passed, failed, error, skipped, xfail, xpass."""
 
@@ -129,11 +145,11 @@ class _Outcomes(unittest.TestResult):
 
     def addFailure(self, test: unittest.TestCase, err: Any) -> None:
         self.outcomes[test.id()] = "failed"
-        self.details[test.id()] = self._exc_info_to_string(err, test)
+        self.details[test.id()] = _traceback(err)
 
     def addError(self, test: unittest.TestCase, err: Any) -> None:
         self.outcomes[test.id()] = "error"
-        self.details[test.id()] = self._exc_info_to_string(err, test)
+        self.details[test.id()] = _traceback(err)
 
     def addSkip(self, test: unittest.TestCase, reason: str) -> None:
         self.outcomes[test.id()] = "skipped"
@@ -149,7 +165,7 @@ class _Outcomes(unittest.TestResult):
         if err is not None:
             failed = issubclass(err[0], test.failureException)
             self.outcomes[test.id()] = "failed" if failed else "error"
-            self.details[test.id()] = self._exc_info_to_string(err, test)
+            self.details[test.id()] = _traceback(err)
 
 
 def run_all(suite: Path, only: list[tuple[str, str]]) -> dict[str, Any]:
@@ -184,6 +200,12 @@ def regressions(runs: dict[str, Any], mode: str) -> list[str]:
     return sorted(t for t, o in theirs.items() if o == "passed" and ours.get(t) != "passed")
 
 
+def _last_line(detail: str) -> str:
+    """The exception's line of a traceback (before PyTorch's note on how to rerun the test)."""
+    lines = detail.split("\n\nTo execute this test")[0].strip().splitlines()
+    return lines[-1][:200] if lines else ""
+
+
 def report(runs: dict[str, Any], suite: Path, command: str) -> str:
     import torch
 
@@ -193,8 +215,18 @@ def report(runs: dict[str, Any], suite: Path, command: str) -> str:
         "",
         f"Command: `{command}`",
         "",
-        f"torch {torch.__version__}; test files from `{suite}` (see the script's docstring and "
-        "the README's PyTorch drop-in section for their provenance); CPU, 2 cores.",
+        f"torch {torch.__version__}, CPU; PyTorch's test files (their provenance: the script's "
+        "docstring), SHA-256:",
+        "",
+        *(
+            f"- `{p.relative_to(suite)}`: `{hashlib.sha256(p.read_bytes()).hexdigest()}`"
+            for p in suite_files(suite)
+        ),
+        "",
+        "Selected: the tests that PyTorch instantiates for Adadelta on the CPU (names with "
+        "`_Adadelta_cpu_`) and `TestDifferentiableOptimizer.test_adadelta`; each class and mode "
+        "in a process of its own (seconds: its wall time, on a 2-core machine shared with "
+        "other jobs).",
         "",
         "| class | mode | tests | " + " | ".join(kinds) + " | seconds |",
         "|---|---|---:|" + "---:|" * len(kinds) + "---:|",
@@ -224,18 +256,25 @@ def report(runs: dict[str, Any], suite: Path, command: str) -> str:
             f"{len(lost)} that pass for torch.optim.Adadelta and not for the drop-in",
         ]
         for t in differ:
-            detail = ours["details"].get(t) or theirs["details"].get(t) or ""
-            last = detail.strip().splitlines()[-1] if detail.strip() else ""
+            last = _last_line(ours["details"].get(t) or theirs["details"].get(t) or "")
             lines.append(
                 f"- `{t}`: torch {theirs['outcomes'].get(t)}, drop-in "
-                f"{ours['outcomes'].get(t)}" + (f" ({last[:200]})" if last else "")
+                f"{ours['outcomes'].get(t)}" + (f" ({last})" if last else "")
             )
+        skipped = Counter(
+            _last_line(theirs["details"].get(t, ""))
+            for t, o in theirs["outcomes"].items()
+            if o == "skipped"
+        )
+        if skipped:
+            lines += ["", f"Skipped for torch.optim.Adadelta in {mode} mode (tests: reason):"]
+            lines += [f"- {n}: {reason}" for reason, n in sorted(skipped.items())]
         failing = sorted(t for t, o in theirs["outcomes"].items() if o in ("failed", "error"))
         if failing:
             lines += ["", f"Failing for torch.optim.Adadelta itself in {mode} mode:"]
             for t in failing:
-                last = theirs["details"].get(t, "").strip().splitlines()
-                lines.append(f"- `{t}`" + (f": {last[-1][:200]}" if last else ""))
+                last = _last_line(theirs["details"].get(t, ""))
+                lines.append(f"- `{t}`" + (f": {last}" if last else ""))
     return "\n".join(lines) + "\n"
 
 
