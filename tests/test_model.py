@@ -6,9 +6,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 
 import adadelta
-from adadelta.app.model import MLP
+from adadelta.app.model import MLP, matmul
 
 ACTIVATIONS = ["tanh", "relu"]
 
@@ -223,3 +224,20 @@ def test_integer_inputs_are_cast_to_the_model_dtype() -> None:
     model = MLP((3, 4, 2), "relu", seed=0, dtype=np.float64)
     x_int = np.array([[1, 2, 3], [0, 1, 0]])
     np.testing.assert_array_equal(model.forward(x_int), model.forward(x_int.astype(np.float64)))
+
+
+@pytest.mark.parametrize("inner", [1, 256, 257, 500, 784, 1000])
+def test_matmul_is_the_product_with_the_same_bits_on_any_number_of_blas_threads(
+    inner: int,
+) -> None:
+    rng = np.random.default_rng(inner)
+    a = rng.standard_normal((100, inner), dtype=np.float32)
+    b = rng.standard_normal((inner, 300), dtype=np.float32)
+    results = []
+    for threads in (1, 2):
+        with threadpool_limits(threads, user_api="blas"):
+            out, partial = np.empty((100, 300), np.float32), np.empty((100, 300), np.float32)
+            matmul(a, b, out, partial)
+            results.append(out)
+    np.testing.assert_array_equal(results[0], results[1])
+    np.testing.assert_allclose(results[0], a.astype(np.float64) @ b, rtol=1e-4, atol=1e-4)

@@ -10,8 +10,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_info, threadpool_limits
 
 import adadelta
+from adadelta.app import trainer
 from adadelta.app.model import MLP
 from adadelta.app.trainer import (
     CHECKPOINT,
@@ -371,3 +373,159 @@ def test_step_size_probe_refuses_other_settings() -> None:
     model, opt = setup()
     with pytest.raises(ValueError, match="'W9' is not a parameter"):
         StepSizeProbe(model, opt, names=["W9"])
+
+
+# --- the BLAS threads of training's matrix products ---
+
+
+def blas_threads() -> list[int]:
+    return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+
+class FakeLibrary:
+    """A BLAS library's thread control that records what it is set to."""
+
+    def __init__(self, threads: int) -> None:
+        self.num_threads = threads
+        self.settings: list[int] = []
+
+    def set_num_threads(self, threads: int) -> None:
+        self.num_threads = threads
+        self.settings.append(threads)
+
+
+def fake_blas(monkeypatch: pytest.MonkeyPatch, threads: int) -> FakeLibrary:
+    library = FakeLibrary(threads)
+
+    class Controller:
+        def select(self, internal_api: str) -> Any:
+            assert internal_api == "openblas"
+            return type("Selected", (), {"lib_controllers": [library]})()
+
+    monkeypatch.setattr(trainer, "ThreadpoolController", Controller)
+    return library
+
+
+def test_blas_threads_keep_whichever_setting_took_less_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    library = fake_blas(monkeypatch, 4)
+    blas = trainer.BlasThreads()
+    window, period = blas.WINDOW, blas.PERIOD
+    used = []
+    # first cycle: one thread is faster in total, though its median batch is slower
+    for i in range(2 * window + period):
+        used.append(blas.threads)
+        on_all = i < window
+        slow_batch = 1.0 if i % window == 0 else 0.001
+        blas.timed((slow_batch if on_all else 0.002) if i < 2 * window else 0.001)
+    assert used[:window] == [4] * window
+    assert used[window : 2 * window] == [1] * window
+    assert used[2 * window :] == [1] * period and blas.chosen == 1
+    # second cycle: all threads faster
+    for i in range(2 * window + 1):
+        used.append(blas.threads)
+        blas.timed(0.001 if i < window else 0.002)
+    assert blas.chosen == 4 and blas.threads == 4
+    assert used[-1] == 4
+    blas.restore()
+    assert library.num_threads == 4
+
+
+def test_blas_threads_leave_one_thread_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    library = fake_blas(monkeypatch, 1)
+    blas = trainer.BlasThreads()
+    for _ in range(3 * (2 * blas.WINDOW + blas.PERIOD)):
+        blas.timed(0.001)
+    blas.restore()
+    assert library.settings == [] and blas.threads == 1
+
+
+def test_one_blas_chooser_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Trainings in two threads: the second leaves the threads alone, and neither leaves the
+    library on one thread."""
+    library = fake_blas(monkeypatch, 2)
+    first, second = trainer.BlasThreads(), trainer.BlasThreads()
+    for _ in range(first.WINDOW + 1):
+        first.timed(0.001)
+        second.timed(0.001)
+    assert library.num_threads == 1 and second.threads == 2
+    second.restore()
+    assert library.num_threads == 1  # the first one's probe goes on
+    first.restore()
+    first.restore()
+    assert library.num_threads == 2
+    third = trainer.BlasThreads()  # free again
+    for _ in range(third.WINDOW + 1):
+        third.timed(0.001)
+    assert library.num_threads == 1
+    third.restore()
+    assert library.num_threads == 2
+
+
+def test_training_restores_the_blas_threads_even_when_interrupted() -> None:
+    train(*setup(), DATA, epochs=1, progress=False)  # loads every library training loads
+    with threadpool_limits(2, user_api="blas"):
+        before = blas_threads()
+        model, opt = setup(sizes=(20, 64, 4))
+        window = trainer.BlasThreads.WINDOW
+        seen: list[list[int]] = []
+
+        def hook(e: int, b: int, model: MLP, optimizer: Optimizer) -> None:
+            seen.append(blas_threads())
+            if b == 2 * window + 1:
+                raise Interrupt
+
+        with pytest.raises(Interrupt):
+            train(
+                model,
+                opt,
+                make_blobs(n_train=5000),
+                epochs=1,
+                batch_size=100,
+                progress=False,
+                on_batch=hook,
+            )
+        assert blas_threads() == before
+    # one window on the library's threads, one on one thread
+    assert [1] * len(before) in seen
+
+
+def test_a_users_own_blas_limit_is_kept() -> None:
+    with threadpool_limits(1, user_api="blas"):
+        seen: list[list[int]] = []
+        model, opt = setup()
+        train(
+            model,
+            opt,
+            DATA,
+            epochs=2,
+            batch_size=10,
+            progress=False,
+            on_batch=lambda e, b, m, o: seen.append(blas_threads()),
+        )
+        assert {tuple(s) for s in seen} == {tuple(blas_threads())}
+        assert all(n == 1 for n in blas_threads())
+
+
+def test_training_gives_the_same_bits_on_any_number_of_blas_threads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What lets training change the BLAS threads as it runs: products whose inner dimensions
+    (784, 500) OpenBLAS would sum in other blocks on two threads than on one give the same
+    results on both."""
+    monkeypatch.setattr(trainer.BlasThreads, "timed", lambda self, seconds: None)
+    rng = np.random.default_rng(0)
+    x = rng.random((600, 784), dtype=np.float32)
+    y = rng.integers(0, 10, 600)
+    data = Blobs("noise", x[:500], y[:500], x[500:], y[500:])
+    runs = []
+    for threads in (1, 2):
+        with threadpool_limits(threads, user_api="blas"):
+            model = MLP((784, 500, 10), "relu", seed=0)
+            opt = adadelta.Adadelta(model.params)
+            result = train(model, opt, data, epochs=1, batch_size=100, progress=False)
+            runs.append((numbers(result), model, opt))
+    assert runs[0][0] == runs[1][0]
+    assert_same_params(runs[0][1], runs[1][1])
+    assert_same_state(runs[0][2], runs[1][2])

@@ -11,7 +11,8 @@ Usage::
     opt.step(grads)                                         # updates model.params in place
     model.error_rate(x_test, y_test)                        # percent
 
-Forward and backward are written by hand with matrix products on the model's dtype (BLAS).
+Forward and backward are written by hand with matrix products on the model's dtype (BLAS),
+whose results do not depend on the BLAS library's number of threads (see :func:`matmul`).
 Every work array is allocated once per batch size and reused, so a training step allocates
 almost nothing; the gradients returned by :meth:`MLP.loss_and_grads` are buffers of the model,
 overwritten by the next call (copy them to keep them).
@@ -31,6 +32,28 @@ IntArray = npt.NDArray[np.integer[Any]]
 ACTIVATIONS = ("tanh", "relu")
 PAPER_SIZES = (784, 500, 300, 10)
 _MAX_CACHED_BATCH_SIZES = 4
+# The longest inner dimension of one BLAS call in :func:`matmul`. OpenBLAS sums a longer one
+# in blocks whose bounds depend on its number of threads: in NumPy 2.4's OpenBLAS 0.3.31
+# (SkylakeX kernels), inner dimensions up to 448 give the same bits on one thread as on two,
+# 452 and more do not. 384 leaves a margin below that block; other builds and machines may
+# block differently (the tests check this one). The pieces cost an epoch of the paper's network
+# a few percent against products in one piece (``benchmarks/results/blas_threads.md``).
+INNER = 384
+
+
+def matmul(a: FloatArray, b: FloatArray, out: FloatArray, partial: FloatArray) -> None:
+    """``out = a @ b`` with the same bits on any number of BLAS threads: the inner dimension is
+    cut into pieces of at most :data:`INNER`, each product taken into ``partial`` (``out``'s
+    shape) and added to ``out`` in order. Training may then change the BLAS library's threads
+    as it runs (:class:`adadelta.app.trainer.BlasThreads`) and still give the same numbers,
+    every time."""
+    k = a.shape[1]
+    pieces = -(-k // INNER)
+    size = -(-k // pieces)
+    np.matmul(a[:, :size], b[:size], out=out)
+    for start in range(size, k, size):
+        np.matmul(a[:, start : start + size], b[start : start + size], out=partial)
+        out += partial
 
 
 class _Buffers:
@@ -45,6 +68,7 @@ class _Buffers:
         self.probs = np.empty((n, widths[-1]), dtype)
         self.row = np.empty((n, 1), dtype)
         self.rows = np.arange(n)
+        self.partials: dict[tuple[int, ...], FloatArray] = {}  # for matmul, by shape
 
 
 class MLP:
@@ -181,7 +205,7 @@ class MLP:
         h = x
         last = len(buf.out) - 1
         for i, out in enumerate(buf.out):
-            np.matmul(h, self.params[f"W{i + 1}"], out=out)
+            self._matmul(h, self.params[f"W{i + 1}"], out, buf)
             out += self.params[f"b{i + 1}"]
             if i < last:
                 if self.activation == "tanh":
@@ -194,12 +218,12 @@ class MLP:
     def _backward(self, x: FloatArray, delta: FloatArray, buf: _Buffers) -> None:
         for i in range(len(buf.out) - 1, -1, -1):
             h_in = x if i == 0 else buf.out[i - 1]
-            np.matmul(h_in.T, delta, out=self.grads[f"W{i + 1}"])
+            self._matmul(h_in.T, delta, self.grads[f"W{i + 1}"], buf)
             np.sum(delta, axis=0, out=self.grads[f"b{i + 1}"])
             if i == 0:
                 break
             below = buf.delta[i - 1]
-            np.matmul(delta, self.params[f"W{i + 1}"].T, out=below)
+            self._matmul(delta, self.params[f"W{i + 1}"].T, below, buf)
             if self.activation == "tanh":  # tanh' = 1 - tanh^2, from the stored output
                 d = buf.scratch[i - 1]
                 np.multiply(h_in, h_in, out=d)
@@ -263,6 +287,15 @@ class MLP:
             bad = lo if lo < 0 else hi
             raise ValueError(f"labels: {bad} is out of range; classes are 0..{self.sizes[-1] - 1}")
         return labels
+
+    def _matmul(self, a: FloatArray, b: FloatArray, out: FloatArray, buf: _Buffers) -> None:
+        if a.shape[1] <= INNER:
+            np.matmul(a, b, out=out)
+            return
+        partial = buf.partials.get(out.shape)
+        if partial is None:
+            partial = buf.partials[out.shape] = np.empty(out.shape, self.dtype)
+        matmul(a, b, out, partial)
 
     def _buffers_for(self, n: int) -> _Buffers:
         buf = self._buffers.get(n)

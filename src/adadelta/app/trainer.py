@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -33,6 +34,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
+from threadpoolctl import ThreadpoolController
 from tqdm.auto import tqdm  # type: ignore[import-untyped]
 
 from adadelta.app.model import MLP
@@ -158,6 +160,7 @@ def train(
         unit="batch",
         desc=f"{type(optimizer).__name__} {model}",
     )
+    blas = BlasThreads()
     try:
         for epoch in range(resumed_from + 1, epochs + 1):
             start_time = time.perf_counter()
@@ -168,8 +171,10 @@ def train(
                 xb, yb = x_batch[: rows.size], y_batch[: rows.size]
                 np.take(x_train, rows, axis=0, out=xb)
                 np.take(y_train, rows, out=yb)
+                batch_start = time.perf_counter()
                 loss, grads = model.loss_and_grads(xb, yb)
                 optimizer.step(grads)
+                blas.timed(time.perf_counter() - batch_start)
                 loss_sum += loss * rows.size
                 if on_batch is not None:
                     on_batch(epoch, batch_index, model, optimizer)
@@ -182,8 +187,80 @@ def train(
                 _write_metrics(metrics, history)
             bar.set_postfix(epoch=epoch, loss=f"{record.train_loss:.4f}", test=f"{test_error:.2f}%")
     finally:
+        blas.restore()
         bar.close()
     return TrainResult(tuple(history), resumed_from)
+
+
+class BlasThreads:
+    """How many threads the BLAS library runs training's matrix products on, chosen by timing.
+
+    Two thread pools share the cores while a NumPy model trains: the BLAS library's, for the
+    matrix products, and the optimizer's. On a quiet machine the products run fastest on every
+    core. On a machine that also does other work, a product waits at its end for a BLAS thread
+    that has no core: one epoch of the paper's network took 3.0x its quiet time on the library's
+    two threads against 1.3x on one (``python benchmarks/blas_threads.py``). Neither setting
+    suits every machine, and the load changes during a run, so :func:`train` times its batches
+    under both: every :attr:`PERIOD` batches it runs :attr:`WINDOW` on the BLAS library's own
+    number of threads and :attr:`WINDOW` on one, then the next :attr:`PERIOD` on whichever took
+    less time in all (not the median batch: on a busy machine most batches are fast on any
+    number of threads, and a few wait milliseconds for a core). The library's setting is
+    restored when training ends. The model's products give the same bits on any number of BLAS
+    threads (:func:`adadelta.app.model.matmul`), so the runs do not depend on the choice.
+    Nothing changes where the BLAS library is not OpenBLAS, has one thread (e.g. under a user's
+    ``threadpool_limits(1)``) or cannot be controlled.
+    """
+
+    WINDOW = 10
+    PERIOD = 300
+    # one chooser at a time in a process (trainings in several threads would otherwise take
+    # each other's settings for the libraries' own and leave them behind)
+    _active = threading.Lock()
+
+    def __init__(self) -> None:
+        # OpenBLAS only: the one whose products adadelta.app.model.matmul keeps to the same bits
+        # on any number of threads (MKL, for one, does not promise that without its own setting)
+        self._libraries = ThreadpoolController().select(internal_api="openblas").lib_controllers
+        self._original = [library.num_threads for library in self._libraries]
+        most = max(self._original, default=1)
+        self._owner = most > 1 and self._active.acquire(blocking=False)
+        self._choices = (most, 1) if self._owner else ()
+        self._times: tuple[list[float], list[float]] = ([], [])
+        self._batch = 0
+        self.threads = most  # the most threads a product runs on now
+        self.chosen = most
+
+    def timed(self, seconds: float) -> None:
+        """Record the last batch's ``seconds`` and set the threads of the next batch."""
+        if not self._choices:
+            return
+        cycle = 2 * self.WINDOW + self.PERIOD
+        position = self._batch % cycle
+        if position < 2 * self.WINDOW:
+            self._times[position // self.WINDOW].append(seconds)
+        self._batch += 1
+        position = self._batch % cycle
+        if position == 2 * self.WINDOW:
+            totals = [sum(t) for t in self._times]
+            self.chosen = self._choices[int(np.argmin(totals))]
+            self._times = ([], [])
+        wanted = self._choices[position // self.WINDOW] if position < 2 * self.WINDOW else None
+        self._set(self.chosen if wanted is None else wanted)
+
+    def _set(self, threads: int) -> None:
+        """One thread, or (``threads`` > 1) each library's own number."""
+        if threads != self.threads:
+            for library, own in zip(self._libraries, self._original, strict=True):
+                library.set_num_threads(1 if threads == 1 else own)
+            self.threads = threads
+
+    def restore(self) -> None:
+        """Give the BLAS libraries back the numbers of threads they had."""
+        if self._owner:
+            for library, own in zip(self._libraries, self._original, strict=True):
+                library.set_num_threads(own)
+            self._owner = False
+            self._active.release()
 
 
 def epoch_order(seed: int, epoch: int, n: int) -> npt.NDArray[np.int64]:
