@@ -345,6 +345,30 @@ def test_adadelta_kernel_matches_the_rule_where_the_quotient_leaves_the_normal_r
     )
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_adadelta_kernel_steps_again_from_the_old_values_when_the_gradient_is_the_parameter(
+    dtype: Any,
+) -> None:
+    # the kernel writes a block, then steps it again with the rule's two roots if a quotient
+    # left the normal range: from the old parameter, also where the gradient is the parameter
+    n = 3000
+    results = []
+    for alias in (True, False):
+        x = np.full(n, 0.5, dtype)
+        x[n // 2] = 1e-3
+        state = {"step": 1, "E_g2": np.full(n, 0.01, dtype), "E_dx2": np.full(n, 0.02, dtype)}
+        state["E_g2"][n // 2] = 0.0
+        state["E_dx2"][n // 2] = np.finfo(dtype).max / 4  # the quotient overflows
+        opt = Adadelta(x, eps=1e-6, rho=0.9)
+        saved = opt.state_dict()
+        opt.load_state_dict({"state": {0: state}, "param_groups": saved["param_groups"]})
+        opt.step(x if alias else x.copy())
+        results.append((x, opt.state[0]["E_g2"], opt.state[0]["E_dx2"]))
+    for aliased, copied in zip(*results, strict=True):
+        np.testing.assert_array_equal(aliased, copied)
+    assert np.isfinite(results[0][0]).all()
+
+
 def test_the_pytorch_drop_in_gets_the_same_exactness() -> None:
     # was: adadelta.torch.Adadelta (the same kernel on CPU) gave -inf where torch.optim gives
     # a finite step

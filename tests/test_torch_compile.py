@@ -160,6 +160,25 @@ def test_compiled_step_with_every_backend(backend: str) -> None:
     assert_same_steps(kwargs, torch.float32, lambda step: torch.compile(step, backend=backend))
 
 
+def test_constructed_inside_a_compiled_function() -> None:
+    """PYTORCH_TEST_WITH_DYNAMO=1 compiles each whole test, the optimizer's construction
+    included (was: AttributeError: 'Adadelta' object has no attribute 'state_dtype', from
+    add_param_group, in 34 of PyTorch's Adadelta tests)."""
+    torch._dynamo.reset()
+
+    def train(cls: type[torch.optim.Optimizer]) -> torch.Tensor:
+        w = torch.nn.Parameter(torch.arange(4.0))
+        opt = cls([w], lr=0.5, weight_decay=0.1)
+        opt.add_param_group({"params": [torch.nn.Parameter(torch.ones(2))], "lr": 0.1})
+        for _ in range(2):
+            w.grad = w.detach() - 1.0
+            opt.step()
+        return w.detach()
+
+    ours = torch.compile(train, backend="eager")(Adadelta)
+    torch.testing.assert_close(ours, train(torch.optim.Adadelta))
+
+
 @pytest.mark.slow  # inductor compiles C++: about 10 s on 2 cores
 def test_compiled_training_step_calls_the_step() -> None:
     """A whole training step (forward, backward, ``opt.step()``) under torch.compile."""

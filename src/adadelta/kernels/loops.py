@@ -13,8 +13,9 @@ from adadelta.kernels.parallel import _chunk, _part, _scan
 # --- the kernels: one per rule of adadelta.rules, the same operations in the same order ---
 
 
-# elements of a chunk whose quotients _adadelta_part keeps at a time (in the L1 cache)
-_BLOCK = 2048
+# elements of a chunk that _adadelta_part steps at a time, keeping their old parameters and
+# E[dx^2] (4 KiB of float64 for each: in the L1 cache) in case the block must be stepped again
+_BLOCK = 512
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
@@ -29,7 +30,8 @@ def _adadelta_part(
     decoupled: bool,
 ) -> None:
     first_chunk, last_chunk = _part(chunks, parts, p)
-    quotients = np.empty(_BLOCK, c.dtype)
+    old_x = np.empty(_BLOCK, c.dtype)
+    old_E_dx2 = np.empty(_BLOCK, c.dtype)
     for k in range(first_chunk, last_chunk):
         t, start, end = chunks[k, 0], chunks[k, 1], chunks[k, 2]
         lr, rho, one_minus_rho, eps, wd = c[t, 0], c[t, 1], c[t, 2], c[t, 3], c[t, 4]
@@ -41,34 +43,32 @@ def _adadelta_part(
             E_g2 = _chunk(addresses, 2, t, block, stop, c)
             E_dx2 = _chunk(addresses, 3, t, block, stop, c)
             # RMS[dx]_{t-1} / RMS[g]_t as one square root of the quotient, where the rule takes
-            # two square roots and divides them (see the module docstring): first E[g^2]_t and
-            # the quotients of the block, then the steps from them where every quotient is a
-            # normal number; where one is not (it overflowed, or lost digits as a subnormal),
-            # the block's steps are the rule's two roots, exactly
+            # two square roots and divides them (see the module docstring), in one pass over
+            # the block that keeps the old x and E[dx^2]; where a quotient is not a normal
+            # number (it overflowed, or lost digits as a subnormal), the block is stepped
+            # again from them with the rule's two roots, exactly. (Each element is read before
+            # it is written: a gradient that is the parameter itself reads the old value.)
             outside = False
             for i in range(stop - block):
-                gi = _adadelta_gradient(x[i], g[i], wd, maximize, weight_decay, decoupled)
+                xi, Edx = x[i], E_dx2[i]
+                old_x[i] = xi
+                old_E_dx2[i] = Edx
+                gi = _adadelta_gradient(xi, g[i], wd, maximize, weight_decay, decoupled)
                 Eg = rho * E_g2[i] + one_minus_rho * gi * gi  # accumulate the gradient first
                 E_g2[i] = Eg
-                q = (E_dx2[i] + eps) / (Eg + eps)  # the old E[dx^2]: RMS[dx]_{t-1}
-                quotients[i] = q
+                q = (Edx + eps) / (Eg + eps)  # the old E[dx^2]: RMS[dx]_{t-1}
                 outside |= not ((q >= smallest) & (q <= largest))  # or NaN
-            if not outside:
+                dx = -np.sqrt(q) * gi
+                E_dx2[i] = rho * Edx + one_minus_rho * dx * dx
+                x[i] = _adadelta_parameter(xi, wd, lr, weight_decay, decoupled) + lr * dx
+            if outside:
                 for i in range(stop - block):
-                    xi = _adadelta_parameter(x[i], wd, lr, weight_decay, decoupled)
-                    gi = _adadelta_gradient(x[i], g[i], wd, maximize, weight_decay, decoupled)
-                    Edx = E_dx2[i]
-                    dx = -np.sqrt(quotients[i]) * gi
-                    E_dx2[i] = rho * Edx + one_minus_rho * dx * dx
-                    x[i] = xi + lr * dx
-            else:
-                for i in range(stop - block):
-                    xi = _adadelta_parameter(x[i], wd, lr, weight_decay, decoupled)
-                    gi = _adadelta_gradient(x[i], g[i], wd, maximize, weight_decay, decoupled)
-                    Edx = E_dx2[i]
+                    xi, Edx = old_x[i], old_E_dx2[i]
+                    x[i] = xi  # before g[i] is read: it may be x[i]
+                    gi = _adadelta_gradient(xi, g[i], wd, maximize, weight_decay, decoupled)
                     dx = -(np.sqrt(Edx + eps) / np.sqrt(E_g2[i] + eps)) * gi
                     E_dx2[i] = rho * Edx + one_minus_rho * dx * dx
-                    x[i] = xi + lr * dx
+                    x[i] = _adadelta_parameter(xi, wd, lr, weight_decay, decoupled) + lr * dx
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")

@@ -129,6 +129,12 @@ class Adadelta(torch.optim.Optimizer):
     ``"bfloat16"``, ``"float8"``) and ``seed``: compact state, as :class:`adadelta.Adadelta`'s.
     """
 
+    # Constructed under torch.compile (a whole test or training function compiled), a graph
+    # break: TorchDynamo traced this constructor and then ran add_param_group, called by
+    # torch.optim.Optimizer's constructor at its own graph break, before the attributes set
+    # here (AttributeError: no attribute 'state_dtype'). PyTorch's constructor breaks the
+    # graph too (its add_param_group is not traced either).
+    @_disable_dynamo
     def __init__(
         self,
         params: ParamsT,
