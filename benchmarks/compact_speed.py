@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -129,7 +130,8 @@ def main(argv: list[str] | None = None) -> None:
             f"| {name} | {1e3 * t:.2f} | {state_bytes[name]:.3f} | {base / t:.2f}x | "
             f"{peer / t:.2f}x |"
         )
-    print("\ncommand: python benchmarks/compact_speed.py " + " ".join(argv or []))
+    given = sys.argv[1:] if argv is None else argv
+    print("\ncommand: " + " ".join(["python benchmarks/compact_speed.py", *given]))
 
 
 if __name__ == "__main__":
