@@ -1,5 +1,8 @@
 """Speed and memory of ADADELTA's compact state: one step of 1e7 float32 parameters, between the
-matrix products of a training step, against float32 state and ``torch.compile``d PyTorch.
+matrix products of a training step, against float32 state and ``torch.compile``d PyTorch; for
+``adadelta.Adadelta`` (which checks the gradients for NaN and infinity first, unless
+``check_finite=False``) and for the PyTorch drop-in ``adadelta.torch.Adadelta`` (which, like
+``torch.optim.Adadelta``, does not).
 
 Each round runs, for every optimizer in turn, the matrix products of a forward and backward pass
 (1024 x 2048 by 2048 x 2048: 48 MB of operands, which evict the optimizer's arrays from the
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -29,6 +33,7 @@ import numba
 import numpy as np
 import torch
 
+import adadelta.torch
 from adadelta import Adadelta
 
 Step = Callable[[], None]
@@ -42,6 +47,17 @@ def ours(n: int, state_dtype: str | None, check_finite: bool = True) -> tuple[St
     opt.step(g)  # compiles, creates the state
     state_bytes = sum(v.nbytes for v in opt.state[0].values() if isinstance(v, np.ndarray))
     return (lambda: opt.step(g)), state_bytes / n
+
+
+def drop_in(n: int, state_dtype: str | None) -> tuple[Step, float]:
+    gen = torch.Generator().manual_seed(0)
+    p = torch.randn(n, generator=gen).requires_grad_()
+    p.grad = torch.randn(n, generator=gen)
+    opt = adadelta.torch.Adadelta([p], state_dtype=state_dtype)
+    opt.step()  # compiles, creates the state
+    state = opt.state[p]
+    state_bytes = sum(v.nbytes for v in state.values() if isinstance(v, torch.Tensor) and v.ndim)
+    return opt.step, state_bytes / n
 
 
 def torch_adadelta(n: int, compiled: bool) -> tuple[Step, float]:
@@ -71,6 +87,10 @@ def main(argv: list[str] | None = None) -> None:
         "float8 state": lambda: ours(args.n, "float8"),
         "float32 state, unchecked": lambda: ours(args.n, None, check_finite=False),
         "bfloat16 state, unchecked": lambda: ours(args.n, "bfloat16", check_finite=False),
+        "float8 state, unchecked": lambda: ours(args.n, "float8", check_finite=False),
+        "adadelta.torch.Adadelta, float32 state": lambda: drop_in(args.n, None),
+        "adadelta.torch.Adadelta, bfloat16 state": lambda: drop_in(args.n, "bfloat16"),
+        "adadelta.torch.Adadelta, float8 state": lambda: drop_in(args.n, "float8"),
         "torch.compile(torch.optim.Adadelta)": lambda: torch_adadelta(args.n, compiled=True),
         "torch.optim.Adadelta(foreach=True)": lambda: torch_adadelta(args.n, compiled=False),
     }
@@ -110,7 +130,8 @@ def main(argv: list[str] | None = None) -> None:
             f"| {name} | {1e3 * t:.2f} | {state_bytes[name]:.3f} | {base / t:.2f}x | "
             f"{peer / t:.2f}x |"
         )
-    print("\ncommand: python benchmarks/compact_speed.py " + " ".join(argv or []))
+    given = sys.argv[1:] if argv is None else argv
+    print("\ncommand: " + " ".join(["python benchmarks/compact_speed.py", *given]))
 
 
 if __name__ == "__main__":

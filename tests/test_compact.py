@@ -306,6 +306,48 @@ def test_non_finite_gradient_changes_nothing(state_dtype: str) -> None:
         np.testing.assert_array_equal(opt.state[0][key], value)
 
 
+@pytest.mark.parametrize("state_dtype", FORMATS)
+def test_kernel_checks_every_gradient_before_it_writes(state_dtype: str) -> None:
+    """Steps after the first check the gradients inside the kernel's call (one group of
+    contiguous arrays): a bad value anywhere, in any array, on either thread, changes nothing,
+    and the error names that array. On the first step (no state yet) and with two groups the
+    check is a pass of its own; it refuses the same way, and leaves no state behind."""
+    sizes = (1000, 1 << 20, 3000)  # the second: both threads
+    rng = np.random.default_rng(11)
+    params = [rng.standard_normal(n).astype(np.float32) for n in sizes]
+    assert sizes[1] >= adadelta.kernels.PARALLEL_MIN
+    grads = [rng.standard_normal(n).astype(np.float32) for n in sizes]
+    first = Adadelta(params, state_dtype=state_dtype)
+    bad = [g.copy() for g in grads]
+    bad[1][-5] = np.inf  # the second thread's part
+    with pytest.raises(adadelta.NonFiniteGradientError, match=r"params\[1\]: 1 of 1048576"):
+        first.step(bad)
+    assert first.state == [{"step": 0}] * 3
+    opt = Adadelta(params, state_dtype=state_dtype)
+    opt.step(grads)
+    for where, value in [(1, np.inf), (1, np.nan), (2, -np.inf), (0, np.nan)]:
+        before = [p.copy() for p in params]
+        kept = opt.state_dict()
+        bad = [g.copy() for g in grads]
+        bad[where][where * 7] = value
+        with pytest.raises(adadelta.NonFiniteGradientError, match=rf"params\[{where}\]"):
+            opt.step(bad)
+        for p, b in zip(params, before, strict=True):
+            np.testing.assert_array_equal(p, b)
+        for i, state in kept["state"].items():
+            for key, saved in state.items():
+                np.testing.assert_array_equal(opt.state[i][key], saved)
+    two_groups = Adadelta([{"params": params[:1]}, {"params": params[1:]}], state_dtype=state_dtype)
+    two_groups.step([grads[:1], grads[1:]])
+    before = [p.copy() for p in params]
+    bad_second = grads[1].copy()
+    bad_second[-1] = np.nan
+    with pytest.raises(adadelta.NonFiniteGradientError, match=r"params\[0\]: 1 of 1048576"):
+        two_groups.step([[grads[0]], [bad_second, grads[2]]])
+    for p, b in zip(params, before, strict=True):
+        np.testing.assert_array_equal(p, b)
+
+
 def test_load_refuses_another_format_and_changes_nothing() -> None:
     x, grads = _data(1000, seed=8)
     opts = {fmt: Adadelta(x.copy(), state_dtype=fmt) for fmt in (None, *FORMATS)}

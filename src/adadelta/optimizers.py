@@ -904,9 +904,12 @@ class Adadelta(_RuleOptimizer):
     def _apply(self, grads: list[list[FloatArray]]) -> None:
         if self._compact is None:
             return super()._apply(grads)
-        if self.check_finite:
-            _check_finite(self._paths, grads)
-        self._compact.step(self.param_groups, self._leaves, self.state, grads, self.fused)
+        bad = self._compact.step(
+            self.param_groups, self._leaves, self.state, grads, self.fused, self.check_finite
+        )
+        if bad >= 0:
+            flat_paths = [path for group_paths in self._paths for path in group_paths]
+            raise _non_finite(flat_paths[bad], [g for gs in grads for g in gs][bad])
 
     def _loaded_state(self, i: int, saved: Any, p: FloatArray) -> dict[str, Any]:
         saved_format = compact.format_of(saved)

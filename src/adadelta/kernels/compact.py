@@ -29,7 +29,9 @@ run resumed from a state dict draws the same bits. (Indices wrap at 2**32.)
 The reference (``fused = False`` and arrays that are not contiguous) is :func:`reference_step`:
 :func:`adadelta.rules.adadelta` applied to the dequantized state, the result written back with
 :func:`quantize`. The fused loops (:func:`_adadelta_bfloat16`, :func:`_adadelta_float8`) do the
-same in one pass over the arrays, with no temporaries beyond a block's 2 x 256 values (float8).
+same in one pass over the arrays, with no temporaries beyond a block's 2 x 256 values (float8);
+asked to check the gradients for NaN and infinity, they first sum every gradient in the same
+call (:func:`_scan`), and write nothing if one is not finite.
 """
 
 from __future__ import annotations
@@ -44,7 +46,16 @@ from numba import types
 from numba.extending import intrinsic
 
 from adadelta import rules
-from adadelta.kernels.parallel import _address, _chunk, _chunks, _launch, _threads
+from adadelta.kernels.parallel import (
+    _address,
+    _all_finite,
+    _chunk,
+    _chunks,
+    _launch,
+    _part,
+    _threads,
+    first_non_finite,
+)
 
 FloatArray = rules.FloatArray
 StateDict = dict[str, Any]
@@ -335,13 +346,37 @@ def _constant(value: int) -> Any:
 
 
 @intrinsic
-def _random(typingctx: Any, key: Any, index: Any) -> Any:
-    """:func:`random_bits` of element ``index`` under ``key``, as a uint32."""
-    signature = types.uint32(key, index)
+def _weyl(typingctx: Any, index: Any) -> Any:
+    """``index`` times the Weyl constant of :func:`random_bits`, modulo 2**32 (a uint32): the
+    loops start from it and step it with :func:`_next_weyl`, an addition per element where
+    ``(start + i) * _WEYL`` would be a multiplication."""
+    signature = types.uint32(index)
 
     def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
-        z = _i32(builder, args[0], sig.args[0])
-        z = builder.xor(z, builder.mul(_i32(builder, args[1], sig.args[1]), _constant(_WEYL)))
+        return builder.mul(_i32(builder, args[0], sig.args[0]), _constant(_WEYL))
+
+    return signature, codegen
+
+
+@intrinsic
+def _next_weyl(typingctx: Any, w: Any) -> Any:
+    """The next element's :func:`_weyl`: ``w + _WEYL`` modulo 2**32."""
+    signature = types.uint32(w)
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        return builder.add(_i32(builder, args[0], sig.args[0]), _constant(_WEYL))
+
+    return signature, codegen
+
+
+@intrinsic
+def _random(typingctx: Any, key: Any, w: Any) -> Any:
+    """:func:`random_bits` of the element whose :func:`_weyl` is ``w``, under ``key``, as a
+    uint32."""
+    signature = types.uint32(key, w)
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        z = builder.xor(_i32(builder, args[0], sig.args[0]), _i32(builder, args[1], sig.args[1]))
         z = builder.mul(builder.xor(z, builder.lshr(z, _constant(16))), _constant(_LOWBIAS1))
         return builder.xor(z, builder.lshr(z, _constant(15)))
 
@@ -388,9 +423,11 @@ def _from_bfloat16(typingctx: Any, code: Any) -> Any:
 
 
 @intrinsic
-def _decode8(typingctx: Any, code: Any) -> Any:
-    """The value of a float8 code (before its block's scale)."""
-    signature = types.float32(code)
+def _decode8(typingctx: Any, code: Any, normal: Any) -> Any:
+    """The value of a float8 code (before its block's scale). ``normal`` (a constant in the
+    loops) says that the code is one of the normal ones (8 and up), which LLVM then decodes
+    without the other case."""
+    signature = types.float32(code, types.boolean)
 
     def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
         c = _i32(builder, args[0], sig.args[0])
@@ -400,16 +437,18 @@ def _decode8(typingctx: Any, code: Any) -> Any:
         subnormal = builder.fmul(
             builder.sitofp(c, ir.FloatType()), ir.Constant(ir.FloatType(), 2.0**-33)
         )
-        return builder.select(builder.icmp_unsigned(">=", c, _constant(8)), normal, subnormal)
+        is_normal = builder.or_(args[1], builder.icmp_unsigned(">=", c, _constant(8)))
+        return builder.select(is_normal, normal, subnormal)
 
     return signature, codegen
 
 
 @intrinsic
-def _encode8(typingctx: Any, q: Any, r: Any) -> Any:
+def _encode8(typingctx: Any, q: Any, r: Any, normal: Any) -> Any:
     """The float8 code (uint8) of ``q``, a value over its block's scale, rounded up with the
-    probability ``r / 2**16`` of the way to the next code (``r``: 16 bits)."""
-    signature = types.uint8(types.float32, r)
+    probability ``r / 2**16`` of the way to the next code (``r``: 16 bits). ``normal`` (a
+    constant in the loops) says that ``q`` is at least 2**-30, the smallest normal code."""
+    signature = types.uint8(types.float32, r, types.boolean)
 
     def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
         f32 = ir.FloatType()
@@ -421,7 +460,8 @@ def _encode8(typingctx: Any, q: Any, r: Any) -> Any:
         fraction = builder.fmul(builder.sitofp(bits, f32), ir.Constant(f32, 2.0**-16))
         scaled = builder.fadd(builder.fmul(q, ir.Constant(f32, 2.0**33)), fraction)
         subnormal = builder.fptosi(scaled, _I32)
-        code = builder.select(builder.icmp_unsigned("<", u, _constant(97 << 23)), subnormal, normal)
+        is_normal = builder.or_(args[2], builder.icmp_unsigned(">=", u, _constant(97 << 23)))
+        code = builder.select(is_normal, normal, subnormal)
         return builder.trunc(code, ir.IntType(8))
 
     return signature, codegen
@@ -437,14 +477,16 @@ def _update(
     gi: Any,
     Eg_old: Any,
     Edx: Any,
-    c: Any,
-    t: int,
+    lr: Any,
+    rho: Any,
+    one_minus_rho: Any,
+    eps: Any,
+    wd: Any,
     maximize: bool,
     weight_decay: bool,
     decoupled: bool,
 ) -> tuple[Any, Any, Any]:
     """The float32 kernel's arithmetic (``adadelta.kernels.loops``): new x, E[g^2], E[dx^2]."""
-    lr, rho, one_minus_rho, eps, wd = c[t, 0], c[t, 1], c[t, 2], c[t, 3], c[t, 4]
     if maximize:
         gi = -gi
     if weight_decay:
@@ -457,10 +499,74 @@ def _update(
     return xi + lr * dx, Eg, rho * Edx + one_minus_rho * dx * dx
 
 
+# The loops read the hyperparameters into locals before they start (read from ``c`` inside the
+# loop, they would be read again for every element: a store to ``x`` might change them, as far
+# as LLVM knows), and take ``stochastic`` as a constant of an inlined loop, so that LLVM
+# compiles the rounding of each without a branch per element.
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _bfloat16_loop(
+    x: Any,
+    g: Any,
+    E_g2: Any,
+    E_dx2: Any,
+    c: Any,
+    t: int,
+    key: Any,
+    start: int,
+    stochastic: bool,
+    flags: tuple[bool, bool, bool],
+) -> None:
+    lr, rho, one_minus_rho, eps, wd = c[t, 0], c[t, 1], c[t, 2], c[t, 3], c[t, 4]
+    maximize, weight_decay, decoupled = flags
+    w = _weyl(start)  # type: ignore[call-arg, var-annotated]
+    for i in range(x.size):
+        Eg_old = _from_bfloat16(E_g2[i])
+        Edx = _from_bfloat16(E_dx2[i])
+        x[i], Eg, Edx = _update(
+            x[i], g[i], Eg_old, Edx, lr, rho, one_minus_rho, eps, wd,
+            maximize, weight_decay, decoupled,
+        )  # fmt: skip
+        r = _random(key, w) if stochastic else _NEAREST2
+        w = _next_weyl(w)
+        E_g2[i] = _to_bfloat16(Eg, _half(r, False))
+        E_dx2[i] = _to_bfloat16(Edx, _half(r, True))
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _scan(addresses: Any, chunks: Any, sizes: Any, block: int, parts: int, like: Any) -> int:
+    """The first array of row 1 of ``addresses`` (the gradients) that holds NaN or infinity,
+    or -1; each of ``parts`` threads sums its chunks (in units of ``block`` elements), the
+    consecutive chunks of one array in one sum, and the region ends before the kernel that
+    inlines this writes anything."""
+    count = 0
+    for p in numba.prange(parts):
+        first, last = _part(chunks, parts, p)
+        finite = True
+        k = first
+        while k < last:
+            t, start = chunks[k, 0], chunks[k, 1] * block
+            while k + 1 < last and chunks[k + 1, 0] == t:
+                k += 1
+            end = min(chunks[k, 2] * block, sizes[t])
+            finite &= _all_finite(_chunk(addresses, 1, t, start, end, like))
+            k += 1
+        count += not finite
+    if count > 0:
+        for t in range(sizes.size):
+            if not _all_finite(_chunk(addresses, 1, t, 0, sizes[t], like)):
+                return t
+    return -1
+
+
 @numba.njit(cache=True, error_model="numpy", parallel=True)
 def _adadelta_bfloat16(
     addresses: Any,
     chunks: Any,
+    sizes: Any,
+    check: bool,
+    parts: int,
     c: Any,
     keys: Any,
     stochastic: bool,
@@ -468,24 +574,146 @@ def _adadelta_bfloat16(
     maximize: bool,
     weight_decay: bool,
     decoupled: bool,
-) -> None:
+) -> int:
     # addresses rows: x, g, E[g^2], E[dx^2] (bfloat16 bits); c columns: lr, rho, 1 - rho, eps,
-    # weight_decay; keys[t]: the key of array t's random bits this step
+    # weight_decay; keys[t]: the key of array t's random bits this step. With check, first the
+    # gradients: the index of one that is not finite, and nothing written, or -1
+    if check:
+        bad = _scan(addresses, chunks, sizes, 1, parts, c)
+        if bad >= 0:
+            return bad
     for k in numba.prange(chunks.shape[0]):
         t, start, end = chunks[k, 0], chunks[k, 1], chunks[k, 2]
         x, g = _chunk(addresses, 0, t, start, end, c), _chunk(addresses, 1, t, start, end, c)
         E_g2 = _chunk(addresses, 2, t, start, end, codes)
         E_dx2 = _chunk(addresses, 3, t, start, end, codes)
-        key = keys[t]
-        for i in range(end - start):
-            Eg_old = _from_bfloat16(E_g2[i])  # type: ignore[call-arg, var-annotated]
-            Edx = _from_bfloat16(E_dx2[i])
-            x[i], Eg, Edx = _update(
-                x[i], g[i], Eg_old, Edx, c, t, maximize, weight_decay, decoupled
+        key, flags = keys[t], (maximize, weight_decay, decoupled)
+        if stochastic:
+            _bfloat16_loop(x, g, E_g2, E_dx2, c, t, key, start, True, flags)
+        else:
+            _bfloat16_loop(x, g, E_g2, E_dx2, c, t, key, start, False, flags)
+    return -1
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _float8_update(
+    x: Any,
+    g: Any,
+    codes_g: Any,
+    codes_dx: Any,
+    sg: Any,
+    sdx: Any,
+    new_g: Any,
+    new_dx: Any,
+    hyper: tuple[Any, Any, Any, Any, Any],
+    flags: tuple[bool, bool, bool],
+    normal: bool,
+) -> tuple[Any, Any, Any, Any]:
+    """The first pass over a block: x updated, the new E[g^2] and E[dx^2] into ``new_g`` and
+    ``new_dx``, and their smallest and largest values, as bits (the order of non-negative
+    floats' bits is theirs). ``normal``: every code of the block is a normal one."""
+    lr, rho, one_minus_rho, eps, wd = hyper
+    maximize, weight_decay, decoupled = flags
+    min_g, min_dx = np.uint32(0xFFFFFFFF), np.uint32(0xFFFFFFFF)
+    max_g, max_dx = np.uint32(0), np.uint32(0)
+    for i in range(x.size):
+        Eg_old = sg * _decode8(codes_g[i], normal)  # type: ignore[call-arg]
+        Edx = sdx * _decode8(codes_dx[i], normal)
+        x[i], Eg, Edx = _update(
+            x[i], g[i], Eg_old, Edx, lr, rho, one_minus_rho, eps, wd,
+            maximize, weight_decay, decoupled,
+        )  # fmt: skip
+        new_g[i], new_dx[i] = Eg, Edx
+        min_g, max_g = min(min_g, _bits(Eg)), max(max_g, _bits(Eg))
+        min_dx, max_dx = min(min_dx, _bits(Edx)), max(max_dx, _bits(Edx))
+    return min_g, max_g, min_dx, max_dx
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _float8_encode(
+    codes_g: Any,
+    codes_dx: Any,
+    new: tuple[Any, Any],
+    inverses: tuple[Any, Any],
+    key: Any,
+    w: Any,
+    stochastic: bool,
+    normal: bool,
+) -> Any:
+    """The second pass over a block: the new values' codes; returns the next element's
+    :func:`_weyl`. ``normal``: every new value over its scale is at least 2**-30."""
+    (new_g, new_dx), (inv_g, inv_dx) = new, inverses
+    for i in range(codes_g.size):
+        r = _random(key, w) if stochastic else _NEAREST2  # type: ignore[call-arg]
+        w = _next_weyl(w)  # type: ignore[call-arg]
+        codes_g[i] = _encode8(new_g[i] * inv_g, _half(r, False), normal)
+        codes_dx[i] = _encode8(new_dx[i] * inv_dx, _half(r, True), normal)
+    return w
+
+
+# a block's smallest value over its scale that is a normal code, as float32 bits
+_SMALLEST_NORMAL8 = np.uint32(97 << 23)
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _float8_loop(
+    x: Any,
+    g: Any,
+    E_g2: Any,
+    E_dx2: Any,
+    scales: tuple[Any, Any],
+    c: Any,
+    t: int,
+    key: Any,
+    start: int,
+    stochastic: bool,
+    flags: tuple[bool, bool, bool],
+) -> None:
+    # Each block twice: decoded, updated and its largest values found; then encoded with the new
+    # scales. Where every code (first pass) or every new value (second pass) of a block is a
+    # normal one, as in most blocks, the pass is the normal codes' alone: no subnormal case,
+    # which costs as much again, and the same codes.
+    hyper = (c[t, 0], c[t, 1], c[t, 2], c[t, 3], c[t, 4])
+    scale_g, scale_dx = scales
+    new_g = np.empty(BLOCK, np.float32)  # a block's new values, before its new scale is known
+    new_dx = np.empty(BLOCK, np.float32)
+    w = _weyl(start)  # type: ignore[call-arg, var-annotated]
+    for b in range(scale_g.size):
+        lo = b * BLOCK
+        n = min(BLOCK, x.size - lo)
+        xb, gb = x[lo : lo + n], g[lo : lo + n]
+        codes_g, codes_dx = E_g2[lo : lo + n], E_dx2[lo : lo + n]
+        new_gb, new_dxb = new_g[:n], new_dx[:n]
+        sg, sdx = scale_g[b], scale_dx[b]
+        smallest = np.uint8(255)
+        for i in range(n):
+            smallest = min(smallest, min(codes_g[i], codes_dx[i]))
+        if smallest >= 8:
+            min_g, max_g, min_dx, max_dx = _float8_update(
+                xb, gb, codes_g, codes_dx, sg, sdx, new_gb, new_dxb, hyper, flags, True
             )
-            r = _random(key, start + i) if stochastic else _NEAREST2
-            E_g2[i] = _to_bfloat16(Eg, _half(r, False))
-            E_dx2[i] = _to_bfloat16(Edx, _half(r, True))
+        else:
+            min_g, max_g, min_dx, max_dx = _float8_update(
+                xb, gb, codes_g, codes_dx, sg, sdx, new_gb, new_dxb, hyper, flags, False
+            )
+        sg = _float(max_g) / _F8_MAX
+        sdx = _float(max_dx) / _F8_MAX
+        scale_g[b], scale_dx[b] = sg, sdx
+        inv_g = _ONE / sg if sg > _ZERO else _ZERO
+        inv_dx = _ONE / sdx if sdx > _ZERO else _ZERO
+        normal = (
+            _bits(_float(min_g) * inv_g) >= _SMALLEST_NORMAL8
+            and _bits(_float(min_dx) * inv_dx) >= _SMALLEST_NORMAL8
+        )
+        new, inverses = (new_gb, new_dxb), (inv_g, inv_dx)
+        if stochastic and normal:
+            w = _float8_encode(codes_g, codes_dx, new, inverses, key, w, True, True)
+        elif stochastic:
+            w = _float8_encode(codes_g, codes_dx, new, inverses, key, w, True, False)
+        elif normal:
+            w = _float8_encode(codes_g, codes_dx, new, inverses, key, w, False, True)
+        else:
+            w = _float8_encode(codes_g, codes_dx, new, inverses, key, w, False, False)
 
 
 @numba.njit(cache=True, error_model="numpy", parallel=True)
@@ -493,6 +721,8 @@ def _adadelta_float8(
     addresses: Any,
     chunks: Any,
     sizes: Any,
+    check: bool,
+    parts: int,
     c: Any,
     keys: Any,
     stochastic: bool,
@@ -500,8 +730,12 @@ def _adadelta_float8(
     maximize: bool,
     weight_decay: bool,
     decoupled: bool,
-) -> None:
+) -> int:
     # addresses rows: x, g, E[g^2], E[dx^2] (float8 codes), their scales; chunks in blocks
+    if check:
+        bad = _scan(addresses, chunks, sizes, BLOCK, parts, c)
+        if bad >= 0:
+            return bad
     for k in numba.prange(chunks.shape[0]):
         t, first, last = chunks[k, 0], chunks[k, 1], chunks[k, 2]
         start, end = first * BLOCK, min(last * BLOCK, sizes[t])
@@ -510,36 +744,12 @@ def _adadelta_float8(
         E_dx2 = _chunk(addresses, 3, t, start, end, codes)
         scale_g = _chunk(addresses, 4, t, first, last, c)
         scale_dx = _chunk(addresses, 5, t, first, last, c)
-        new_g = np.empty(BLOCK, np.float32)  # a block's new values, before its new scale is known
-        new_dx = np.empty(BLOCK, np.float32)
-        key = keys[t]
-        for b in range(last - first):
-            lo = b * BLOCK
-            n = min(BLOCK, end - start - lo)
-            xb, gb = x[lo : lo + n], g[lo : lo + n]
-            codes_g, codes_dx = E_g2[lo : lo + n], E_dx2[lo : lo + n]
-            sg, sdx = scale_g[b], scale_dx[b]
-            # the largest new values, as bits: the order of non-negative floats' bits is theirs
-            max_g, max_dx = np.uint32(0), np.uint32(0)
-            for i in range(n):
-                Eg_old = sg * _decode8(codes_g[i])  # type: ignore[call-arg]
-                Edx = sdx * _decode8(codes_dx[i])
-                xb[i], Eg, Edx = _update(
-                    xb[i], gb[i], Eg_old, Edx, c, t, maximize, weight_decay, decoupled
-                )
-                new_g[i], new_dx[i] = Eg, Edx
-                max_g = max(max_g, _bits(Eg))
-                max_dx = max(max_dx, _bits(Edx))
-            sg = _float(max_g) / _F8_MAX  # type: ignore[call-arg]
-            sdx = _float(max_dx) / _F8_MAX
-            scale_g[b], scale_dx[b] = sg, sdx
-            inv_g = _ONE / sg if sg > _ZERO else _ZERO
-            inv_dx = _ONE / sdx if sdx > _ZERO else _ZERO
-            base = start + lo
-            for i in range(n):
-                r = _random(key, base + i) if stochastic else _NEAREST2
-                codes_g[i] = _encode8(new_g[i] * inv_g, _half(r, False))
-                codes_dx[i] = _encode8(new_dx[i] * inv_dx, _half(r, True))
+        scales, key, flags = (scale_g, scale_dx), keys[t], (maximize, weight_decay, decoupled)
+        if stochastic:
+            _float8_loop(x, g, E_g2, E_dx2, scales, c, t, key, start, True, flags)
+        else:
+            _float8_loop(x, g, E_g2, E_dx2, scales, c, t, key, start, False, flags)
+    return -1
 
 
 # --- the optimizer's side ---
@@ -597,7 +807,24 @@ class Stepper:
         states: Sequence[StateDict],
         grads: Sequence[Sequence[FloatArray]],
         fused: bool,
-    ) -> None:
+        check: bool = False,
+    ) -> int:
+        """One step of every parameter; -1. With ``check``, the gradients are checked first:
+        if one holds NaN or infinity, its position (over all groups) and nothing changed. One
+        group of contiguous arrays whose states exist (every step after the first) is checked in
+        the kernel's call, before it writes; others by one pass of
+        :func:`adadelta.kernels.first_non_finite`."""
+        folded = (
+            check
+            and fused
+            and len(leaves) == 1
+            and all(_fusable(x) for x in leaves[0])
+            and all("E_g2" in s for s in states)
+        )
+        if check and not folded:
+            bad = first_non_finite([gr for group_grads in grads for gr in group_grads])
+            if bad >= 0:
+                return bad
         position = 0
         for g, (group, params) in enumerate(zip(groups, leaves, strict=True)):
             hyper = {k: group[k] for k in ("lr", "rho", "eps", "weight_decay")}
@@ -622,13 +849,17 @@ class Stepper:
                         stochastic=self.stochastic,
                     )
             if fusable:
-                self._fused_step(
+                bad = self._fused_step(
                     g,
                     hyper,
                     [params[i] for i in fusable],
                     [group_states[i] for i in fusable],
                     [grads[g][i] for i in fusable],
+                    folded,
                 )
+                if bad >= 0:  # folded: one group, every array fused
+                    return bad
+        return -1
 
     def _fused_step(
         self,
@@ -637,7 +868,8 @@ class Stepper:
         params: list[FloatArray],
         states: list[StateDict],
         grads: list[FloatArray],
-    ) -> None:
+        check: bool,
+    ) -> int:
         batch = self._batches.get(g)
         if batch is None or not batch.current(params, states):
             batch = self._batches[g] = _Batch(self.state_dtype, params, states)
@@ -649,12 +881,11 @@ class Stepper:
         keys = np.array([stream_key(s["seed"], s["step"]) for s in states], np.uint64)
         flags = (hyper["maximize"], wd != 0, hyper["decoupled_weight_decay"])
         like = _CODE_LIKE[self.state_dtype]
-        if self.state_dtype == "bfloat16":
-            arguments: tuple[Any, ...] = (batch.addresses, batch.chunks, c)
-            kernel: Any = _adadelta_bfloat16
-        else:
-            arguments = (batch.addresses, batch.chunks, batch.sizes, c)
-            kernel = _adadelta_float8
-        _launch(kernel, batch.elements, *arguments, keys, self.stochastic, like, *flags)
-        for s in states:
-            s["step"] += 1
+        kernel = _adadelta_bfloat16 if self.state_dtype == "bfloat16" else _adadelta_float8
+        parts = min(_threads(batch.elements), batch.chunks.shape[0])
+        arguments = (batch.addresses, batch.chunks, batch.sizes, check, parts, c, keys)
+        bad = int(_launch(kernel, batch.elements, *arguments, self.stochastic, like, *flags))
+        if bad < 0:
+            for s in states:
+                s["step"] += 1
+        return bad
