@@ -13,6 +13,7 @@ import pytest
 from threadpoolctl import threadpool_info, threadpool_limits
 
 import adadelta
+from adadelta.app import model as model_module
 from adadelta.app import trainer
 from adadelta.app.model import MLP
 from adadelta.app.trainer import (
@@ -529,3 +530,16 @@ def test_training_gives_the_same_bits_on_any_number_of_blas_threads(
     assert runs[0][0] == runs[1][0]
     assert_same_params(runs[0][1], runs[1][1])
     assert_same_state(runs[0][2], runs[1][2])
+
+
+def test_a_checkpoint_of_products_cut_otherwise_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Runs of an older version (products in one piece) or other pieces give other bits: they
+    are not resumed as this model's."""
+    train(*setup(), DATA, epochs=1, run_dir=tmp_path, progress=False)
+    before = (tmp_path / CHECKPOINT).read_bytes()
+    monkeypatch.setattr(model_module, "INNER", model_module.INNER // 2)
+    with pytest.raises(RunMismatchError, match="matmul_piece"):
+        train(*setup(), DATA, epochs=2, run_dir=tmp_path, progress=False)
+    assert (tmp_path / CHECKPOINT).read_bytes() == before

@@ -144,12 +144,15 @@ class MLP:
 
     @property
     def config(self) -> dict[str, Any]:
-        """What defines the model: ``{"sizes", "activation", "seed", "dtype"}`` (plain values)."""
+        """What defines the model and its numbers: ``{"sizes", "activation", "seed", "dtype",
+        "matmul_piece"}`` (plain values; the last is :data:`INNER`, the products' pieces, so that
+        a checkpoint of products cut otherwise, or not at all, is not resumed as this model)."""
         return {
             "sizes": list(self.sizes),
             "activation": self.activation,
             "seed": self.seed,
             "dtype": self.dtype.name,
+            "matmul_piece": INNER,
         }
 
     @property
