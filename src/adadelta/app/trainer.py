@@ -112,7 +112,9 @@ def train(
 
     Each epoch takes mini-batches of ``batch_size`` rows (the last one smaller if ``batch_size``
     does not divide the training set) in the epoch's seeded order, calls ``on_batch`` after
-    every step, and then measures the test error. ``progress`` shows a tqdm bar.
+    every step, and then measures the test error. ``progress`` shows a tqdm bar. While it
+    trains, OpenBLAS runs the matrix products on as many threads as :class:`BlasThreads`
+    finds fastest (its own number, or one on a busy machine), and gets its setting back after.
 
     With ``run_dir`` (created if missing) the run is checkpointed after every epoch and resumed
     from there: ``epochs`` may grow between calls, but the model's config, the optimizer and its
@@ -120,7 +122,9 @@ def train(
     same (else :class:`RunMismatchError`). A corrupt checkpoint raises
     :class:`adadelta.CheckpointError`. The metrics file is rewritten from the checkpoint on
     resume, so it always lists exactly the checkpointed epochs. Exact resumption assumes the
-    same machine, library versions and thread counts (BLAS results differ between them).
+    same machine and library versions; not the same number of BLAS threads where the BLAS
+    library is OpenBLAS (the model's products give the same bits on any number of them, see
+    :class:`BlasThreads`).
 
     A diverging run stops with :class:`adadelta.NonFiniteGradientError` from the optimizer's
     check; to let it run on (e.g. the paper's MOMENTUM at lr 1, Table 1), build the optimizer
