@@ -20,7 +20,7 @@ Candidates (each 8 bits a value, plus the block's float32 scale):
 - ``bfloat16``, without a block scale, for comparison (16 bits).
 
     python benchmarks/compact_error.py                      # the embedded 5,000-image sample
-    python benchmarks/compact_error.py --data /work/shared/data/mnist --steps 600
+    python benchmarks/compact_error.py --data ../shared/data/mnist --steps 600
 """
 
 from __future__ import annotations

