@@ -241,3 +241,9 @@ def test_matmul_is_the_product_with_the_same_bits_on_any_number_of_blas_threads(
             results.append(out)
     np.testing.assert_array_equal(results[0], results[1])
     np.testing.assert_allclose(results[0], a.astype(np.float64) @ b, rtol=1e-4, atol=1e-4)
+
+
+def test_matmul_of_an_empty_inner_dimension_is_zeros() -> None:
+    out, partial = np.full((3, 2), np.nan, np.float32), np.empty((3, 2), np.float32)
+    matmul(np.empty((3, 0), np.float32), np.empty((0, 2), np.float32), out, partial)
+    np.testing.assert_array_equal(out, np.zeros((3, 2), np.float32))

@@ -35,21 +35,22 @@ _MAX_CACHED_BATCH_SIZES = 4
 # The longest inner dimension of one BLAS call in :func:`matmul`. OpenBLAS sums a longer one
 # in blocks whose bounds depend on its number of threads: in NumPy 2.4's OpenBLAS 0.3.31
 # (SkylakeX kernels), inner dimensions up to 448 give the same bits on one thread as on two,
-# 452 and more do not. 384 leaves a margin below that block; other builds and machines may
-# block differently (the tests check this one). The pieces cost an epoch of the paper's network
-# a few percent against products in one piece (``benchmarks/results/blas_threads.md``).
+# 452 and more do not (``python benchmarks/blas_bits.py``). 384 leaves a margin below that
+# block; other builds and machines may block differently (the tests check this one). The
+# pieces cost an epoch of the paper's network a few percent against products in one piece
+# (``benchmarks/results/blas_threads.md``).
 INNER = 384
 
 
 def matmul(a: FloatArray, b: FloatArray, out: FloatArray, partial: FloatArray) -> None:
-    """``out = a @ b`` with the same bits on any number of BLAS threads: the inner dimension is
+    """``out = a @ b`` with the same bits on any number of OpenBLAS threads: the inner dimension is
     cut into pieces of at most :data:`INNER`, each product taken into ``partial`` (``out``'s
     shape) and added to ``out`` in order. Training may then change the BLAS library's threads
     as it runs (:class:`adadelta.app.trainer.BlasThreads`) and still give the same numbers,
     every time."""
     k = a.shape[1]
-    pieces = -(-k // INNER)
-    size = -(-k // pieces)
+    pieces = max(1, -(-k // INNER))
+    size = max(1, -(-k // pieces))  # k = 0: one empty piece, out = 0
     np.matmul(a[:, :size], b[:size], out=out)
     for start in range(size, k, size):
         np.matmul(a[:, start : start + size], b[start : start + size], out=partial)
