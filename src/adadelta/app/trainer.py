@@ -202,8 +202,8 @@ class BlasThreads:
     Two thread pools share the cores while a NumPy model trains: the BLAS library's, for the
     matrix products, and the optimizer's. On a quiet machine the products run fastest on every
     core. On a machine that also does other work, a product waits at its end for a BLAS thread
-    that has no core: one epoch of the paper's network took 3.0x its quiet time on the library's
-    two threads against 1.3x on one (``python benchmarks/blas_threads.py``). Neither setting
+    that has no core: one epoch of the paper's network took 2.9x its quiet time on the library's
+    two threads against 1.2x on one (``benchmarks/results/blas_threads.md``). Neither setting
     suits every machine, and the load changes during a run, so :func:`train` times its batches
     under both: every :attr:`PERIOD` batches it runs :attr:`WINDOW` on the BLAS library's own
     number of threads and :attr:`WINDOW` on one, then the next :attr:`PERIOD` on whichever took
