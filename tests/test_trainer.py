@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -543,3 +544,32 @@ def test_a_checkpoint_of_products_cut_otherwise_is_refused(
     with pytest.raises(RunMismatchError, match="matmul_piece"):
         train(*setup(), DATA, epochs=2, run_dir=tmp_path, progress=False)
     assert (tmp_path / CHECKPOINT).read_bytes() == before
+
+
+def test_trainings_in_two_threads_give_their_own_bits_and_restore_the_blas_threads() -> None:
+    """Concurrent trainings: one chooses the BLAS threads, the other's products change threads
+    under it; both end with the bits of a training alone, and the library's setting is back."""
+    rng = np.random.default_rng(1)
+    x = rng.random((600, 784), dtype=np.float32)
+    y = rng.integers(0, 10, 600)
+    data = Blobs("noise", x[:500], y[:500], x[500:], y[500:])
+
+    def run() -> MLP:
+        model = MLP((784, 500, 10), "relu", seed=0)
+        optimizer = adadelta.Adadelta(model.params)
+        train(model, optimizer, data, epochs=2, batch_size=10, progress=False)
+        return model
+
+    with threadpool_limits(2, user_api="blas"):
+        alone = run()  # also loads every library that training loads
+        before = blas_threads()
+        results: list[MLP] = []
+        threads = [threading.Thread(target=lambda: results.append(run())) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert blas_threads() == before
+    assert len(results) == 2
+    for model in results:
+        assert_same_params(model, alone)
