@@ -19,6 +19,7 @@ CONFIGS = [
     {},
     {"lr": 0.5, "rho": 0.9, "eps": 1e-8, "weight_decay": 0.01},
     {"rho": 0.99, "eps": 1e-4, "maximize": True, "preset": "keras", "weight_decay": 0.1},
+    {"lr": 0.5, "maximize": True},  # with the two above, every flag on and off
 ]
 
 
