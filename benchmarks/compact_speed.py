@@ -12,6 +12,10 @@ median step time over the rounds, its state's bytes per parameter, and the ratio
     python benchmarks/compact_speed.py                   # 1e7 parameters, 30 rounds
     python benchmarks/compact_speed.py --n 1000000 --rounds 50
 
+NumPy asks Linux for transparent huge pages for its large arrays; PyTorch's allocator does so
+only with ``THP_MEM_ALLOC_ENABLE=1`` in the environment (``THP_MEM_ALLOC_ENABLE=1 python
+benchmarks/compact_speed.py`` gives every tensor huge pages too).
+
 PyTorch and Numba each run their own OpenMP threads; this sets ``OMP_WAIT_POLICY=PASSIVE``
 unless it is set, so that neither's spinning threads take the cores from the other (see
 ``benchmarks/torch_step.py``).
@@ -118,7 +122,8 @@ def main(argv: list[str] | None = None) -> None:
         f"ADADELTA step, {args.n:.0e} float32 parameters, between training matrix products; "
         f"median of {args.rounds} rounds\nmachine: {os.cpu_count()} CPUs, numba "
         f"{numba.__version__} ({numba.get_num_threads()} threads), torch {torch.__version__} "
-        f"({torch.get_num_threads()} threads), OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}\n"
+        f"({torch.get_num_threads()} threads), OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}, "
+        f"THP_MEM_ALLOC_ENABLE={os.environ.get('THP_MEM_ALLOC_ENABLE', '(unset)')}\n"
     )
     print(
         "| optimizer | step (ms) | state bytes / parameter | float32 state / it | "
