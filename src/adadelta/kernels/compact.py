@@ -789,22 +789,29 @@ class _Batch:
         )
 
 
-_VERSIONS: dict[tuple[Any, tuple[bool, ...]], Any] = {}
+_VERSIONS: dict[tuple[Any, bool], Any] = {}
 
 
 def _version(kernel: Any, arguments: tuple[Any, ...], flags: tuple[bool, ...]) -> Any:
-    """``kernel`` compiled for the values of its last arguments, ``flags`` (maximize, weight
-    decay, decoupled), which it then takes as constants: LLVM leaves their cases out of the
-    loop, where they would cost a branch each per element (5% of a bfloat16 step in the caches).
-    A version is compiled (and cached on disk) for each combination used; the other arguments'
-    types are the same on every call (:meth:`Stepper._fused_step` makes them so). Returns the
-    compiled version's entry point."""
-    version = _VERSIONS.get((kernel, flags))
+    """``kernel``'s entry point for a call with these ``arguments`` and ``flags`` (maximize,
+    weight decay, decoupled: its last arguments). Where no flag is set, as in the paper's
+    ADADELTA, a version compiled with the flags as constants (False): LLVM leaves their cases
+    out of the loop, where they cost a branch each per element (between matrix products, a
+    bfloat16 step of 1e7 parameters took 12.1 ms with them, 11.5 without:
+    ``benchmarks/results/compact_speed.md``). Otherwise one version that reads them at run
+    time, so that at most two versions of each kernel are compiled (and cached on disk). The
+    other arguments' types are the same on every call (:meth:`Stepper._fused_step` makes them
+    so)."""
+    plain = not any(flags)
+    version = _VERSIONS.get((kernel, plain))
     if version is None:
         signature = tuple(numba.typeof(a) for a in arguments)  # type: ignore[no-untyped-call]
-        signature += tuple(types.literal(f) for f in flags)  # type: ignore[no-untyped-call]
+        if plain:
+            signature += tuple(types.literal(False) for _ in flags)  # type: ignore[no-untyped-call]
+        else:
+            signature += (types.boolean,) * len(flags)
         kernel.compile(signature)
-        version = _VERSIONS[kernel, flags] = kernel.overloads[signature].entry_point
+        version = _VERSIONS[kernel, plain] = kernel.overloads[signature].entry_point
     return version
 
 
