@@ -343,7 +343,9 @@ def test_kernel_checks_every_gradient_before_it_writes(state_dtype: str) -> None
     before = [p.copy() for p in params]
     bad_second = grads[1].copy()
     bad_second[-1] = np.nan
-    with pytest.raises(adadelta.NonFiniteGradientError, match=r"params\[0\]: 1 of 1048576"):
+    with pytest.raises(
+        adadelta.NonFiniteGradientError, match=r"param_groups\[1\]\['params'\]\[0\]: 1 of 1048576"
+    ):
         two_groups.step([[grads[0]], [bad_second, grads[2]]])
     for p, b in zip(params, before, strict=True):
         np.testing.assert_array_equal(p, b)

@@ -246,7 +246,9 @@ def test_a_non_finite_gradient_in_a_later_group_changes_nothing() -> None:
     opt.step(grads)
     before = snapshot(opt)
     grads[1][1][3, 4] = np.nan  # the transposed, non-contiguous parameter's gradient
-    with pytest.raises(NonFiniteGradientError, match=r"params\[1\]: 1 of 200 entries"):
+    with pytest.raises(
+        NonFiniteGradientError, match=r"param_groups\[1\]\['params'\]\[1\]: 1 of 200 entries"
+    ):
         opt.step(grads)
     assert_unchanged(opt, before)
 

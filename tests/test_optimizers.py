@@ -390,7 +390,10 @@ def test_add_param_group_takes_the_defaults_and_its_own_values() -> None:
     np.testing.assert_allclose(b, expected, rtol=1e-15)
     with pytest.raises(ValueError, match=re.escape("unknown hyperparameter(s) ['alpha']")):
         opt.add_param_group({"params": np.ones(1), "alpha": 0.5})
-    with pytest.raises(ValueError, match=re.escape("params[0] is params: each array")):
+    with pytest.raises(
+        ValueError,
+        match=re.escape("param_groups[2]['params'][0] is param_groups[0]['params']: each array"),
+    ):
         opt.add_param_group({"params": [a]})
     with pytest.raises(TypeError, match="a parameter group must be a dict with a 'params' entry"):
         opt.add_param_group({"lr": 1.0})
@@ -574,7 +577,9 @@ def test_grouped_step_refuses_wrong_group_count_and_a_bad_last_group() -> None:
     for grads in ([np.ones(3)], np.ones(3), [np.ones(3), {"b": np.ones(2)}, np.ones(1)]):
         with pytest.raises(ValueError, match="expected a list of 2 gradient structures"):
             opt.step(grads)
-    with pytest.raises(NonFiniteGradientError, match=re.escape("params['b']")):
+    with pytest.raises(
+        NonFiniteGradientError, match=re.escape("gradient for param_groups[1]['params']['b']")
+    ):
         opt.step([np.ones(3), {"b": np.array([1.0, np.nan])}])  # the first group was fine
     assert_unchanged(opt, [a, b], before)
 
@@ -822,3 +827,25 @@ def test_preset_defaults_and_overrides(preset: str) -> None:
 def test_default_is_the_paper() -> None:
     assert Adadelta(np.ones(1)).defaults == Adadelta(np.ones(1), preset="paper").defaults
     assert set(adadelta.PRESETS) == set(PRESET_DEFAULTS)
+
+
+def test_errors_name_a_parameter_with_its_group() -> None:
+    """In an optimizer built from groups, each parameter is named with its group (the first
+    parameter of every group was "params[0]"); built from one structure, plainly."""
+    a, b = np.ones(3), np.ones(2)
+    grouped = Adadelta([{"params": [a]}, {"params": [b]}])
+    with pytest.raises(
+        ValueError, match=re.escape("gradient for param_groups[1]['params'][0]: shape")
+    ):
+        grouped.step([[np.ones(3)], [np.ones(3)]])
+    with pytest.raises(ValueError, match=re.escape("gradients[1]: expected 1 items")):
+        grouped.step([[np.ones(3)], [np.ones(2), np.ones(2)]])
+    with pytest.raises(
+        NonFiniteGradientError, match=re.escape("for param_groups[0]['params'][0]:")
+    ):
+        grouped.step([[np.full(3, np.nan)], [np.ones(2)]])
+    plain = Adadelta([a, b])
+    with pytest.raises(NonFiniteGradientError, match=re.escape("gradient for params[1]:")):
+        plain.step([np.ones(3), np.full(2, np.inf)])
+    with pytest.raises(ValueError, match=re.escape("gradients: expected 2 items")):
+        plain.step([np.ones(3)])

@@ -28,14 +28,17 @@ def leaves_with_paths(tree: Any, path: str = "") -> Iterator[tuple[str, Any]]:
         yield path, tree
 
 
-def match_gradients(params: Any, grads: Any) -> tuple[list[Any], list[Any]]:
+def match_gradients(
+    params: Any, grads: Any, names: tuple[str, str] = ("params", "gradients")
+) -> tuple[list[Any], list[Any]]:
     """The leaves of ``params`` and those of ``grads`` in the same order, each gradient checked
     against its parameter: raises if the structures differ, if a leaf of ``params`` is not an
     array, or if a gradient is not a plain NumPy array of its parameter's shape and dtype. The
-    errors name the place, e.g. ``gradients['b']: expected 2 items``."""
+    errors name the place, e.g. ``gradients['b']: expected 2 items``, the two structures by
+    ``names``."""
     param_leaves: list[Any] = []
     grad_leaves: list[Any] = []
-    _match(params, grads, None, param_leaves, grad_leaves)
+    _match(params, grads, None, param_leaves, grad_leaves, names)
     return param_leaves, grad_leaves
 
 
@@ -53,34 +56,39 @@ def _path(location: Location) -> str:
 
 
 def _match(
-    reference: Any, tree: Any, location: Location, references: list[Any], leaves: list[Any]
+    reference: Any,
+    tree: Any,
+    location: Location,
+    references: list[Any],
+    leaves: list[Any],
+    names: tuple[str, str],
 ) -> None:
     if isinstance(reference, dict):
         if not isinstance(tree, dict):
             raise TypeError(
-                f"gradients{_path(location)}: expected a dict, got {type(tree).__name__}"
+                f"{names[1]}{_path(location)}: expected a dict, got {type(tree).__name__}"
             )
         if tree.keys() != reference.keys():
             missing = [k for k in reference if k not in tree]
             extra = [k for k in tree if k not in reference]
             raise KeyError(
-                f"gradients{_path(location)}: keys differ from the parameters' "
+                f"{names[1]}{_path(location)}: keys differ from the parameters' "
                 f"(missing {missing}, extra {extra})"
             )
         for key, value in reference.items():
-            _match(value, tree[key], (location, key), references, leaves)
+            _match(value, tree[key], (location, key), references, leaves, names)
     elif isinstance(reference, (list, tuple)):
         if not isinstance(tree, (list, tuple)):
             raise TypeError(
-                f"gradients{_path(location)}: expected a list or tuple, got {type(tree).__name__}"
+                f"{names[1]}{_path(location)}: expected a list or tuple, got {type(tree).__name__}"
             )
         if len(tree) != len(reference):
             raise ValueError(
-                f"gradients{_path(location)}: expected {len(reference)} items "
+                f"{names[1]}{_path(location)}: expected {len(reference)} items "
                 f"(one per parameter), got {len(tree)}"
             )
         for index in range(len(tree)):  # (cheaper than enumerate(zip()))
-            _match(reference[index], tree[index], (location, index), references, leaves)
+            _match(reference[index], tree[index], (location, index), references, leaves, names)
     elif (
         type(tree) is np.ndarray
         and type(reference) is np.ndarray
@@ -91,10 +99,10 @@ def _match(
         leaves.append(tree)
     elif type(reference) is not np.ndarray:
         raise TypeError(
-            f"params{_path(location)}: expected a NumPy float array, got {describe(reference)}"
+            f"{names[0]}{_path(location)}: expected a NumPy float array, got {describe(reference)}"
         )
     else:
-        raise _leaf_error(f"gradient for params{_path(location)}", reference, tree)
+        raise _leaf_error(f"gradient for {names[0]}{_path(location)}", reference, tree)
 
 
 def _leaf_error(where: str, param: np.ndarray, grad: Any) -> Exception:

@@ -137,7 +137,7 @@ class Optimizer:
         self.param_groups: list[dict[str, Any]] = []
         self.state: list[dict[str, Any]] = []  # one record per parameter, in group order
         self._leaves: list[list[FloatArray]] = []  # the parameters of each group, flattened
-        self._paths: list[list[str]] = []
+        self._paths: list[list[str]] = []  # per group, each parameter as errors name it
         self._guards: list[weakref.ref[FloatArray]] = []  # see the module docstring
         # id(group) -> its keys and values that last passed the checks
         self._checked: dict[int, tuple[list[Any], list[Any]]] = {}
@@ -157,6 +157,10 @@ class Optimizer:
         return self._busy
 
     # -- parameter groups --
+
+    def _prefix(self, index: int) -> str:
+        """How errors name group ``index``'s parameter structure."""
+        return f"param_groups[{index}]['params']" if self._grouped else "params"
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Add a group of parameters with its own hyperparameters (the others from the defaults).
@@ -188,18 +192,19 @@ class Optimizer:
         group = {**self.defaults, **param_group}
         self._check_hyperparameters(group)
         paths, leaves = [], []
+        prefix = self._prefix(len(self.param_groups))
         for path, leaf in leaves_with_paths(group["params"]):
-            where = f"params{path}"
+            where = f"{prefix}{path}"
             if type(leaf) is not np.ndarray:
                 raise TypeError(f"{where}: expected a NumPy float array, got {describe(leaf)}")
             _check_parameter(where, leaf)
-            paths.append(path)
+            paths.append(where)
             leaves.append(leaf)
         if not leaves:
             raise ValueError("a parameter group holds no parameters")
         groups = [*zip(self._paths, self._leaves, strict=True), (paths, leaves)]
         named = [
-            (f"params{path}", x)
+            (path, x)
             for group_paths, group_leaves in groups
             for path, x in zip(group_paths, group_leaves, strict=True)
         ]
@@ -288,7 +293,11 @@ class Optimizer:
         for index, group in enumerate(groups):
             self._check_group(index, group)
             try:
-                params, leaves = match_gradients(group["params"], per_group[index])
+                names = (
+                    self._prefix(index),
+                    f"gradients[{index}]" if self._grouped else "gradients",
+                )
+                params, leaves = match_gradients(group["params"], per_group[index], names)
             except (TypeError, ValueError, KeyError):
                 self._check_structure(index)  # the parameters changed: say so instead
                 raise
@@ -306,13 +315,14 @@ class Optimizer:
             if i >= len(known) or leaf is not known[i]:
                 added = i >= len(known)
                 raise ValueError(
-                    f"params{path}: {'added' if added else 'replaced'} after the optimizer was "
+                    f"{self._prefix(index)}{path}: {'added' if added else 'replaced'} after the "
+                    "optimizer was "
                     "built; an optimizer updates the arrays it was given, in place: make a new "
                     "optimizer (or use add_param_group) for other arrays. Nothing was changed."
                 )
         if len(found) < len(known):
             raise ValueError(
-                f"params{self._paths[index][len(found)]}: removed after the optimizer was built; "
+                f"{self._paths[index][len(found)]}: removed after the optimizer was built; "
                 "make a new optimizer for other arrays. Nothing was changed."
             )
 
@@ -328,7 +338,7 @@ class Optimizer:
         position = 0
         for paths, params in zip(self._paths, self._leaves, strict=True):
             for path, x in zip(paths, params, strict=True):
-                where = f"params{path}"
+                where = path
                 _check_parameter(where, x)
                 named.append((where, x))
                 for key, value in _checked_record(
@@ -454,9 +464,9 @@ class Optimizer:
         paths = [path for group_paths in self._paths for path in group_paths]
         params = [x for group_params in self._leaves for x in group_params]
         for path, x, record in zip(paths, params, self.state, strict=True):
-            named.append((f"params{path}", x))
+            named.append((path, x))
             named.extend(
-                (f"state {k!r} of params{path}", v)
+                (f"state {k!r} of {path}", v)
                 for k, v in record.items()
                 if isinstance(v, np.ndarray)
             )
@@ -610,11 +620,11 @@ def _check_apart(optimizer: _RuleOptimizer, grads: list[list[FloatArray]]) -> No
             if i < 0 or ends[i] <= first:
                 continue
             for name, a in optimizer._named():
-                itself = name == f"params{path}" and g.strides == a.strides
+                itself = name == path and g.strides == a.strides
                 same = itself and first == np.lib.array_utils.byte_bounds(a)[0]
                 if _share(g, a) and not same:
                     raise ValueError(
-                        f"gradient for params{path} shares memory with {name}: a step writes "
+                        f"gradient for {path} shares memory with {name}: a step writes "
                         "that memory while it reads the gradient; pass a gradient of its own "
                         "(e.g. a copy). Nothing was changed."
                     )
@@ -657,8 +667,7 @@ def _check_finite(paths: list[list[str]], grads: list[list[FloatArray]]) -> None
 def _non_finite(path: str, g: FloatArray) -> NonFiniteGradientError:
     count = int(g.size - np.count_nonzero(np.isfinite(g)))
     return NonFiniteGradientError(
-        f"gradient for params{path}: {count} of {g.size} entries are NaN or infinite; "
-        "nothing was changed"
+        f"gradient for {path}: {count} of {g.size} entries are NaN or infinite; nothing was changed"
     )
 
 
@@ -896,7 +905,8 @@ class Adadelta(_RuleOptimizer):
             for path, leaf in leaves_with_paths(param_group.get("params", [])):
                 if isinstance(leaf, np.ndarray) and leaf.dtype == np.float64:
                     raise TypeError(
-                        f"params{path}: state_dtype={self.state_dtype!r} needs float32 "
+                        f"{self._prefix(len(self.param_groups))}{path}: "
+                        f"state_dtype={self.state_dtype!r} needs float32 "
                         "parameters, got float64"
                     )
         super()._add_group(param_group)
