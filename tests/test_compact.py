@@ -367,12 +367,20 @@ def test_load_refuses_another_format_and_changes_nothing() -> None:
             for key, value in kept["state"][0].items():
                 np.testing.assert_array_equal(opt.state[0][key], value)
     broken = dicts["float8"]
+    kept_float8 = {k: np.copy(v) for k, v in opts["float8"].state[0].items()}
     broken["state"][0]["E_dx2_scale"] = broken["state"][0]["E_dx2_scale"][:-1]
     with pytest.raises(ValueError, match=r"'E_dx2_scale' must be a float32 array of shape \(4,\)"):
         opts["float8"].load_state_dict(broken)
     broken["state"][0]["E_dx2_scale"] = -np.ones(4, np.float32)
     with pytest.raises(ValueError, match="finite, non-negative scales"):
         opts["float8"].load_state_dict(broken)
+    # a finite scale whose largest code decodes beyond float32 (3e38 x 1.875): the step would
+    # make the state infinite, and the state dict after it would be refused
+    broken["state"][0]["E_dx2_scale"] = np.full(4, 3e38, np.float32)
+    broken["state"][0]["E_dx2"] = np.full(1000, 255, np.uint8)
+    with pytest.raises(ValueError, match="'E_dx2' times 'E_dx2_scale' gives values beyond"):
+        opts["float8"].load_state_dict(broken)
+    np.testing.assert_array_equal(opts["float8"].state[0]["E_dx2"], kept_float8["E_dx2"])
     broken = dicts["bfloat16"]
     broken["state"][0]["E_g2"][5] = 0xFFC0  # a NaN
     with pytest.raises(ValueError, match="'E_g2' holds NaN, infinity or negative values"):

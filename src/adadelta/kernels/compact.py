@@ -219,6 +219,12 @@ def format_of(saved: Any) -> str | None:
     return None
 
 
+def _finite_values(state: Mapping[str, Any], key: str) -> bool:
+    """Whether float8 state array ``key`` times its scales stays within float32's range."""
+    with np.errstate(over="ignore"):
+        return bool(np.isfinite(dequantize(state, key, "float8")).all())
+
+
 def checked_state(
     where: str, saved: Mapping[str, Any], p: FloatArray, state_dtype: str
 ) -> StateDict:
@@ -260,6 +266,17 @@ def checked_state(
         if state_dtype == "bfloat16" and not scales and (value >= 0x7F80).any():
             raise ValueError(f"{where}: {key!r} holds NaN, infinity or negative values")
         state[key] = value.copy()
+    for key, scale in _SCALES.items() if state_dtype == "float8" else ():
+        # finite scales can still decode beyond float32 (a scale above 3.4e38 / 1.875): the
+        # step would make the state infinite, and the next state dict would be refused
+        if (
+            key in state
+            and scale in state
+            and not _finite_values(state, key)
+        ):
+            raise ValueError(
+                f"{where}: {key!r} times {scale!r} gives values beyond float32's range"
+            )
     return state
 
 
