@@ -269,11 +269,7 @@ def checked_state(
     for key, scale in _SCALES.items() if state_dtype == "float8" else ():
         # finite scales can still decode beyond float32 (a scale above 3.4e38 / 1.875): the
         # step would make the state infinite, and the next state dict would be refused
-        if (
-            key in state
-            and scale in state
-            and not _finite_values(state, key)
-        ):
+        if key in state and scale in state and not _finite_values(state, key):
             raise ValueError(
                 f"{where}: {key!r} times {scale!r} gives values beyond float32's range"
             )
