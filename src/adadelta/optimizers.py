@@ -137,7 +137,7 @@ class Optimizer:
         self.param_groups: list[dict[str, Any]] = []
         self.state: list[dict[str, Any]] = []  # one record per parameter, in group order
         self._leaves: list[list[FloatArray]] = []  # the parameters of each group, flattened
-        self._paths: list[list[str]] = []  # per group, each parameter as errors name it
+        self._names: list[list[str]] = []  # per group, each parameter as errors name it
         self._guards: list[weakref.ref[FloatArray]] = []  # see the module docstring
         # id(group) -> its keys and values that last passed the checks
         self._checked: dict[int, tuple[list[Any], list[Any]]] = {}
@@ -202,7 +202,7 @@ class Optimizer:
             leaves.append(leaf)
         if not leaves:
             raise ValueError("a parameter group holds no parameters")
-        groups = [*zip(self._paths, self._leaves, strict=True), (paths, leaves)]
+        groups = [*zip(self._names, self._leaves, strict=True), (paths, leaves)]
         named = [
             (path, x)
             for group_paths, group_leaves in groups
@@ -211,7 +211,7 @@ class Optimizer:
         _check_disjoint(named)
         self.param_groups.append(group)
         self._leaves.append(leaves)
-        self._paths.append(paths)
+        self._names.append(paths)
         self.state.extend({"step": 0} for _ in leaves)
         self._guards.extend(_guards(leaves))
 
@@ -316,13 +316,13 @@ class Optimizer:
                 added = i >= len(known)
                 raise ValueError(
                     f"{self._prefix(index)}{path}: {'added' if added else 'replaced'} after the "
-                    "optimizer was "
-                    "built; an optimizer updates the arrays it was given, in place: make a new "
-                    "optimizer (or use add_param_group) for other arrays. Nothing was changed."
+                    "optimizer was built; an optimizer updates the arrays it was given, in "
+                    "place: make a new optimizer (or use add_param_group) for other arrays. "
+                    "Nothing was changed."
                 )
         if len(found) < len(known):
             raise ValueError(
-                f"{self._paths[index][len(found)]}: removed after the optimizer was built; "
+                f"{self._names[index][len(found)]}: removed after the optimizer was built; "
                 "make a new optimizer for other arrays. Nothing was changed."
             )
 
@@ -336,9 +336,8 @@ class Optimizer:
             raise ValueError(f"state: expected a list of {total} state records, one per parameter")
         named = []
         position = 0
-        for paths, params in zip(self._paths, self._leaves, strict=True):
-            for path, x in zip(paths, params, strict=True):
-                where = path
+        for names, params in zip(self._names, self._leaves, strict=True):
+            for where, x in zip(names, params, strict=True):
                 _check_parameter(where, x)
                 named.append((where, x))
                 for key, value in _checked_record(
@@ -461,7 +460,7 @@ class Optimizer:
     def _named(self) -> list[tuple[str, FloatArray]]:
         """Every parameter and state array, with its name for an error."""
         named: list[tuple[str, FloatArray]] = []
-        paths = [path for group_paths in self._paths for path in group_paths]
+        paths = [path for group_paths in self._names for path in group_paths]
         params = [x for group_params in self._leaves for x in group_params]
         for path, x, record in zip(paths, params, self.state, strict=True):
             named.append((path, x))
@@ -607,7 +606,7 @@ def _check_apart(optimizer: _RuleOptimizer, grads: list[list[FloatArray]]) -> No
     gradient costs its bounds and a bisection of ``optimizer._spans``; one that falls in a span
     is compared with each array exactly (``np.shares_memory``)."""
     starts, ends = optimizer._spans
-    for paths, group_grads in zip(optimizer._paths, grads, strict=True):
+    for paths, group_grads in zip(optimizer._names, grads, strict=True):
         for path, g in zip(paths, group_grads, strict=True):
             if not g.size or not starts:
                 continue
@@ -660,8 +659,8 @@ def _check_finite(paths: list[list[str]], grads: list[list[FloatArray]]) -> None
     flat_grads = [g for group_grads in grads for g in group_grads]
     bad = kernels.first_non_finite(flat_grads)
     if bad >= 0:
-        flat_paths = [path for group_paths in paths for path in group_paths]
-        raise _non_finite(flat_paths[bad], flat_grads[bad])
+        flat_names = [path for group_paths in paths for path in group_paths]
+        raise _non_finite(flat_names[bad], flat_grads[bad])
 
 
 def _non_finite(path: str, g: FloatArray) -> NonFiniteGradientError:
@@ -736,7 +735,7 @@ class _RuleOptimizer(Optimizer):
             and not plan.reference
         )
         if self.check_finite and not folded:
-            _check_finite(self._paths, grads)
+            _check_finite(self._names, grads)
         if plan is None or not kept:
             plan = self._plan = self._make_plan()
             self._spans = _spans(self._named())  # with the state arrays the plan made
@@ -756,7 +755,7 @@ class _RuleOptimizer(Optimizer):
                 _check_apart(self, grads)  # raises, naming the arrays
                 raise
             if bad >= 0:
-                raise _non_finite(self._paths[g][indices[bad]], grads[g][indices[bad]])
+                raise _non_finite(self._names[g][indices[bad]], grads[g][indices[bad]])
         for x, state, (new_x, new_record) in updates:
             x[...] = new_x
             for k, v in new_record._asdict().items():
@@ -918,8 +917,8 @@ class Adadelta(_RuleOptimizer):
             self.param_groups, self._leaves, self.state, grads, self.fused, self.check_finite
         )
         if bad >= 0:
-            flat_paths = [path for group_paths in self._paths for path in group_paths]
-            raise _non_finite(flat_paths[bad], [g for gs in grads for g in gs][bad])
+            flat_names = [path for group_paths in self._names for path in group_paths]
+            raise _non_finite(flat_names[bad], [g for gs in grads for g in gs][bad])
 
     def _loaded_state(self, i: int, saved: Any, p: FloatArray) -> dict[str, Any]:
         saved_format = compact.format_of(saved)
