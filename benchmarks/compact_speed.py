@@ -11,6 +11,7 @@ median step time over the rounds, its state's bytes per parameter, and the ratio
 
     python benchmarks/compact_speed.py                   # 1e7 parameters, 30 rounds
     python benchmarks/compact_speed.py --n 1000000 --rounds 50
+    python benchmarks/compact_speed.py --busy             # with a competing CPU-bound process
 
 NumPy asks Linux for transparent huge pages for its large arrays; PyTorch's allocator does so
 only with ``THP_MEM_ALLOC_ENABLE=1`` in the environment (``THP_MEM_ALLOC_ENABLE=1 python
@@ -39,6 +40,7 @@ import torch
 
 import adadelta.torch
 from adadelta import Adadelta
+from adadelta.app import bench
 
 Step = Callable[[], None]
 
@@ -83,6 +85,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=10_000_000, help="parameters (1e7)")
     parser.add_argument("--rounds", type=int, default=30, help="steps timed per optimizer (30)")
+    parser.add_argument(
+        "--busy", action="store_true", help="time with one competing CPU-bound process running"
+    )
     args = parser.parse_args(argv)
 
     makers: dict[str, Callable[[], tuple[Step, float]]] = {
@@ -110,16 +115,18 @@ def main(argv: list[str] | None = None) -> None:
         return a.T @ out, out @ w.T  # backward: the weight's and the input's gradients
 
     times: dict[str, list[float]] = {name: [] for name in steps}
-    for _ in range(args.rounds):
-        for name, step in steps.items():
-            training_products()
-            start = time.perf_counter()
-            step()
-            times[name].append(time.perf_counter() - start)
+    with bench.competitor(args.busy):
+        for _ in range(args.rounds):
+            for name, step in steps.items():
+                training_products()
+                start = time.perf_counter()
+                step()
+                times[name].append(time.perf_counter() - start)
     median = {name: statistics.median(ts) for name, ts in times.items()}
     base, peer = median["float32 state"], median["torch.compile(torch.optim.Adadelta)"]
     print(
-        f"ADADELTA step, {args.n:.0e} float32 parameters, between training matrix products; "
+        f"ADADELTA step, {args.n:.0e} float32 parameters, between training matrix products"
+        f"{', with a competing CPU-bound process' if args.busy else ''}; "
         f"median of {args.rounds} rounds\nmachine: {os.cpu_count()} CPUs, numba "
         f"{numba.__version__} ({numba.get_num_threads()} threads), torch {torch.__version__} "
         f"({torch.get_num_threads()} threads), OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}, "
