@@ -1,7 +1,9 @@
 """MkDocs hooks of the documentation site (``mkdocs.yml``).
 
-- Math: ``$...$`` and ``$$...$$`` become MathML when the site is built, which every current
-  browser draws; the site loads no script from the network.
+- Math becomes MathML when the site is built, which current browsers draw without a script:
+  ``$...$`` and ``$$...$$`` in the pages (kept from Markdown by ``pymdownx.arithmatex``), and
+  the ``.. math::`` blocks and ``:math:`` roles of the docstrings in the API reference, whose
+  other reStructuredText roles (``:func:`` and the like) are dropped, keeping their code.
 - Files from outside ``docs/``: the explorer page as ``adadelta explore`` writes it, and the
   committed figures of ``results/`` and ``benchmarks/results/``, so the site shows the files
   the commands wrote, not copies of them.
@@ -9,6 +11,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 import tempfile
 from pathlib import Path
@@ -23,11 +26,16 @@ FIGURES = [
     "results/figure2.png",
     "benchmarks/results/bench.png",
 ]
-# $$...$$ (display) first; then $...$ (inline) not touching a digit or a space on the inside
-DISPLAY = re.compile(r"^\$\$\n(.+?)\n\$\$$", re.S | re.M)
-INLINE = re.compile(r"(?<![\\$\w])\$(?=\S)([^$\n]+?)(?<=\S)\$(?![\w$])")
-FENCE = re.compile(r"^(```|~~~).*?^\1\s*$", re.S | re.M)
-CODE_SPAN = re.compile(r"`[^`\n]+`")
+ARITHMATEX = re.compile(
+    r'<(?P<tag>span|div) class="arithmatex">\\(?P<open>[(\[])(?P<tex>.*?)\\[)\]]</(?P=tag)>', re.S
+)
+RST_MATH_BLOCK = re.compile(
+    r"<p>\.\. math::</p>\s*<div class=\"highlight\"><pre><span></span><code>(?P<tex>.*?)</code>"
+    r"</pre></div>",
+    re.S,
+)
+RST_MATH_ROLE = re.compile(r":math:<code>(?P<tex>[^<]*)</code>")
+RST_ROLE = re.compile(r":(?:func|meth|class|mod|data|attr|exc|obj):(?=<code>)")
 
 
 def on_files(files: Files, config: Any) -> Files:
@@ -41,29 +49,18 @@ def on_files(files: Files, config: Any) -> Files:
     return files
 
 
-def _math(text: str) -> str:
-    text = DISPLAY.sub(lambda m: convert(m.group(1), display="block"), text)
-    return INLINE.sub(lambda m: convert(m.group(1)), text)
+def mathml(tex: str, display: bool) -> str:
+    """MathML of ``tex``; aligned lines (``&`` and ``\\\\``) as one display block each."""
+    tex = html.unescape(tex).strip()
+    if not display:
+        return str(convert(tex))
+    lines = [line.replace("&", "") for line in tex.split("\\\\") if line.strip()]
+    blocks = "".join(convert(line, display="block") for line in lines)
+    return f'<div style="overflow-x: auto">{blocks}</div>'  # wide formulas scroll
 
 
-def on_page_markdown(markdown: str, page: Any, config: Any, files: Files) -> str:
-    """Math outside code: fenced blocks and code spans are kept as they are."""
-    pieces: list[str] = []
-    position = 0
-    for fence in FENCE.finditer(markdown):
-        pieces.append(_outside_code_spans(markdown[position : fence.start()]))
-        pieces.append(fence.group(0))
-        position = fence.end()
-    pieces.append(_outside_code_spans(markdown[position:]))
-    return "".join(pieces)
-
-
-def _outside_code_spans(text: str) -> str:
-    pieces: list[str] = []
-    position = 0
-    for span in CODE_SPAN.finditer(text):
-        pieces.append(_math(text[position : span.start()]))
-        pieces.append(span.group(0))
-        position = span.end()
-    pieces.append(_math(text[position:]))
-    return "".join(pieces)
+def on_page_content(content: str, page: Any, config: Any, files: Files) -> str:
+    content = ARITHMATEX.sub(lambda m: mathml(m["tex"], m["open"] == "["), content)
+    content = RST_MATH_BLOCK.sub(lambda m: mathml(m["tex"], True), content)
+    content = RST_MATH_ROLE.sub(lambda m: mathml(m["tex"], False), content)
+    return RST_ROLE.sub("", content)
