@@ -3,7 +3,7 @@
 The tests run the PyTorch drop-in's GPU kernel under Triton's interpreter (``TRITON_INTERPRET=1``,
 CPU tensors), which needs Triton's Python code and its core library only. The wheel also
 carries the CUDA and ROCm toolchains (``backends/*/lib``, ``backends/*/bin``: about 470 MB)
-and the core library's debug information (about 300 MB). This removes both, and changes
+and its libraries' debug information (about 300 MB). This removes both, and changes
 nothing where a GPU is visible or Triton is not installed.
 
     python scripts/trim_triton.py          # in the test environment, after pip install
@@ -36,11 +36,11 @@ def main() -> int:
     before = size(root)
     for toolchain in sorted(root.glob("backends/*/lib")) + sorted(root.glob("backends/*/bin")):
         shutil.rmtree(toolchain)
-    library = root / "_C" / "libtriton.so"
+    libraries = sorted(str(p) for p in root.rglob("*.so"))
     strip = shutil.which("strip")
-    if library.is_file() and strip is not None:
-        subprocess.run([strip, "--strip-debug", str(library)], check=True)
-    elif library.is_file():
+    if strip is not None:
+        subprocess.run([strip, "--strip-debug", *libraries], check=True)
+    else:
         print("trim_triton: no strip on the PATH (binutils); the debug information is kept")
     after = size(root)
     print(f"trim_triton: {root}: {before / 1e6:.0f} MB -> {after / 1e6:.0f} MB")
