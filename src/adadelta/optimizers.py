@@ -844,7 +844,7 @@ class Adadelta(_RuleOptimizer):
     >>> print(np.round(x, 6))
     [ 0.995528 -2.004472]
 
-    ``state_dtype`` keeps E[g^2] and E[dx^2] compact, for float32 parameters (see the README's
+    ``state_dtype`` keeps E[g^2] and E[dx^2] compact, for float32 parameters (see the guide
     "Compact state" and :mod:`adadelta.kernels.compact`): None (the default) in the parameters'
     dtype; ``"bfloat16"`` (4 bytes a parameter instead of 8) or ``"float8"`` (2.03 bytes),
     written back with stochastic rounding whose random bits follow from ``seed``, the step and

@@ -1,7 +1,8 @@
 """Presets: the ADADELTA defaults of other well-known implementations.
 
 ``Adadelta(params, preset="keras")`` reproduces Keras' ADADELTA; explicit arguments override the
-preset. Where the frameworks differ, and why it matters, is tabulated in the README.
+preset. Where the frameworks differ, and why it matters, is tabulated in the documentation's guide
+"Presets of other frameworks".
 """
 
 from __future__ import annotations
@@ -13,6 +14,10 @@ from dataclasses import dataclass
 class Preset:
     """One implementation's ADADELTA defaults (the values :class:`adadelta.Adadelta` takes for
     the arguments it is not given).
+
+    The presets (:data:`PRESETS`): ``"paper"`` lr 1.0, rho 0.95, eps 1e-6; ``"torch"`` and
+    ``"optax"`` lr 1.0, rho 0.9, eps 1e-6; ``"keras"`` lr 0.001, rho 0.95, eps 1e-7, decoupled
+    weight decay; ``"tf1"`` lr 0.001, rho 0.95, eps 1e-8.
 
     Parameters
     ----------
@@ -27,10 +32,6 @@ class Preset:
         before the step (Keras); ``False``: it is added to the gradient.
     source : str
         The implementation these defaults come from.
-
-    The presets (:data:`PRESETS`): ``"paper"`` lr 1.0, rho 0.95, eps 1e-6; ``"torch"`` and
-    ``"optax"`` lr 1.0, rho 0.9, eps 1e-6; ``"keras"`` lr 0.001, rho 0.95, eps 1e-7, decoupled
-    weight decay; ``"tf1"`` lr 0.001, rho 0.95, eps 1e-8.
     """
 
     lr: float

@@ -20,7 +20,7 @@ One command at a time writes to an ``OUT``: :func:`reproduce` holds an exclusive
 :class:`OutputLockedError` naming the holder while another process has it. Every file is written
 atomically (a temporary file renamed into place).
 
-Choices the paper leaves open (stated in the README): pixels scaled to [0, 1], no other
+Choices the paper leaves open (also in the documentation): pixels scaled to [0, 1], no other
 preprocessing; He-uniform (ReLU) / Glorot-uniform (tanh) initialisation, zero biases; MOMENTUM
 is SGD with momentum 0.9; seeds 0..N-1; float32.
 """

@@ -39,7 +39,7 @@ How the kernels are written, and why:
   threads asleep, and waking them costs more than they save on fewer elements. Numba's
   OpenMP threads sleep as soon as a region ends (``GOMP_SPINCOUNT=0``, set when the first
   kernel call starts the pool), so that they never hold a core that BLAS or another process
-  needs. See the README's section on threads.
+  needs. See the guide "NumPy optimizers", Threads.
 - ``error_model="numpy"``: a division by zero gives inf or NaN as in NumPy, rather than a
   Python exception whose check would stop LLVM from vectorizing the loop.
 - ``cache=True``: compiled once, the machine code is reused by later processes.

@@ -13,7 +13,7 @@ is float32, as with float32 state, and only the stored state is narrower:
   what E[dx^2] needs (it spans many orders of magnitude inside one tensor, down to the eps
   scale). 2.03 bytes of state per parameter. ``benchmarks/compact_error.py`` measures this
   code against linear codes, a linear code of the square root and bitsandbytes' dynamic map
-  on the paper's network; the README's "Compact state" says why it was chosen.
+  on the paper's network; the guide "Compact state" says why it was chosen.
 
 Writing a value back rounds it **stochastically**: up with probability equal to its distance
 from the code below, in units of the gap to the code above, so that the stored value is
