@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -171,7 +172,7 @@ def test_an_interrupted_command_keeps_completed_runs_and_resumes(
     assert len(calls) == 5
     text = (tmp_path / "async.md").read_text()
     assert "| ADADELTA |" in text and "N = 3" in text
-    assert (tmp_path / "async-simulate-N3.png").stat().st_size > 1000
+    assert (tmp_path / "async-simulate-30u-j0.3-N3.png").stat().st_size > 1000
 
 
 @pytest.mark.parametrize(
@@ -258,3 +259,16 @@ def test_a_lost_shard_stops_the_run_and_records_nothing(
     with pytest.raises(downpour.DownpourError, match="parameter-server shard was lost"):
         downpour.run(c, data, tmp_path, watch=kill_shard)
     assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())
+
+
+def test_ctrl_c_during_a_ray_run_stops_every_actor(ray_cluster: Any, data: Dataset) -> None:
+    def interrupt(applied: int, replicas: list[Any], shards: list[Any]) -> None:
+        raise KeyboardInterrupt
+
+    c = ray_config(data, updates=800, eval_every=100)
+    with pytest.raises(KeyboardInterrupt):
+        downpour.run_ray(c, data, watch=interrupt, timeout=30)
+    deadline = time.monotonic() + 30
+    while ray_cluster.available_resources().get("CPU", 0) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert ray_cluster.available_resources().get("CPU", 0) == 2  # the actors' shares are back

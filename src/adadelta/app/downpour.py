@@ -657,7 +657,8 @@ def mean_staleness(counts: dict[int, int]) -> float:
 @dataclass(frozen=True)
 class Plan:
     """What ``adadelta async`` runs: every method setting of :data:`GRID` (those of
-    ``methods``) at every replica count, on Ray and in the simulator, for ``seeds`` seeds."""
+    ``methods``) at every replica count, on Ray and in the simulator, for ``seeds`` seeds; the
+    test error after every eighth of the updates."""
 
     ray: tuple[int, ...] = (1, 4, 16)
     simulate: tuple[int, ...] = (1, 4, 16, 100, 200)
@@ -692,6 +693,7 @@ class Plan:
                                     n_fetch=self.n_fetch,
                                     n_push=self.n_push,
                                     updates=self.updates,
+                                    eval_every=max(1, self.updates // 8),
                                     jitter=self.jitter if engine == "simulate" else None,
                                 )
                             )
@@ -706,12 +708,12 @@ def experiment(
     address: str | None = None,
     progress: bool = False,
 ) -> tuple[str, list[str]]:
-    """Run (or reuse) every run of ``plan``, then write ``out/async.json``, ``out/async.md``
-    and the figures; returns the markdown and the figures' file names."""
+    """Run (or reuse) every run of ``plan``, then write ``out/async.json`` (every completed
+    run in ``out/runs/``, this command's and earlier ones'), ``out/async.md`` (their tables) and
+    the figures; returns the markdown and the figures' file names."""
     from tqdm.auto import tqdm  # type: ignore[import-untyped]
 
     configs = plan.configs(data_key(data))
-    results = []
     bar = tqdm(total=len(configs), unit="run", disable=not progress, desc="async")
     try:
         for config in configs:
@@ -722,31 +724,49 @@ def experiment(
                 inner.update(applied - inner.n)
 
             try:
-                results.append(run(config, data, out, address=address, progress=advance))
+                run(config, data, out, address=address, progress=advance)
             finally:
                 inner.close()
             bar.update()
     finally:
         bar.close()
-    markdown, figures = report(results, out)
-    document = {"runs": [r.to_json() for r in results]}
+    everything = [
+        RunResult.from_json(json.loads(path.read_text()))
+        for path in sorted((out / "runs").glob("*.json"))
+    ]
+    markdown, figures = report(everything, out)
+    document = {"runs": [r.to_json() for r in everything]}
     atomic_write(out / "async.json", partial(_write_bytes, (json.dumps(document) + "\n").encode()))
     atomic_write(out / "async.md", partial(_write_bytes, markdown.encode()))
     return markdown, figures
 
 
 Group = dict[tuple[str, tuple[tuple[str, float], ...]], list[RunResult]]
+Setup = tuple[Any, ...]  # what a table's runs share: everything but method, settings, N, seed
 
 
-def _groups(results: Sequence[RunResult]) -> dict[tuple[str, int], Group]:
-    """(engine, replicas) -> (method, settings) -> the seeds' results."""
-    groups: dict[tuple[str, int], Group] = {}
+def _setup(c: RunConfig) -> Setup:
+    return (c.engine, c.updates, c.jitter, c.sizes, c.shards, c.n_fetch, c.n_push, c.data)
+
+
+def _describe(setup: Setup) -> str:
+    engine, updates, jitter, sizes, shards, n_fetch, n_push, data = setup
+    what = "real Ray replicas" if engine == "ray" else f"simulated replicas, jitter {jitter:g}"
+    return (
+        f"{what}; {updates} updates; network {'-'.join(map(str, sizes))}; {shards} shards; "
+        f"n_fetch {n_fetch}, n_push {n_push}; {data[0]} {data[1]}/{data[2]}"
+    )
+
+
+def _tables(results: Sequence[RunResult]) -> dict[Setup, dict[int, Group]]:
+    """setup -> replicas -> (method, settings) -> the seeds' results."""
+    tables: dict[Setup, dict[int, Group]] = {}
     for r in results:
         c = r.config
-        groups.setdefault((c.engine, c.replicas), {}).setdefault((c.method, c.settings), []).append(
-            r
-        )
-    return groups
+        tables.setdefault(_setup(c), {}).setdefault(c.replicas, {}).setdefault(
+            (c.method, c.settings), []
+        ).append(r)
+    return tables
 
 
 def _label(method: str, settings: tuple[tuple[str, float], ...]) -> str:
@@ -762,9 +782,9 @@ def _finals(runs: Sequence[RunResult]) -> npt.NDArray[np.float64]:
 def _cell(runs: Sequence[RunResult]) -> str:
     finals = _finals(runs)
     if finals.size == 0:
-        return "diverged"
+        return f"diverged ({len(runs)})"
     text = f"{finals.mean():.2f}" + (f" ± {finals.std(ddof=1):.2f}" if finals.size > 1 else "")
-    return text + (f" ({len(runs) - finals.size} div.)" if finals.size < len(runs) else "")
+    return text + (f", {len(runs) - finals.size} div." if finals.size < len(runs) else "")
 
 
 def _mean_curve(runs: Sequence[RunResult]) -> float:
@@ -789,60 +809,51 @@ MATCH = 0.5  # points of test error within which ADADELTA "matches" MOMENTUM's f
 
 
 def report(results: Sequence[RunResult], out: Path) -> tuple[str, list[str]]:
-    """The markdown summary and the figures of ``results``."""
-    groups = _groups(results)
-    lines: list[str] = []
-    any_run = results[0].config if results else None
-    if any_run is not None:
-        c = any_run
+    """The markdown summary and the figures of ``results``: one table of final test errors per
+    setup (engine, updates, jitter, network, shards, n_fetch, n_push, data), the paper's claim
+    at each replica count, and the staleness of real runs against the simulator's."""
+    tables = _tables(results)
+    lines = [
+        "Test error % after the last update, mean ± std over seeds; 'div.' counts the seeds "
+        "whose gradients became NaN or infinite (the run stops there). ReLU network, "
+        "mini-batches of 100.",
+        "",
+    ]
+    figures: list[str] = []
+    for setup in sorted(tables, key=lambda k: (k[0] == "ray", k[1], k[2] or 0.0)):
+        table = tables[setup]
+        counts = sorted(table)
+        keys = sorted(
+            {k for g in table.values() for k in g},
+            key=lambda k: (METHODS.index(k[0]), -dict(k[1]).get("lr", 0)),
+        )
+        seeds = max(len(rs) for g in table.values() for rs in g.values())
         lines += [
-            f"Network {'-'.join(map(str, c.sizes))} (ReLU), {c.updates} updates of mini-batches "
-            f"of {c.batch_size}, {c.shards} parameter-server shards, n_fetch {c.n_fetch}, "
-            f"n_push {c.n_push}; data {c.data[0]} ({c.data[1]} train / {c.data[2]} test). "
-            "Test error % after the last update: mean ± std over seeds; 'div.' counts the "
-            "seeds whose gradients became NaN or infinite.",
-            "",
-        ]
-    keys = sorted(
-        {(m, s) for g in groups.values() for (m, s) in g},
-        key=lambda k: (METHODS.index(k[0]), -dict(k[1]).get("lr", 0)),
-    )
-    for engine in ("simulate", "ray"):
-        counts = sorted(n for e, n in groups if e == engine)
-        if not counts:
-            continue
-        title = "simulated replicas" if engine == "simulate" else "real Ray replicas"
-        seeds = max(len(rs) for n in counts for rs in groups[engine, n].values())
-        lines += [
-            f"### Final test error %, {title} ({seeds} seed(s))",
+            f"### {_describe(setup)} (up to {seeds} seed(s))",
             "",
             "| method | " + " | ".join(f"N = {n}" for n in counts) + " |",
             "|---" * (len(counts) + 1) + "|",
         ]
         for key in keys:
-            cells = [
-                _cell(groups[engine, n][key]) if key in groups[engine, n] else "" for n in counts
-            ]
+            cells = [_cell(table[n][key]) if key in table[n] else "" for n in counts]
             lines.append(f"| {_label(*key)} | " + " | ".join(cells) + " |")
-        lines += ["", *_claim(groups, engine, counts), ""]
-    lines += _agreement(groups)
-    figures = _draw(groups, out)
+        lines += ["", *_claim(table), ""]
+        for n in counts:
+            name = f"async-{setup[0]}-{setup[1]}u" + ("" if setup[2] is None else f"-j{setup[2]:g}")
+            figures.append(_draw(table[n], out, f"{name}-N{n}.png", _describe(setup), n))
+    staleness_lines, figure = _agreement(tables, out)
+    lines += staleness_lines
+    figures += [figure] if figure else []
     lines += ["", *(f"![{f}]({f})" for f in figures)]
     return "\n".join(lines) + "\n", figures
 
 
-def _claim(groups: dict[tuple[str, int], Group], engine: str, counts: Sequence[int]) -> list[str]:
+def _claim(table: dict[int, Group]) -> list[str]:
     """The paper's claim at each replica count: ADADELTA converges faster than ADAGRAD (a
     lower mean test error over the run's evaluations) and matches MOMENTUM's final error (its
     mean final error at most MATCH points above MOMENTUM's best setting's)."""
-    lines = [
-        "The paper's claim, measured: 'faster than ADAGRAD' compares the mean test error over a "
-        "run's evaluations (the area under its curve); 'matches MOMENTUM' asks ADADELTA's mean "
-        f"final error to be at most {MATCH} points above MOMENTUM's best setting's.",
-        "",
-    ]
-    for n in counts:
-        group = groups[engine, n]
+    lines = []
+    for n, group in sorted(table.items()):
         methods = {m for m, _ in group}
         if not {"ADADELTA", "ADAGRAD", "MOMENTUM"} <= methods:
             continue
@@ -851,11 +862,11 @@ def _claim(groups: dict[tuple[str, int], Group], engine: str, counts: Sequence[i
         momentum_settings, momentum = _best(group, "MOMENTUM")
         a, g = _mean_curve(delta), _mean_curve(adagrad)
         fd, fm = _finals(delta), _finals(momentum)
-        faster = (
-            "diverged"
-            if math.isnan(a)
-            else ("holds" if math.isnan(g) or a < g else "does not hold")
-        )
+        if math.isnan(a):
+            faster = "does not hold (ADADELTA diverged)"
+        else:
+            faster = "holds" if math.isnan(g) or a < g else "does not hold"
+            faster += f" (mean error over the run {a:.2f} against {g:.2f})"
         if fd.size < len(delta):
             matches = "does not hold (ADADELTA diverged)"
         elif fm.size == 0:
@@ -864,9 +875,16 @@ def _claim(groups: dict[tuple[str, int], Group], engine: str, counts: Sequence[i
             verdict = "holds" if fd.mean() <= fm.mean() + MATCH else "does not hold"
             matches = f"{verdict} ({fd.mean():.2f} against {fm.mean():.2f})"
         lines.append(
-            f"- N = {n}: faster than ADAGRAD {faster} (mean error over the run "
-            f"{a:.2f} against {g:.2f}); matches MOMENTUM "
-            f"({_label('MOMENTUM', momentum_settings)}) {matches}"
+            f"- N = {n}: faster than ADAGRAD: {faster}; matches MOMENTUM "
+            f"({_label('MOMENTUM', momentum_settings)}): {matches}"
+        )
+    if lines:
+        lines.insert(
+            0,
+            "The paper's claim, measured: 'faster than ADAGRAD' compares the mean test error "
+            "over a run's evaluations (the area under its curve); 'matches MOMENTUM' asks "
+            f"ADADELTA's mean final error to be at most {MATCH} points above that of "
+            "MOMENTUM's best setting at that replica count.\n",
         )
     return lines
 
@@ -880,91 +898,124 @@ def _pooled(group: Group) -> dict[int, int]:
     return counts
 
 
-def _agreement(groups: dict[tuple[str, int], Group]) -> list[str]:
-    both = sorted(n for e, n in groups if e == "ray" and ("simulate", n) in groups)
-    if not both:
-        return []
+def _agreement(tables: dict[Setup, dict[int, Group]], out: Path) -> tuple[list[str], str]:
+    """Real staleness against the simulator's at every jitter, where both ran the same setup."""
+    rows = []
+    curves: dict[int, list[tuple[str, dict[int, int]]]] = {}
+    for setup, table in tables.items():
+        if setup[0] != "ray":
+            continue
+        twins = [
+            (k[2], t)
+            for k, t in tables.items()
+            if k[0] == "simulate" and k[3:] == setup[3:] and k[1] == setup[1]
+        ]
+        for n, group in sorted(table.items()):
+            real = _pooled(group)
+            steps = [r.step_seconds for rs in group.values() for r in rs if r.step_seconds]
+            ms = np.mean([s[0] for s in steps]) * 1e3 if steps else math.nan
+            cv = np.mean([s[1] for s in steps]) if steps else math.nan
+            rows.append(
+                f"| {n} | real Ray ({sum(map(len, group.values()))} runs; step {ms:.0f} ms, "
+                f"CV {cv:.2f}) | {mean_staleness(real):.2f} | {quantiles(real)} | |"
+            )
+            curves[n] = [("real Ray", real)]
+            for jitter, twin in sorted(twins, key=lambda t: t[0]):
+                if n not in twin:
+                    continue
+                sim = _pooled(twin[n])
+                curves[n].append((f"simulated, jitter {jitter:g}", sim))
+                rows.append(
+                    f"| {n} | simulator, jitter {jitter:g} ({sum(map(len, twin[n].values()))} "
+                    f"runs) | {mean_staleness(sim):.2f} | {quantiles(sim)} | "
+                    f"{ks_distance(real, sim):.3f} |"
+                )
+    if not rows:
+        return [], ""
     lines = [
         "### Staleness: real Ray runs against the simulator",
         "",
         "Staleness of an applied gradient slice: the shard's version when it was applied minus "
         "the version it was computed on, pooled over every run, shard and seed at that replica "
-        "count. KS: the Kolmogorov-Smirnov statistic (the largest gap between the two "
-        "cumulative distributions; 0 identical, 1 disjoint). Step CV: the coefficient of "
-        "variation of the real replicas' step compute times (the simulator draws its step times "
-        "with log-normal sigma `jitter`).",
+        "count. KS: the Kolmogorov-Smirnov statistic against the real runs (the largest gap "
+        "between the two cumulative distributions; 0 identical, 1 disjoint). Step: the mean "
+        "compute time of a real replica's step and its coefficient of variation.",
         "",
-        "| N | real: mean, 10/50/90 % | simulated: mean, 10/50/90 % | KS | real step ms, CV |",
+        "| N | source | mean | 10/50/90 % | KS |",
         "|---|---|---|---|---|",
+        *rows,
     ]
-    for n in both:
-        real, sim = _pooled(groups["ray", n]), _pooled(groups["simulate", n])
-        steps = [r.step_seconds for rs in groups["ray", n].values() for r in rs if r.step_seconds]
-        ms = np.mean([s[0] for s in steps]) * 1e3 if steps else math.nan
-        cv = np.mean([s[1] for s in steps]) if steps else math.nan
-        lines.append(
-            f"| {n} | {mean_staleness(real):.2f}, {quantiles(real)} | "
-            f"{mean_staleness(sim):.2f}, {quantiles(sim)} | {ks_distance(real, sim):.3f} | "
-            f"{ms:.1f}, {cv:.2f} |"
-        )
     lost = [
-        (r.config.name, r.lost) for g in groups.values() for rs in g.values() for r in rs if r.lost
+        (r.config.name, r.lost)
+        for t in tables.values()
+        for g in t.values()
+        for rs in g.values()
+        for r in rs
+        if r.lost
     ]
     lines += [""] + [f"- {name}: replica(s) {ids} lost during the run" for name, ids in lost]
-    return lines
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5 * len(curves), 4), dpi=100)
+    axes = fig.subplots(1, len(curves), squeeze=False)[0]
+    for ax, (n, series) in zip(axes, sorted(curves.items()), strict=True):
+        for label, c in series:
+            support = sorted(c)
+            cdf = np.cumsum([c[k] for k in support]) / sum(c.values())
+            width = 2.5 if label == "real Ray" else 1.2
+            ax.step(support, cdf, where="post", label=label, linewidth=width)
+        ax.set_title(f"{n} replicas")
+        ax.set_xlabel("staleness (shard versions)")
+        ax.set_ylabel("cumulative fraction of applied gradients")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    name = "async-staleness.png"
+    fig.savefig(out / name)
+    return lines, name
 
 
-def _draw(groups: dict[tuple[str, int], Group], out: Path) -> list[str]:
+def _draw(group: Group, out: Path, name: str, title: str, n: int) -> str:
     from matplotlib.figure import Figure
 
     from adadelta.app.plots import STYLE
 
-    figures = []
-    for (engine, n), group in sorted(groups.items()):
-        fig = Figure(figsize=(11, 4.2), dpi=100)
-        by_update, by_time = fig.subplots(1, 2)
-        for method in METHODS:
-            if not any(m == method for m, _ in group):
-                continue
-            settings, runs = _best(group, method)
-            style = {k: v for k, v in STYLE[method].items()}
-            label = _label(method, settings) + f" ({len(runs)} seed(s))"
-            length = min(len(r.versions) for r in runs)
-            errors = np.array([r.test_error[:length] for r in runs])
-            versions = np.array(runs[0].versions[:length])
-            times = np.mean([r.seconds[:length] for r in runs], axis=0)
-            mean = errors.mean(axis=0)
-            for ax, x in ((by_update, versions), (by_time, times)):
-                ax.plot(x, mean, label=label, markersize=5, linewidth=1.2, **style)
-                if len(runs) > 1:
-                    std = errors.std(axis=0, ddof=1)
-                    ax.fill_between(
-                        x,
-                        mean - std,
-                        mean + std,
-                        alpha=0.15,
-                        lw=0,
-                        color=style.get("color", "gray"),
-                    )
-        what = "simulated" if engine == "simulate" else "Ray"
-        by_update.set_xlabel("updates applied (shard version)")
-        by_time.set_xlabel(
-            "simulated time (mean step times, one core per replica)"
-            if engine == "simulate"
-            else "wall time, s (shared 2-core machine)"
-        )
-        for ax in (by_update, by_time):
-            ax.set_ylabel("test error % (mean over seeds)")
-            ax.set_ylim(0, 100)
-            ax.set_yscale("symlog", linthresh=10)
-            ax.grid(True, alpha=0.3)
-        by_update.legend(fontsize=7)
-        fig.suptitle(f"{n} {what} replica(s): each method at its best setting at this count")
-        fig.tight_layout()
-        name = f"async-{engine}-N{n}.png"
-        fig.savefig(out / name)
-        figures.append(name)
-    return figures
+    fig = Figure(figsize=(11, 4.2), dpi=100)
+    by_update, by_time = fig.subplots(1, 2)
+    engine_is_ray = title.startswith("real")
+    for method in METHODS:
+        if not any(m == method for m, _ in group):
+            continue
+        settings, runs = _best(group, method)
+        style = dict(STYLE[method])
+        label = _label(method, settings) + f" ({len(runs)} seed(s))"
+        length = min(len(r.versions) for r in runs)
+        errors = np.array([r.test_error[:length] for r in runs])
+        versions = np.array(runs[0].versions[:length])
+        times = np.mean([r.seconds[:length] for r in runs], axis=0)
+        mean = errors.mean(axis=0)
+        for ax, x in ((by_update, versions), (by_time, times)):
+            ax.plot(x, mean, label=label, markersize=5, linewidth=1.2, **style)
+            if len(runs) > 1:
+                std = errors.std(axis=0, ddof=1)
+                color = style.get("color", "gray")
+                ax.fill_between(x, mean - std, mean + std, alpha=0.15, lw=0, color=color)
+    by_update.set_xlabel("updates applied (shard version)")
+    by_time.set_xlabel(
+        "wall time, s (a shared 2-core machine)"
+        if engine_is_ray
+        else "simulated time (mean step times; one core per replica)"
+    )
+    for ax in (by_update, by_time):
+        ax.set_ylabel("test error % (mean over seeds)")
+        ax.set_ylim(1, 100)
+        ax.set_yscale("log")
+        ax.grid(True, which="both", alpha=0.3)
+    by_update.legend(fontsize=7)
+    fig.suptitle(f"N = {n}: {title}\neach method at its best setting here", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out / name)
+    return name
 
 
 # --- the command line: ``adadelta async`` ---
