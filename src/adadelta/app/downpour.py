@@ -779,12 +779,15 @@ def _finals(runs: Sequence[RunResult]) -> npt.NDArray[np.float64]:
     return np.array([r.final() for r in runs if r.final() is not None], np.float64)
 
 
-def _cell(runs: Sequence[RunResult]) -> str:
+def _cell(runs: Sequence[RunResult], seeds: int) -> str:
+    """Mean ± std of the final errors; how many seeds diverged; how many ran, if fewer than
+    ``seeds``."""
     finals = _finals(runs)
+    fewer = f" [{len(runs)} seed(s)]" if len(runs) < seeds else ""
     if finals.size == 0:
-        return f"diverged ({len(runs)})"
+        return f"diverged ({len(runs)}){fewer}"
     text = f"{finals.mean():.2f}" + (f" ± {finals.std(ddof=1):.2f}" if finals.size > 1 else "")
-    return text + (f", {len(runs) - finals.size} div." if finals.size < len(runs) else "")
+    return text + (f", {len(runs) - finals.size} div." if finals.size < len(runs) else "") + fewer
 
 
 def _mean_curve(runs: Sequence[RunResult]) -> float:
@@ -835,7 +838,7 @@ def report(results: Sequence[RunResult], out: Path) -> tuple[str, list[str]]:
             "|---" * (len(counts) + 1) + "|",
         ]
         for key in keys:
-            cells = [_cell(table[n][key]) if key in table[n] else "" for n in counts]
+            cells = [_cell(table[n][key], seeds) if key in table[n] else "" for n in counts]
             lines.append(f"| {_label(*key)} | " + " | ".join(cells) + " |")
         lines += ["", *_claim(table), ""]
         for n in counts:
