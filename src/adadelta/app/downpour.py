@@ -873,7 +873,7 @@ def _claim(table: dict[int, Group]) -> list[str]:
         if fd.size < len(delta):
             matches = "does not hold (ADADELTA diverged)"
         elif fm.size == 0:
-            matches = "holds (every MOMENTUM seed diverged)"
+            matches = f"cannot be compared (every MOMENTUM seed diverged; ADADELTA {fd.mean():.2f})"
         else:
             verdict = "holds" if fd.mean() <= fm.mean() + MATCH else "does not hold"
             matches = f"{verdict} ({fd.mean():.2f} against {fm.mean():.2f})"
@@ -922,12 +922,14 @@ def _agreement(tables: dict[Setup, dict[int, Group]], out: Path) -> tuple[list[s
                 f"| {n} | real Ray ({sum(map(len, group.values()))} runs; step {ms:.0f} ms, "
                 f"CV {cv:.2f}) | {mean_staleness(real):.2f} | {quantiles(real)} | |"
             )
-            curves[n] = [("real Ray", real)]
+            if n > 1:  # one replica: no staleness to draw
+                curves[n] = [("real Ray", real)]
             for jitter, twin in sorted(twins, key=lambda t: t[0]):
                 if n not in twin:
                     continue
                 sim = _pooled(twin[n])
-                curves[n].append((f"simulated, jitter {jitter:g}", sim))
+                if n > 1:
+                    curves[n].append((f"simulated, jitter {jitter:g}", sim))
                 rows.append(
                     f"| {n} | simulator, jitter {jitter:g} ({sum(map(len, twin[n].values()))} "
                     f"runs) | {mean_staleness(sim):.2f} | {quantiles(sim)} | "
@@ -959,6 +961,8 @@ def _agreement(tables: dict[Setup, dict[int, Group]], out: Path) -> tuple[list[s
     lines += [""] + [f"- {name}: replica(s) {ids} lost during the run" for name, ids in lost]
     from matplotlib.figure import Figure
 
+    if not curves:
+        return lines, ""
     fig = Figure(figsize=(5 * len(curves), 4), dpi=100)
     axes = fig.subplots(1, len(curves), squeeze=False)[0]
     for ax, (n, series) in zip(axes, sorted(curves.items()), strict=True):
