@@ -272,3 +272,21 @@ def test_ctrl_c_during_a_ray_run_stops_every_actor(ray_cluster: Any, data: Datas
     while ray_cluster.available_resources().get("CPU", 0) < 2 and time.monotonic() < deadline:
         time.sleep(0.2)
     assert ray_cluster.available_resources().get("CPU", 0) == 2  # the actors' shares are back
+
+
+def test_a_damaged_run_record_is_a_one_line_error(
+    data: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    c = config(data)
+    downpour.run(c, data, tmp_path)
+    (record,) = (tmp_path / "runs").glob("*.json")
+    record.write_text('{"config": {"method": ')
+    with pytest.raises(downpour.DownpourError, match="not a run record"):
+        downpour.run(c, data, tmp_path)
+    monkeypatch.setattr("adadelta.app.datasets.load_mnist", lambda *a, **k: data)
+    monkeypatch.setattr(downpour, "SIZES", SMALL)
+    argv = ["async", "--ray", "none", "--simulate", "4", "--methods", "ADADELTA",
+            "--updates", "40", "--out", str(tmp_path), "--no-progress"]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"adadelta: error: {record}: not a run record") and err.count("\n") == 1

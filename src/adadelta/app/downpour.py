@@ -46,7 +46,7 @@ from threadpoolctl import threadpool_limits
 
 from adadelta.app.model import MLP
 from adadelta.app.trainer import TrainData
-from adadelta.checkpoint import atomic_write
+from adadelta.checkpoint import atomic_write, open_regular
 from adadelta.optimizers import SGD, Adadelta, Adagrad, NonFiniteGradientError, Optimizer
 
 FloatArray = npt.NDArray[np.float32]
@@ -588,9 +588,8 @@ def run(
     """The result of ``config``: read from ``out/runs/`` if a run with exactly this
     configuration completed before, else trained (and then written there atomically)."""
     path = out / "runs" / f"{config.name}-{config.key[:12]}.json"
-    if path.is_file():
-        document = json.loads(path.read_text())
-        cached = RunResult.from_json(document)
+    if path.exists():
+        cached = read_run(path)
         if cached.config == config:
             return cached
     begun = time.perf_counter()
@@ -613,6 +612,19 @@ def run(
     text = json.dumps(result.to_json(), indent=1) + "\n"
     atomic_write(path, partial(_write_bytes, text.encode()))
     return result
+
+
+def read_run(path: Path) -> RunResult:
+    """A run's record as :func:`run` wrote it (JSON, never unpickled), or DownpourError naming
+    the file if it is not one."""
+    try:
+        with open_regular(path, DownpourError) as f:
+            return RunResult.from_json(json.loads(f.read()))
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as error:
+        raise DownpourError(
+            f"{path}: not a run record ({type(error).__name__}: {error}); delete it, and the "
+            "run is trained again"
+        ) from None
 
 
 def _write_bytes(content: bytes, f: IO[bytes]) -> None:
@@ -730,10 +742,7 @@ def experiment(
             bar.update()
     finally:
         bar.close()
-    everything = [
-        RunResult.from_json(json.loads(path.read_text()))
-        for path in sorted((out / "runs").glob("*.json"))
-    ]
+    everything = [read_run(path) for path in sorted((out / "runs").glob("*.json"))]
     markdown, figures = report(everything, out)
     document = {"runs": [r.to_json() for r in everything]}
     atomic_write(out / "async.json", partial(_write_bytes, (json.dumps(document) + "\n").encode()))
