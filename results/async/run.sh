@@ -22,3 +22,5 @@ for jitter in 0 0.1; do
     "${data[@]}" "${out[@]}"
 done
 adadelta async --ray 16 --simulate none --methods ADAGRAD "${data[@]}" "${out[@]}"
+# MOMENTUM on real Ray at 4 and 16 replicas, its three learning rates
+adadelta async --ray 4,16 --simulate none --methods MOMENTUM "${data[@]}" "${out[@]}"
