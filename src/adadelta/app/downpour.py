@@ -318,7 +318,7 @@ Progress = Callable[[int], None]  # called with the number of gradients applied 
 
 def simulate(config: RunConfig, data: TrainData, progress: Progress | None = None) -> list[Any]:
     """Run ``config`` in this process: replicas interleaved by simulated time (each step
-    ``exp(jitter * N(0, 1))`` time units, drawn from the seed, the replica and the step), the
+    ``exp(jitter * N(0, 1))`` time units, drawn from one random stream per seed and replica), the
     same shards and replicas as :func:`run_ray`. Returns the shards' results."""
     assert config.jitter is not None
     with threadpool_limits(1):  # one BLAS thread, as every Ray actor has
