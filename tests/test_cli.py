@@ -262,7 +262,7 @@ def test_help_shows_the_defaults_and_describes_every_argument(
     assert "tanh (6 epochs)" in text and "figure2" in text
     parser = cli.build_parser()
     commands = next(a for a in parser._actions if a.dest == "command").choices
-    assert set(commands) == {"demo", "reproduce", "bench", "explore"}  # type: ignore[arg-type]
+    assert set(commands) == {"demo", "reproduce", "bench", "explore", "async"}  # type: ignore[arg-type]
     for name, sub in commands.items():  # type: ignore[union-attr]
         for action in sub._actions:
             assert action.help, f"{name}: {action.dest} has no description"

@@ -147,7 +147,24 @@ def build_parser() -> argparse.ArgumentParser:
     from adadelta.app import explore as explore_module
 
     explore_module.add_arguments(explore)
+    _add_async(commands)
     return parser
+
+
+def _add_async(commands: argparse._SubParsersAction[_Parser]) -> None:
+    asynchronous = commands.add_parser(
+        "async",
+        help="the paper's section 4.4: asynchronous replicas against a sharded parameter server "
+        "(Ray, and a simulator for 100 and 200 replicas)",
+        description="Downpour-style asynchronous training of a 4-hidden-layer network on MNIST: "
+        "parameter-server shards and replicas as Ray actors (Ray starts inside the command "
+        "unless --address names a cluster), and a deterministic simulator of the same runs. "
+        "Completed runs are kept in OUT/runs/ and reused; writes OUT/async.md, async.json and "
+        "figures.",
+    )
+    from adadelta.app import downpour
+
+    downpour.add_arguments(asynchronous)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -178,6 +195,10 @@ def _run(args: argparse.Namespace) -> int:
         from adadelta.app import explore as explore_module
 
         return explore_module.main(args)
+    if args.command == "async":
+        from adadelta.app import downpour
+
+        return downpour.main(args)
     start = time.perf_counter()
     if args.command == "demo":
         from adadelta.app.datasets import load_embedded_digits
