@@ -22,12 +22,12 @@ stops being finite (the optimizers refuse such a step).
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
-import os
 import shutil
 import subprocess
-import tempfile
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -38,6 +38,7 @@ import numpy as np
 import numpy.typing as npt
 
 import adadelta
+from adadelta.checkpoint import atomic_write
 from adadelta.presets import PRESETS
 
 Gradient = Callable[[float, float], tuple[float, float]]
@@ -256,9 +257,12 @@ def make_optimizer(spec: Mapping[str, Any], x: npt.NDArray[np.float64]) -> adade
     )
 
 
-def run(settings: Mapping[str, Any]) -> list[Path2D]:
+def run(
+    settings: Mapping[str, Any], progress: Callable[[int], object] | None = None
+) -> list[Path2D]:
     """Every optimizer of ``settings`` from its start, ``steps`` steps of the library's own
-    ``step`` on the surface's gradient plus the seeded noise."""
+    ``step`` on the surface's gradient plus the seeded noise. ``progress(steps)`` is called
+    after each optimizer's run with its number of steps."""
     function = FUNCTIONS[settings["surface"]]
     steps, sigma = int(settings["steps"]), float(settings["noise"])
     noise = gradient_noise(int(settings["seed"]), steps)
@@ -287,6 +291,8 @@ def run(settings: Mapping[str, Any]) -> list[Path2D]:
                 rms_dx[t] = np.sqrt(old_dx2 + eps)
             n = t + 1
             points[n] = x
+        if progress is not None:
+            progress(steps)
         paths.append(
             Path2D(
                 spec["name"],
@@ -445,15 +451,16 @@ def animate(
         Image.fromarray(im).quantize(palette=palette, dither=Image.Dither.NONE) for im in images
     ]
     durations = [int(1000 / fps)] * (len(images) - 1) + [2000]  # linger on the last frame
-    _atomic(gif, lambda tmp: frames_p[0].save(
-        tmp, format="GIF", save_all=True, append_images=frames_p[1:], duration=durations, loop=0
+    atomic_write(gif, lambda f: frames_p[0].save(
+        f, format="GIF", save_all=True, append_images=frames_p[1:], duration=durations, loop=0
     ))  # fmt: skip
-    _atomic(png, lambda tmp: Image.fromarray(images[-1]).save(tmp, format="PNG"))
+    atomic_write(png, lambda f: Image.fromarray(images[-1]).save(f, format="PNG"))
     written: dict[str, Any] = {"frames": len(images), "gif": gif, "png": png}
     encoder = ffmpeg_encoder()
     if encoder is not None:
         mp4 = out.with_suffix(".mp4")
-        _atomic(mp4, lambda tmp: _encode_mp4(encoder, images, fps, tmp))
+        video = _encode_mp4(encoder, images, fps)
+        atomic_write(mp4, lambda f: f.write(video))
         written["mp4"] = mp4
     return written
 
@@ -512,30 +519,18 @@ def ffmpeg_encoder() -> str | None:
         return shutil.which("ffmpeg")
 
 
-def _encode_mp4(encoder: str, images: Sequence[npt.NDArray[np.uint8]], fps: int, path: str) -> None:
+def _encode_mp4(encoder: str, images: Sequence[npt.NDArray[np.uint8]], fps: int) -> bytes:
+    """The frames as an MP4 (H.264 where the encoder has it), from the encoder's stdout: a
+    fragmented MP4, which needs no seeking back, so that no temporary file is involved."""
     height, width = images[0].shape[:2]
     command = [
         encoder, "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
         "-s", f"{width}x{height}", "-r", str(fps), "-i", "-",
-        "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-pix_fmt", "yuv420p", "-f", "mp4", path,
+        "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-pix_fmt", "yuv420p",
+        "-movflags", "frag_keyframe+empty_moov", "-f", "mp4", "pipe:1",
     ]  # fmt: skip
     frames = b"".join(im.tobytes() for im in images)
-    subprocess.run(command, input=frames, check=True, capture_output=True)
-
-
-def _atomic(path: Path, write: Callable[[str], object]) -> None:
-    """Write through a temporary file in the same directory, then rename it over ``path``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would surprise: the mode of a new file
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    return subprocess.run(command, input=frames, check=True, capture_output=True).stdout
 
 
 # --- the page ---
@@ -561,41 +556,88 @@ def write_page(out: Path) -> Path:
         raise RuntimeError("explorer.html lost its /*CONFIG*/ marker")
     page = template.replace(marker, json.dumps(page_config()))
     path = out / "explorer.html"
-    _atomic(path, lambda tmp: Path(tmp).write_text(page, encoding="utf-8"))
+    atomic_write(path, lambda f: f.write(page.encode("utf-8")))
     return path
 
 
 # --- the command ---
 
+MAX_STEPS = 20_000  # per optimizer: the page's bound too
+MAX_FRAMES = 120  # per animation
 
-def add_arguments(parser: Any) -> None:
-    parser.add_argument("--out", type=Path, default=Path("explore"), help="output directory")
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--surfaces", nargs="+", choices=list(SCENES), default=list(SCENES),
-        help="which surfaces (default: all five)",
-    )  # fmt: skip
-    parser.add_argument("--steps", type=_positive, help="steps per optimizer (default: 1000)")
-    parser.add_argument("--frames", type=_positive, default=36, help="frames per animation")
+        "--out",
+        type=Path,
+        default=Path("explore"),
+        metavar="DIR",
+        help="output directory (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--surfaces",
+        nargs="+",
+        choices=list(SCENES),
+        default=list(SCENES),
+        metavar="SURFACE",
+        help=f"which surfaces, of {', '.join(SCENES)} (default: all)",
+    )
+    parser.add_argument(
+        "--steps",
+        type=_at_most(MAX_STEPS),
+        metavar="N",
+        help=f"steps per optimizer, at most {MAX_STEPS} (default: 1000)",
+    )
+    parser.add_argument(
+        "--frames",
+        type=_at_most(MAX_FRAMES),
+        default=36,
+        metavar="N",
+        help=f"frames per animation, at most {MAX_FRAMES} (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--no-progress",
+        dest="progress",
+        action="store_false",
+        help="hide the progress bar (default: shown when stderr is a terminal)",
+    )
 
 
-def _positive(text: str) -> int:
-    import argparse
+def _at_most(bound: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = 0
+        if not 1 <= value <= bound:
+            raise argparse.ArgumentTypeError(f"expected an integer from 1 to {bound}, got {text!r}")
+        return value
 
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
+    return parse
 
 
-def main(args: Any) -> int:
+def output_files(args: argparse.Namespace) -> list[str]:
+    """The files ``main`` writes in ``--out``."""
+    each = [f"{name}{suffix}" for name in args.surfaces for suffix in (".gif", ".png", ".mp4")]
+    return [*each, "settings.json", "explorer.html"]
+
+
+def main(args: argparse.Namespace) -> int:
+    """``adadelta explore`` with the options of :func:`add_arguments` (``--out`` exists)."""
+    from tqdm import tqdm  # type: ignore[import-untyped]
+
     start = time.perf_counter()
     out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {}
-    for name in args.surfaces:
+    surfaces = list(dict.fromkeys(args.surfaces))
+    for name in surfaces:
         scene = SCENES[name]
         settings = scene_settings(scene, args.steps)
-        paths = run(settings)
+        total = len(settings["optimizers"]) * settings["steps"]
+        with tqdm(
+            total=total, desc=scene.title, unit="step", disable=not args.progress, file=sys.stderr
+        ) as bar:
+            paths = run(settings, progress=bar.update)
         written = animate(settings, paths, scene.title, out / name, frames=args.frames)
         summary[name] = {
             **settings,
@@ -613,7 +655,8 @@ def main(args: Any) -> int:
     if ffmpeg_encoder() is None:
         print("no MP4: no ffmpeg encoder (pip install imageio-ffmpeg, or put ffmpeg on the PATH)")
     settings_path = out / "settings.json"
-    _atomic(settings_path, lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=1)))
+    as_json = json.dumps(summary, indent=1).encode("utf-8")
+    atomic_write(settings_path, lambda f: f.write(as_json))
     page = write_page(out)
     print(f"settings: {settings_path}\npage: {page}")
     print(f"wrote {out}/ in {time.perf_counter() - start:.1f} s")
