@@ -7,9 +7,12 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
+import signal
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -136,7 +139,7 @@ def test_mp4_goes_through_the_encoder(tmp_path: Path, monkeypatch: pytest.Monkey
         f"#!{sys.executable}\n"
         "import sys\n"
         "data = sys.stdin.buffer.read()\n"
-        "open(sys.argv[-1], 'wb').write(b'%d ' % len(data) + ' '.join(sys.argv[1:]).encode())\n"
+        "sys.stdout.buffer.write(b'%d ' % len(data) + ' '.join(sys.argv[1:]).encode())\n"
     )
     fake.chmod(0o755)
     monkeypatch.setattr(explore, "ffmpeg_encoder", lambda: str(fake))
@@ -147,6 +150,128 @@ def test_mp4_goes_through_the_encoder(tmp_path: Path, monkeypatch: pytest.Monkey
     width, height = args.split("-s ")[1].split(" ")[0].split("x")
     assert int(length) == written["frames"] * int(width) * int(height) * 3
     assert "-pix_fmt yuv420p" in args
+
+
+# --- the files: written as every file of the library is (checkpoint.atomic_write) ---
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+TINY = ["--surfaces", "valley", "--steps", "10", "--frames", "2", "--no-progress"]
+
+
+def _explore_in_a_process(out: Path, marker: Path, patch: str) -> subprocess.Popen[bytes]:
+    """``adadelta explore`` in a child process with ``patch`` applied (it writes ``marker`` when
+    the child is where the test wants to signal it); returns once the marker exists."""
+    code = "\n".join(
+        [
+            "import os, sys, time",
+            "from pathlib import Path",
+            "from adadelta.app import cli, explore",
+            "explore.ffmpeg_encoder = lambda: None",
+            f"marker = Path({str(marker)!r})",
+            patch,
+            f"sys.exit(cli.main(['explore', '--out', {str(out)!r}, *{TINY!r}]))",
+        ]
+    )
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    child = subprocess.Popen(
+        [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 120
+    while not marker.exists():
+        assert child.poll() is None, child.communicate()
+        assert time.monotonic() < deadline, "the child never got there"
+        time.sleep(0.02)
+    return child
+
+
+STALL_GIF = """
+real = explore.atomic_write
+def stalled(target, write):
+    def partial(f):
+        f.write(b"GIF89a, the first bytes")
+        f.flush()
+        marker.write_text(str(target))
+        time.sleep(120)
+    real(target, partial if target.suffix == ".gif" else write)
+explore.atomic_write = stalled
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_a_killed_explore_leaves_the_old_file_and_no_temporary(
+    sig: signal.Signals, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed mid-write: the previous GIF is intact. SIGTERM stops it as Ctrl-C does (status
+    143, the temporary file removed); after SIGKILL the next run removes the dead writer's
+    temporary file."""
+    out = tmp_path / "ex"
+    out.mkdir()
+    (out / "valley.gif").write_bytes(b"the previous animation")
+    child = _explore_in_a_process(out, tmp_path / "writing", STALL_GIF)
+    child.send_signal(sig)
+    _, err = child.communicate(timeout=60)
+    assert (out / "valley.gif").read_bytes() == b"the previous animation"
+    left = [p.name for p in out.glob(".*")]
+    if sig == signal.SIGTERM:
+        assert child.returncode == 143, err
+        [line] = err.decode().strip().splitlines()
+        assert line.startswith("adadelta: terminated: ")
+        assert left == []
+    else:
+        assert len(left) == 1 and left[0].startswith(".valley.gif."), left
+        monkeypatch.setattr(explore, "ffmpeg_encoder", lambda: None)
+        assert cli.main(["explore", "--out", str(out), *TINY]) == 0
+        assert list(out.glob(".*")) == []
+        assert (out / "valley.gif").read_bytes()[:6] == b"GIF89a"
+
+
+def test_ctrl_c_just_after_a_rename_is_an_interruption(tmp_path: Path) -> None:
+    """SIGINT between the rename of settings.json and the cleanup: status 130 and the
+    interruption's line, not an error about the temporary file; nothing left behind."""
+    stall = """
+rename = os.replace
+def replace(source, target):
+    rename(source, target)
+    if str(target).endswith("settings.json"):
+        marker.write_text("renamed")
+        time.sleep(120)
+os.replace = replace
+"""
+    out = tmp_path / "ex"
+    child = _explore_in_a_process(out, tmp_path / "renamed", stall)
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=60)
+    message = err.decode()
+    assert child.returncode == 130, message
+    assert "Errno" not in message and "Traceback" not in message
+    [line] = message.strip().splitlines()
+    assert line.startswith("adadelta: interrupted: ")
+    assert json.loads((out / "settings.json").read_text())["valley"]["steps"] == 10
+    assert list(out.glob(".*")) == []
+
+
+def test_a_rerun_keeps_the_files_modes_and_every_file_is_fsynced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(explore, "ffmpeg_encoder", lambda: None)
+    out = tmp_path / "ex"
+    assert cli.main(["explore", "--out", str(out), *TINY]) == 0
+    files = ["valley.gif", "valley.png", "settings.json", "explorer.html"]
+    for name in files:
+        (out / name).chmod(0o600)
+    synced: set[int] = set()
+    fsync = os.fsync
+
+    def recording_fsync(fd: int) -> None:
+        synced.add(os.fstat(fd).st_ino)
+        fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    assert cli.main(["explore", "--out", str(out), *TINY]) == 0
+    for name in files:
+        assert stat.S_IMODE((out / name).stat().st_mode) == 0o600, name
+        assert (out / name).stat().st_ino in synced, f"{name} was not fsynced"
+    assert out.stat().st_ino in synced  # the directory too (the renames)
 
 
 # --- the page, in a real browser ---
