@@ -372,6 +372,7 @@ BAD_OPTIONS = [
     (["explore", "--surfaces", "moon"], "argument --surfaces: invalid choice: 'moon'"),
     (["reproduce", "tanh", "--state-dtype", "float32"], "float32 state is the default"),
     (["reproduce", "tanh", "--epochs", "-1"], "argument --epochs"),
+    (["reproduce", "figure2", "--state-dtype", "bfloat16"], "not to figure2"),
     (["demo", "--out"], "argument --out: expected one argument"),
 ]
 
@@ -404,7 +405,7 @@ def test_every_bad_option_is_one_line_before_any_work(
     assert sorted(tmp_path.rglob("*")) == before  # nothing left on disk
 
 
-@pytest.mark.parametrize("command", [["explore"], ["bench"], ["bench", "epoch"]])
+@pytest.mark.parametrize("command", [["explore"], ["bench"], ["bench", "epoch"], ["demo"]])
 def test_an_out_that_is_a_file_is_refused_before_any_work(
     command: list[str],
     tmp_path: Path,
@@ -418,14 +419,16 @@ def test_an_out_that_is_a_file_is_refused_before_any_work(
 
     monkeypatch.setattr(bench, "Workers", trap)
     monkeypatch.setattr(explore, "run", trap)
+    monkeypatch.setattr(experiments, "demo", trap)
     (tmp_path / "a-file").write_text("mine")
     line = fails([*command, "--out", "a-file"], capsys)
     assert line == "adadelta: error: --out a-file: is a file, not a directory; choose a directory"
     assert (tmp_path / "a-file").read_text() == "mine"
     # one of the files it would write is a directory
-    (tmp_path / "out" / ("epoch.md" if "epoch" in command else "settings.json")).mkdir(parents=True)
-    if command == ["bench"]:
-        (tmp_path / "out" / "bench.png").mkdir()
+    written = {"explore": "settings.json", "bench": "bench.md", "demo": "demo.json"}
+    (tmp_path / "out" / ("epoch.md" if "epoch" in command else written[command[0]])).mkdir(
+        parents=True
+    )
     line = fails([*command, "--out", "out"], capsys)
     assert line.startswith("adadelta: error: --out out: ") and "is a directory" in line
 

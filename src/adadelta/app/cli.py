@@ -222,12 +222,21 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "demo":
         from adadelta.app.datasets import load_embedded_digits
 
-        _prepare_out(args.out)
+        _prepare_out(args.out, _report_files(["demo"]))
         ctx = experiments.Context(load_embedded_digits(), args.out, progress=args.progress)
         reports = [experiments.demo(ctx, epochs=args.epochs)]
     else:
         from adadelta.app.datasets import load_mnist
 
+        names = experiments.ALL_ORDER if args.experiment == "all" else [args.experiment]
+        if args.state_dtype is not None:
+            if args.experiment == "all":
+                names = [n for n in names if n in experiments.COMPACT_EXPERIMENTS]
+            elif args.experiment not in experiments.COMPACT_EXPERIMENTS:
+                raise CommandError(
+                    f"--state-dtype applies to {', '.join(sorted(experiments.COMPACT_EXPERIMENTS))}"
+                    f" and all (ADADELTA's accuracy), not to {args.experiment}"
+                )
         if args.no_download:
             _check_present(args.data)
         data = load_mnist(args.data, download=not args.no_download, progress=args.progress)
@@ -241,7 +250,7 @@ def _run(args: argparse.Namespace) -> int:
                     f"N_TEST <= {available[1]}"
                 )
             data = data.subset(n_train, n_test)
-        _prepare_out(args.out)
+        _prepare_out(args.out, _report_files(names))
         ctx = experiments.Context(
             data,
             args.out,
@@ -250,9 +259,6 @@ def _run(args: argparse.Namespace) -> int:
             epochs=args.epochs,
             state_dtype=args.state_dtype,
         )
-        names = experiments.ALL_ORDER if args.experiment == "all" else [args.experiment]
-        if args.state_dtype is not None and args.experiment == "all":
-            names = [n for n in names if n in experiments.COMPACT_EXPERIMENTS]
         reports = experiments.reproduce(names, ctx)
     for report in reports:
         print(f"\n## {report.name}\n\n{report.markdown}")
@@ -294,6 +300,11 @@ def _prepare_out(out: Path, files: Sequence[str] = ()) -> None:
     except OSError as error:
         reason = error.strerror or str(error)
         raise CommandError(f"--out {out}: cannot write there ({reason}); choose another") from None
+
+
+def _report_files(names: Sequence[str]) -> list[str]:
+    """The report files of these experiments (their figures other than NAME.png aside)."""
+    return [f"{name}{suffix}" for name in names for suffix in (".json", ".md", ".png")]
 
 
 def _check_present(data: Path | None) -> None:
