@@ -1073,15 +1073,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--only",
         type=_names,
         metavar="NAME,...",
-        help=f"step: implementations, of {','.join(MAKERS)} (default: "
-        f"{','.join(IMPLEMENTATIONS)}); epoch: runs, of {','.join(EPOCH_RUNS)} (default: "
+        help=f"step: implementations, of {', '.join(MAKERS)} (default: "
+        f"{','.join(IMPLEMENTATIONS)}); epoch: runs, of {', '.join(EPOCH_RUNS)} (default: "
         f"{','.join(EPOCH_RUNS[:3])}; ours and demo also run busy)",
     )
     parser.add_argument(
         "--conditions",
         type=_conditions,
         metavar="NAME,...",
-        help=f"step: of {','.join(CONDITIONS)} (default: all)",
+        help=f"step: of {', '.join(CONDITIONS)} (default: all)",
     )
     parser.add_argument(
         "--repeats", type=_positive, metavar="N", help="rounds (default: 5 for step, 3 for epoch)"
