@@ -10,8 +10,9 @@ The page is loaded from ``file://`` by the browser harness of the tests
 - first drawing: from navigation start to the end of the first complete drawing (every path of
   the first scene computed, contours, paths and state panel drawn);
 - redraw: a slider's ``input`` handler, start to end (every optimizer's path recomputed for the
-  scene's 1,000 steps, both canvases redrawn), over ``--moves`` moves per load, on the baselines'
-  learning-rate sliders and ADADELTA's eps and rho in turn;
+  scene's 1,000 steps, the three canvases redrawn; on ADADELTA's sliders also the learning-rate
+  sweep, 75 more runs), over ``--moves`` moves per load, on the baselines' learning-rate sliders
+  and ADADELTA's eps and rho in turn;
 - to the next frame: from the same ``input`` event to the next ``requestAnimationFrame``
   callback (includes waiting for the frame, up to 16.7 ms at 60 Hz).
 
@@ -132,13 +133,16 @@ def main() -> int:
             f"| page: first drawing (from navigation start), ms | "
             f"{summary(page['first_draw_ms'])} | < 500 ms |",
             f"| page: redraw after a slider move ({page['optimizers']} optimizers x "
-            f"{page['steps']} steps recomputed, both canvases drawn), ms | "
+            f"{page['steps']} steps recomputed, the canvases drawn; on ADADELTA's sliders also "
+            "the sweep's 75 runs), ms | "
             f"{summary(page['redraw_ms'])} | < 50 ms |",
             f"| page: slider move to the next animation frame, ms | "
             f"{summary(page['next_frame_ms'])} | |",
             "",
             f"{args.commands} runs of the command (warm Numba cache), {args.loads} page loads "
-            f"in fresh profiles, {args.loads * args.moves} slider moves.",
+            f"in fresh profiles, {args.loads * args.moves} slider moves. Load average at the "
+            f"end (1, 5, 15 min): {[round(v, 2) for v in os.getloadavg()]} (other work on the "
+            "machine shows here).",
             "",
         ]
     )

@@ -328,3 +328,189 @@ def test_without_the_paper_extra_the_command_says_what_to_install() -> None:
         "adadelta: error: the command line needs matplotlib, which the [paper] extra installs: "
         "pip install 'adadelta[paper]'\n"
     )
+
+
+# --- every option of every command, as an adversary would pass it -----------------------------
+
+
+def _cores() -> int:
+    from adadelta.app import bench
+
+    return bench.cores()
+
+
+BAD_OPTIONS = [
+    (["bench", "--sizes", "abc"], "argument --sizes: expected a positive whole number"),
+    (["bench", "--sizes", "-5"], "got '-5'"),
+    (["bench", "--sizes", "0"], "got '0'"),
+    (["bench", "--sizes", "1.5"], "got '1.5'"),
+    (["bench", "--sizes", "inf"], "got 'inf'"),
+    (["bench", "--sizes", "1e5,,1e6"], "expected sizes separated by commas"),
+    (["bench", "--sizes", "1e15"], "1e+15 elements need about 1e+08 GB"),
+    (["bench", "--mix", "-1"], "argument --mix: expected 0 or a positive integer, got '-1'"),
+    (["bench", "--mix", "10", "--mix-total", "5"], "need --mix-total >= 10"),
+    (["bench", "--mix-total", "0"], "argument --mix-total"),
+    (["bench", "--threads", str(_cores() + 1)], f"this process may use {_cores()} cores"),
+    (["bench", "--threads", "0"], "argument --threads: expected a positive integer, got '0'"),
+    (["bench", "--only", "foo"], "--only: unknown implementation(s) foo; choose from ours, "),
+    (["bench", "epoch", "--only", "ours,triad"], "--only: unknown run(s) triad"),
+    (["bench", "--only", "ours,ours"], "ours listed more than once"),
+    (["bench", "--only", ""], "expected names separated by commas"),
+    (["bench", "--conditions", "tight,sideways"], "unknown condition(s) sideways"),
+    (["bench", "--min-time", "nan"], "argument --min-time: expected seconds above 0"),
+    (["bench", "--min-time", "inf"], "argument --min-time"),
+    (["bench", "--min-time", "0"], "argument --min-time"),
+    (["bench", "--repeats", "0"], "argument --repeats: expected a positive integer"),
+    (["bench", "epoch", "--n-train", "70000"], "MNIST has 60000 training images"),
+    (["bench", "epoch", "--sizes", "1e5", "--conditions", "tight"], "--sizes, --conditions: not "),
+    (["bench", "step", "--data", "mnist"], "--data: not an option of bench step"),
+    (["bench", "epoch", "--data", "missing"], "--data missing: MNIST files missing: train-"),
+    (["bench", "sideways"], "argument what: invalid choice: 'sideways'"),
+    (["explore", "--steps", "100000000"], "argument --steps: expected an integer from 1 to 20000"),
+    (["explore", "--steps", "0"], "argument --steps"),
+    (["explore", "--frames", "1000"], "argument --frames: expected an integer from 1 to 120"),
+    (["explore", "--surfaces", "moon"], "argument --surfaces: invalid choice: 'moon'"),
+    (["reproduce", "tanh", "--state-dtype", "float32"], "float32 state is the default"),
+    (["reproduce", "tanh", "--epochs", "-1"], "argument --epochs"),
+    (["reproduce", "figure2", "--state-dtype", "bfloat16"], "not to figure2"),
+    (["demo", "--out"], "argument --out: expected one argument"),
+]
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"), BAD_OPTIONS, ids=[" ".join(a) for a, _ in BAD_OPTIONS]
+)
+def test_every_bad_option_is_one_line_before_any_work(
+    argv: list[str],
+    expected: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``adadelta: error:`` and exit status 2 before anything runs or is written (the work
+    itself is replaced by a trap)."""
+    from adadelta.app import bench, explore
+
+    def trap(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the command started working")
+
+    for module, name in [(bench, "measure"), (bench, "Workers"), (explore, "run"),
+                         (experiments, "reproduce"), (experiments, "demo")]:  # fmt: skip
+        monkeypatch.setattr(module, name, trap)
+    before = sorted(tmp_path.rglob("*"))
+    line = fails(argv, capsys)
+    assert line.startswith("adadelta: error: "), line
+    assert expected in line, line
+    assert "data_dir=" not in line and "download=True" not in line
+    assert sorted(tmp_path.rglob("*")) == before  # nothing left on disk
+
+
+@pytest.mark.parametrize("command", [["explore"], ["bench"], ["bench", "epoch"], ["demo"]])
+def test_an_out_that_is_a_file_is_refused_before_any_work(
+    command: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from adadelta.app import bench, explore
+
+    def trap(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the command started working")
+
+    monkeypatch.setattr(bench, "Workers", trap)
+    monkeypatch.setattr(explore, "run", trap)
+    monkeypatch.setattr(experiments, "demo", trap)
+    (tmp_path / "a-file").write_text("mine")
+    line = fails([*command, "--out", "a-file"], capsys)
+    assert line == "adadelta: error: --out a-file: is a file, not a directory; choose a directory"
+    assert (tmp_path / "a-file").read_text() == "mine"
+    # one of the files it would write is a directory
+    written = {"explore": "settings.json", "bench": "bench.md", "demo": "demo.json"}
+    (tmp_path / "out" / ("epoch.md" if "epoch" in command else written[command[0]])).mkdir(
+        parents=True
+    )
+    line = fails([*command, "--out", "out"], capsys)
+    assert line.startswith("adadelta: error: --out out: ") and "is a directory" in line
+
+
+def test_a_missing_data_folder_is_not_left_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A download into a folder that did not exist fails (no network here): the folders made
+    for it are removed again."""
+
+    def offline(url: str, *args: Any, **kwargs: Any) -> None:
+        raise OSError(f"{url}: network is unreachable")
+
+    monkeypatch.setattr(datasets, "_fetch", offline)
+    (tmp_path / "kept").mkdir()
+    line = fails(["reproduce", "tanh", "--data", "kept/new/mnist"], capsys)
+    assert "could not download" in line and "network is unreachable" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept"]
+    assert list((tmp_path / "kept").iterdir()) == []
+
+
+def test_help_of_bench_and_explore_describes_and_shows_defaults(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for command, expected in (
+        ("explore", ["Run SGD, MOMENTUM", "(default: explore)", "(default: 36)",
+                     "at most 20000 (default: 1000)", "explorer.html"]),
+        ("bench", ["Time one ADADELTA step", "(default: bench-results)", "(default: step)",
+                   "(default: 1e5,1e6,1e7)", "at most the cores"]),
+    ):  # fmt: skip
+        with pytest.raises(SystemExit) as exit_:
+            cli.main([command, "--help"])
+        assert exit_.value.code == 0
+        text = " ".join(capsys.readouterr().out.split())
+        for phrase in expected:
+            assert phrase in text, (phrase, text)
+
+
+def test_version_without_the_paper_extra() -> None:
+    """The core install (no Matplotlib): --version answers; a command says what to install."""
+    code = (
+        "import runpy, sys; sys.modules['matplotlib'] = None; "
+        "runpy.run_module('adadelta', run_name='__main__')"
+    )
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    run = subprocess.run(
+        [sys.executable, "-c", code, "--version"], env=env, capture_output=True, text=True
+    )
+    assert (run.returncode, run.stdout, run.stderr) == (0, "adadelta 0.1.0\n", "")
+    run = subprocess.run(
+        [sys.executable, "-c", code, "demo"], env=env, capture_output=True, text=True
+    )
+    assert run.returncode == 2 and "pip install 'adadelta[paper]'" in run.stderr
+
+
+def test_state_dtype_means_the_same_on_the_command_line_and_in_the_api(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Every format the command line takes, the API takes, and what one refuses the other does."""
+    import adadelta
+
+    parser = cli.build_parser()
+    commands = next(a for a in parser._actions if a.dest == "command").choices
+    reproduce = commands["reproduce"]  # type: ignore[index]
+    option = next(a for a in reproduce._actions if a.dest == "state_dtype")
+    accepted = [v for v in ("float32", "bfloat16", "float8", "float16", "int8")
+                if _accepts(option.type, v)]  # fmt: skip
+    for value in ("float32", "bfloat16", "float8", "float16", "int8"):
+        try:
+            adadelta.Adadelta(np.zeros(4, np.float32), state_dtype=value)
+            api = True
+        except ValueError:
+            api = False
+        assert api == (value in accepted), value
+    assert accepted == ["bfloat16", "float8"]
+
+
+def _accepts(parse: Any, value: str) -> bool:
+    import argparse
+
+    try:
+        parse(value)
+    except argparse.ArgumentTypeError:
+        return False
+    return True

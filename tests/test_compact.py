@@ -493,9 +493,13 @@ def test_experiments_take_a_state_dtype(tmp_path: Path) -> None:
     params = {"W": np.zeros(3, np.float32)}
     optimizer = spec.optimizer(params)
     assert isinstance(optimizer, Adadelta) and optimizer.state_dtype == "float8"
-    baseline = experiments.RunSpec.of("ADADELTA", {"rho": 0.9, "eps": 1e-6}, "relu", 0, "float32")
+    baseline = experiments.RunSpec.of("ADADELTA", {"rho": 0.9, "eps": 1e-6}, "relu", 0)
     optimizer = baseline.optimizer({"W": np.zeros(3, np.float32)})
     assert isinstance(optimizer, Adadelta) and optimizer.state_dtype is None
+    # the formats are the API's: float32 state is None, as adadelta.Adadelta has it
+    odd = experiments.RunSpec.of("ADADELTA", {"rho": 0.9, "eps": 1e-6}, "relu", 0, "float32")
+    with pytest.raises(ValueError, match="Invalid state_dtype value: 'float32'"):
+        odd.optimizer({"W": np.zeros(3, np.float32)})
     with pytest.raises(ValueError, match="state_dtype is ADADELTA's only"):
         experiments.RunSpec.of("SGD", {"lr": 0.1}, "relu", 0, "bfloat16")
     ctx = experiments.Context(None, tmp_path, state_dtype="bfloat16")  # type: ignore[arg-type]

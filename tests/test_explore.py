@@ -7,9 +7,12 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
+import signal
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -114,6 +117,7 @@ def test_explore_writes_gifs_pngs_settings_and_page(
         with Image.open(out / f"{name}.gif") as gif:
             assert gif.format == "GIF" and gif.n_frames == frames
             size = gif.size
+        assert size[0] >= 1300 and size[1] >= 560  # legend and ticks readable
         with Image.open(out / f"{name}.png") as png:
             assert png.format == "PNG" and png.size == size
         assert not (out / f"{name}.mp4").exists()
@@ -136,7 +140,7 @@ def test_mp4_goes_through_the_encoder(tmp_path: Path, monkeypatch: pytest.Monkey
         f"#!{sys.executable}\n"
         "import sys\n"
         "data = sys.stdin.buffer.read()\n"
-        "open(sys.argv[-1], 'wb').write(b'%d ' % len(data) + ' '.join(sys.argv[1:]).encode())\n"
+        "sys.stdout.buffer.write(b'%d ' % len(data) + ' '.join(sys.argv[1:]).encode())\n"
     )
     fake.chmod(0o755)
     monkeypatch.setattr(explore, "ffmpeg_encoder", lambda: str(fake))
@@ -147,6 +151,128 @@ def test_mp4_goes_through_the_encoder(tmp_path: Path, monkeypatch: pytest.Monkey
     width, height = args.split("-s ")[1].split(" ")[0].split("x")
     assert int(length) == written["frames"] * int(width) * int(height) * 3
     assert "-pix_fmt yuv420p" in args
+
+
+# --- the files: written as every file of the library is (checkpoint.atomic_write) ---
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+TINY = ["--surfaces", "valley", "--steps", "10", "--frames", "2", "--no-progress"]
+
+
+def _explore_in_a_process(out: Path, marker: Path, patch: str) -> subprocess.Popen[bytes]:
+    """``adadelta explore`` in a child process with ``patch`` applied (it writes ``marker`` when
+    the child is where the test wants to signal it); returns once the marker exists."""
+    code = "\n".join(
+        [
+            "import os, sys, time",
+            "from pathlib import Path",
+            "from adadelta.app import cli, explore",
+            "explore.ffmpeg_encoder = lambda: None",
+            f"marker = Path({str(marker)!r})",
+            patch,
+            f"sys.exit(cli.main(['explore', '--out', {str(out)!r}, *{TINY!r}]))",
+        ]
+    )
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    child = subprocess.Popen(
+        [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 120
+    while not marker.exists():
+        assert child.poll() is None, child.communicate()
+        assert time.monotonic() < deadline, "the child never got there"
+        time.sleep(0.02)
+    return child
+
+
+STALL_GIF = """
+real = explore.atomic_write
+def stalled(target, write):
+    def partial(f):
+        f.write(b"GIF89a, the first bytes")
+        f.flush()
+        marker.write_text(str(target))
+        time.sleep(120)
+    real(target, partial if target.suffix == ".gif" else write)
+explore.atomic_write = stalled
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_a_killed_explore_leaves_the_old_file_and_no_temporary(
+    sig: signal.Signals, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed mid-write: the previous GIF is intact. SIGTERM stops it as Ctrl-C does (status
+    143, the temporary file removed); after SIGKILL the next run removes the dead writer's
+    temporary file."""
+    out = tmp_path / "ex"
+    out.mkdir()
+    (out / "valley.gif").write_bytes(b"the previous animation")
+    child = _explore_in_a_process(out, tmp_path / "writing", STALL_GIF)
+    child.send_signal(sig)
+    _, err = child.communicate(timeout=60)
+    assert (out / "valley.gif").read_bytes() == b"the previous animation"
+    left = [p.name for p in out.glob(".*")]
+    if sig == signal.SIGTERM:
+        assert child.returncode == 143, err
+        [line] = err.decode().strip().splitlines()
+        assert line.startswith("adadelta: terminated: ")
+        assert left == []
+    else:
+        assert len(left) == 1 and left[0].startswith(".valley.gif."), left
+        monkeypatch.setattr(explore, "ffmpeg_encoder", lambda: None)
+        assert cli.main(["explore", "--out", str(out), *TINY]) == 0
+        assert list(out.glob(".*")) == []
+        assert (out / "valley.gif").read_bytes()[:6] == b"GIF89a"
+
+
+def test_ctrl_c_just_after_a_rename_is_an_interruption(tmp_path: Path) -> None:
+    """SIGINT between the rename of settings.json and the cleanup: status 130 and the
+    interruption's line, not an error about the temporary file; nothing left behind."""
+    stall = """
+rename = os.replace
+def replace(source, target):
+    rename(source, target)
+    if str(target).endswith("settings.json"):
+        marker.write_text("renamed")
+        time.sleep(120)
+os.replace = replace
+"""
+    out = tmp_path / "ex"
+    child = _explore_in_a_process(out, tmp_path / "renamed", stall)
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=60)
+    message = err.decode()
+    assert child.returncode == 130, message
+    assert "Errno" not in message and "Traceback" not in message
+    [line] = message.strip().splitlines()
+    assert line.startswith("adadelta: interrupted: ")
+    assert json.loads((out / "settings.json").read_text())["valley"]["steps"] == 10
+    assert list(out.glob(".*")) == []
+
+
+def test_a_rerun_keeps_the_files_modes_and_every_file_is_fsynced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(explore, "ffmpeg_encoder", lambda: None)
+    out = tmp_path / "ex"
+    assert cli.main(["explore", "--out", str(out), *TINY]) == 0
+    files = ["valley.gif", "valley.png", "settings.json", "explorer.html"]
+    for name in files:
+        (out / name).chmod(0o600)
+    synced: set[int] = set()
+    fsync = os.fsync
+
+    def recording_fsync(fd: int) -> None:
+        synced.add(os.fstat(fd).st_ino)
+        fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    assert cli.main(["explore", "--out", str(out), *TINY]) == 0
+    for name in files:
+        assert stat.S_IMODE((out / name).stat().st_mode) == 0o600, name
+        assert (out / name).stat().st_ino in synced, f"{name} was not fsynced"
+    assert out.stat().st_ino in synced  # the directory too (the renames)
 
 
 # --- the page, in a real browser ---
@@ -239,8 +365,13 @@ def test_the_page_loads_cleanly_and_follows_its_controls(fresh: explorer_browser
     page.select_option("#preset", "keras")
     spec = page.evaluate("window.explorer.settings().optimizers[5]")
     assert (spec["lr"], spec["rho"], spec["eps"]) == (1e-3, 0.95, 1e-7)
+    page.evaluate("window.scrollTo(0, 0)")  # the sliders below scrolled the page
     box = page.locator("#surface").bounding_box()
-    page.mouse.click(box["x"] + box["width"] * 0.75, box["y"] + box["height"] * 0.25)
+    area = page.evaluate("window.explorer.plotArea()")  # inside the axes
+    page.mouse.click(
+        box["x"] + area["left"] + area["width"] * 0.75,
+        box["y"] + area["top"] + area["height"] * 0.25,
+    )
     start = page.evaluate("window.explorer.settings().start")
     assert start == pytest.approx([1.0, 2.0], abs=0.02)  # extent (-2, 2) x (-1, 3)
     drawn = page.evaluate("window.explorer.paths(window.explorer.settings())")
@@ -279,3 +410,121 @@ def test_the_timing_benchmark_reports_every_row(tmp_path: Path) -> None:
     assert all(t > 0 for t in result["redraw_ms"] + result["next_frame_ms"])
     table = (tmp_path / "explorer_timing.md").read_text()
     assert "first drawing" in table and "redraw after a slider move" in table
+
+
+def test_a_path_that_leaves_the_view_is_cut_there() -> None:
+    extent = explore.FUNCTIONS["rosenbrock"].extent  # (-2, 2, -1, 3): margin 1 either way
+    points = np.array([[0.0, 0.0], [2.9, 3.9], [3.1, 0.0], [0.0, 0.0], [np.nan, 0.0]])
+    assert explore.escape_step(points, extent) == 2
+    assert explore.escape_step(points[:2], extent) is None
+    assert explore.escape_step(points[[0, 4]], extent) == 1  # not finite: out of view
+    assert set(explore.SHOWN) <= set(explore.STYLES)
+    dashes = [explore.STYLES[n].dash for n in explore.STYLES if n.startswith("ADADELTA")]
+    assert len(set(dashes)) == len(dashes)  # every ADADELTA preset drawn its own way
+
+
+# --- the page at every width, its marks, and the claim ---
+
+WIDTHS = (360, 1024, 1600)
+LAYOUT = """() => {
+  const boxes = [];
+  for (const e of document.querySelectorAll(
+      "input, select, button, label, canvas, .val, .swatch, .status, legend, h2")) {
+    const r = e.getBoundingClientRect();
+    if (r.width * r.height > 0) boxes.push({
+      what: e.id || e.textContent.slice(0, 20) || e.tagName, tag: e.tagName, type: e.type || "",
+      left: r.left, right: r.right, top: r.top, bottom: r.bottom });
+  }
+  return { boxes, width: window.innerWidth, scroll: document.documentElement.scrollWidth };
+}"""
+
+
+def _overlap(a: dict[str, Any], b: dict[str, Any]) -> float:
+    w = min(a["right"], b["right"]) - max(a["left"], b["left"])
+    h = min(a["bottom"], b["bottom"]) - max(a["top"], b["top"])
+    return max(w, 0) * max(h, 0)
+
+
+@browser
+def test_the_page_fits_every_width(fresh: explorer_browser.Browser) -> None:
+    """At a phone's 360 px, a laptop's 1024 and a wide 1600: nothing overlaps, nothing leaves
+    the screen sideways, every slider is long enough to use; no console errors."""
+    page = fresh.page
+    for width in WIDTHS:
+        page.set_viewport_size({"width": width, "height": 900})
+        page.evaluate("new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")
+        layout = page.evaluate(LAYOUT)
+        assert layout["scroll"] <= width, f"{width} px: the page scrolls sideways"
+        boxes = layout["boxes"]
+        assert len(boxes) > 40
+        for box in boxes:
+            assert box["left"] >= -0.5 and box["right"] <= width + 0.5, (width, box)
+            if box["type"] == "range":
+                assert box["right"] - box["left"] >= 60, (width, box)
+        for i, a in enumerate(boxes):
+            for b in boxes[i + 1 :]:
+                assert _overlap(a, b) < 1, (width, a, b)
+        canvases = {b["what"]: b for b in boxes if b["tag"] == "CANVAS"}
+        assert set(canvases) == {"surface", "state", "sweep"}
+        assert all(c["right"] - c["left"] >= min(300, width - 40) for c in canvases.values())
+    assert fresh.errors == []
+
+
+@browser
+def test_fewer_paths_by_default_and_a_diverging_one_is_marked(
+    fresh: explorer_browser.Browser,
+) -> None:
+    page = fresh.page
+    drawn = page.evaluate("window.explorer.drawn()")
+    assert [d["name"] for d in drawn if d["shown"]] == list(explore.SHOWN)
+    # SGD's rate at the slider's top: it leaves the view where explore.py says it does
+    explorer_browser.press(page, "input[data-optimizer='SGD']", "End")
+    settings = page.evaluate("window.explorer.settings()")
+    sgd = page.evaluate("window.explorer.drawn()")[0]
+    (path,) = explore.run({**settings, "optimizers": settings["optimizers"][:1]})
+    extent = explore.FUNCTIONS[settings["surface"]].extent
+    assert sgd["escape"] == explore.escape_step(path.points, extent) is not None
+    status = page.text_content(".status[data-optimizer='SGD']")
+    assert status == f"left the view at step {sgd['escape']}"
+    # ADADELTA sent off the surface: its state panel stops there instead of rising to 1e150
+    explorer_browser.press(page, "#eps", "End")
+    explorer_browser.press(page, "#alr", "End")
+    adadelta_drawn = page.evaluate("window.explorer.drawn()")[5]
+    assert adadelta_drawn["name"] == "ADADELTA" and adadelta_drawn["escape"] is not None
+    ranges = page.evaluate("window.explorer.stateRanges()")
+    assert len(ranges) == 4 and all(high <= 6 for _, high in ranges), ranges
+    assert fresh.errors == []
+
+
+@browser
+def test_the_claim_each_baseline_over_learning_rates(fresh: explorer_browser.Browser) -> None:
+    """The sweep: where SGD, MOMENTUM and ADAGRAD end over 25 learning rates (null: the run
+    left the view or diverged), against ADADELTA's one setting; as the library computes it."""
+    page = fresh.page
+    sweep = page.evaluate("window.explorer.sweep()")
+    settings = page.evaluate("window.explorer.settings()")
+    function = explore.FUNCTIONS[settings["surface"]]
+    f_min = function.f(*function.minimum)
+    assert [c["name"] for c in sweep["curves"]] == ["SGD", "MOMENTUM", "ADAGRAD"]
+    assert len(sweep["lrs"]) == 25 and sweep["lrs"][0] == 1e-5 and sweep["lrs"][-1] == 10
+
+    def gap(spec: dict[str, Any]) -> float | None:
+        (path,) = explore.run({**settings, "optimizers": [spec]})
+        if path.diverged or explore.escape_step(path.points, function.extent) is not None:
+            return None
+        return max(1e-16, function.f(*path.points[-1]) - f_min)
+
+    specs = {o["name"]: o for o in settings["optimizers"]}
+    lost = 0
+    for curve in sweep["curves"]:
+        assert len(curve["values"]) == 25
+        for k in range(0, 25, 6):
+            expected = gap({**specs[curve["name"]], "lr": sweep["lrs"][k]})
+            if expected is None:
+                assert curve["values"][k] is None
+                lost += 1
+            else:
+                assert curve["values"][k] == pytest.approx(expected, rel=1e-9)
+    assert lost >= 1  # too large a rate fails: that is what ADADELTA's one setting spares
+    assert sweep["adadelta"] == pytest.approx(gap(specs["ADADELTA"]), rel=1e-9)
+    assert fresh.errors == []

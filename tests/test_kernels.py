@@ -309,8 +309,6 @@ def test_bench_writes_its_table_json_and_plot(tmp_path: Path) -> None:
     assert all(f"### {condition}:" in table for condition in bench.CONDITIONS)
     assert "ours, interleaved / tight: 1e3 " in table
     assert (tmp_path / "bench.png").read_bytes()[:4] == b"\x89PNG"
-    assert bench.main([*argv, "--only", "ours,nonsense"]) == 2
-    assert bench.main([*argv, "--conditions", "tight,sideways"]) == 2
 
 
 def test_bench_products_are_a_training_steps() -> None:

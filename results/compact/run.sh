@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The accuracy runs of the README's "Compact state": ADADELTA alone with its state in one format
-# (bfloat16, float8; or float32), full MNIST, seeds 0, 1 and 2 as in results/ (Table 2, tanh, Figure
+# (bfloat16 or float8), full MNIST, seeds 0, 1 and 2 as in results/ (Table 2, tanh, Figure
 # 1). One thread each, so that formats can run side by side. Then
 # benchmarks/compact_accuracy.py compares them with float32 state (results/*.json).
 #   results/compact/run.sh bfloat16 ../shared/data/mnist

@@ -67,6 +67,7 @@ import numba
 import numpy as np
 
 import adadelta
+from adadelta.checkpoint import atomic_write
 from adadelta.rules import FloatArray
 
 LR, RHO, EPS = 1.0, 0.9, 1e-6
@@ -556,29 +557,16 @@ def step_plot(
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    atomic_write(path, lambda f: fig.savefig(f, dpi=120, format="png"))
     plt.close(fig)
 
 
 def run_steps(args: argparse.Namespace) -> int:
-    sizes = [int(float(s)) for s in args.sizes.split(",") if s]
-    cases = [Case(f"{n:.0e}".replace("e+0", "e"), (n,)) for n in sizes]
+    cases = [Case(f"{n:.0e}".replace("e+0", "e"), (n,)) for n in args.sizes]
     if args.mix > 0:
-        total = int(float(args.mix_total))
-        cases.append(Case(f"{args.mix} tensors", mixed_sizes(args.mix, total)))
-    wanted = IMPLEMENTATIONS if args.only is None else tuple(args.only.split(","))
-    conditions = tuple(args.conditions.split(","))
-    unknown = [n for n in wanted if n not in MAKERS] + [
-        c for c in conditions if c not in CONDITIONS
-    ]
-    if unknown:
-        print(
-            f"unknown implementation(s) or condition(s) {unknown}; choose from {list(MAKERS)} "
-            f"and {list(CONDITIONS)}",
-            file=sys.stderr,
-        )
-        return 2
-    names, notes = available(wanted)
+        cases.append(Case(f"{args.mix} tensors", mixed_sizes(args.mix, args.mix_total)))
+    conditions = args.conditions
+    names, notes = available(args.only or IMPLEMENTATIONS)
 
     def progress(message: str) -> None:
         if args.progress:
@@ -711,10 +699,11 @@ def _write_outputs(out: Path, name: str, text: str, record: dict[str, Any]) -> P
     """Print ``text``; write it as ``out/name.md`` and ``record`` as ``out/name.json``, both
     with the command line that made them."""
     print(text)
-    out.mkdir(parents=True, exist_ok=True)
     command = _command()
-    (out / f"{name}.md").write_text(text + f"\ncommand: `{command}`\n")
-    (out / f"{name}.json").write_text(json.dumps({**record, "command": command}, indent=1) + "\n")
+    markdown = (text + f"\ncommand: `{command}`\n").encode("utf-8")
+    atomic_write(out / f"{name}.md", lambda f: f.write(markdown))
+    as_json = (json.dumps({**record, "command": command}, indent=1) + "\n").encode("utf-8")
+    atomic_write(out / f"{name}.json", lambda f: f.write(as_json))
     return out
 
 
@@ -729,20 +718,21 @@ def _command() -> str:
 
 
 def _plain_args(args: argparse.Namespace) -> dict[str, Any]:
-    return {
-        k: v if isinstance(v, (int, float, str, bool, type(None))) else str(v)
-        for k, v in vars(args).items()
-        if k not in ("command", "func")
-    }
+    def plain(value: Any) -> Any:
+        if isinstance(value, tuple):
+            return list(value)
+        return value if isinstance(value, (int, float, str, bool, type(None))) else str(value)
+
+    return {k: plain(v) for k, v in vars(args).items() if k not in ("command", "func")}
 
 
 # --- one epoch of the paper's network, ours against PyTorch ---
 
 
-_DATA: dict[tuple[int, str | None], tuple[Any, str]] = {}
+_DATA: dict[tuple[int, Path | None], tuple[Any, str]] = {}
 
 
-def _epoch_data(n_train: int, data_dir: str | None) -> tuple[Any, str]:
+def _epoch_data(n_train: int, data_dir: Path | None) -> tuple[Any, str]:
     """MNIST from ``data_dir`` if given and loadable, else synthetic images of MNIST's shape."""
     from adadelta.app.datasets import Dataset
 
@@ -759,7 +749,7 @@ def _epoch_data(n_train: int, data_dir: str | None) -> tuple[Any, str]:
     return data, "synthetic"
 
 
-def _cached_data(n_train: int, data_dir: str | None) -> tuple[Any, str]:
+def _cached_data(n_train: int, data_dir: Path | None) -> tuple[Any, str]:
     if (n_train, data_dir) not in _DATA:
         _DATA[n_train, data_dir] = _epoch_data(n_train, data_dir)
     return _DATA[n_train, data_dir]
@@ -776,7 +766,7 @@ class _TimedAdadelta(adadelta.Adadelta):
         self.seconds += time.perf_counter() - start
 
 
-def _epoch_ours(n_train: int, data_dir: str | None) -> dict[str, float]:
+def _epoch_ours(n_train: int, data_dir: Path | None) -> dict[str, float]:
     """One epoch with :func:`adadelta.app.trainer.train`: its seconds (training and test
     error) and those of the optimizer's steps in it."""
     from adadelta.app.model import MLP
@@ -789,7 +779,7 @@ def _epoch_ours(n_train: int, data_dir: str | None) -> dict[str, float]:
     return {"seconds": float(result.history[0].seconds), "step_seconds": opt.seconds}
 
 
-def _epoch_torch(n_train: int, data_dir: str | None, compiled: bool = False) -> dict[str, float]:
+def _epoch_torch(n_train: int, data_dir: Path | None, compiled: bool = False) -> dict[str, float]:
     """The same epoch in PyTorch (the same layers and batches; PyTorch's initialisation, on
     which the time does not depend), eager or with a ``torch.compile``d training step
     (compiled and warmed up on three batches first, not timed)."""
@@ -856,11 +846,7 @@ EPOCH_RUNS = ("ours", "pytorch", "pytorch-compiled", "demo")
 
 
 def run_epoch(args: argparse.Namespace) -> int:
-    wanted = EPOCH_RUNS[:3] if args.only is None else tuple(args.only.split(","))
-    unknown = [n for n in wanted if n not in EPOCH_RUNS]
-    if unknown:
-        print(f"unknown run(s) {unknown}; choose from {list(EPOCH_RUNS)}", file=sys.stderr)
-        return 2
+    wanted = args.only or EPOCH_RUNS[:3]
     data, source = _epoch_data(args.n_train, args.data)
     notes = []
     if ("pytorch" in wanted or "pytorch-compiled" in wanted) and not available(["torch-for"])[0]:
@@ -937,82 +923,289 @@ def run_epoch(args: argparse.Namespace) -> int:
 
 # --- the command line (``adadelta bench``) ---
 
+# Roughly the bytes per element that the implementations' processes hold at once (parameters,
+# gradients and two state arrays per implementation, its framework's copies): the largest case
+# must fit in the machine's memory this many times over.
+BYTES_PER_ELEMENT = 100
+MAX_MIN_TIME = 60.0  # seconds per timing
+MNIST_TRAIN = 60_000
+QUICK = {"sizes": (10**5, 10**6), "mix": 20, "mix_total": 10**6, "repeats": 3, "min_time": 0.05}
+STEP_ONLY = ("sizes", "mix", "mix_total", "conditions", "min_time")
+EPOCH_ONLY = ("n_train", "data")
+
+
+def cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _count(text: str) -> int:
+    """A positive whole number of elements, as 1e6 or 1000000."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 1 and value == int(value)):
+        raise argparse.ArgumentTypeError(
+            f"expected a positive whole number (1e6, 1000), got {text!r}"
+        )
+    return int(value)
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    parts = text.split(",")
+    if not all(part.strip() for part in parts):
+        raise argparse.ArgumentTypeError(
+            f"expected sizes separated by commas (1e5,1e6), got {text!r}"
+        )
+    return tuple(_count(part) for part in parts)
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or a positive integer, got {text!r}")
+    return value
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _threads(text: str) -> int:
+    value, available = _positive(text), cores()
+    if value > available:
+        raise argparse.ArgumentTypeError(
+            f"{value} threads, but this process may use {available} cores; choose 1..{available}"
+        )
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value <= MAX_MIN_TIME:  # also refuses nan
+        raise argparse.ArgumentTypeError(
+            f"expected seconds above 0 and at most {MAX_MIN_TIME:g}, got {text!r}"
+        )
+    return value
+
+
+def _n_train(text: str) -> int:
+    value = _positive(text)
+    if value > MNIST_TRAIN:
+        raise argparse.ArgumentTypeError(f"MNIST has {MNIST_TRAIN} training images, got {text!r}")
+    return value
+
+
+def _names(text: str) -> tuple[str, ...]:
+    names = tuple(part.strip() for part in text.split(","))
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"expected names separated by commas, got {text!r}")
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise argparse.ArgumentTypeError(f"{', '.join(twice)} listed more than once")
+    return names
+
+
+def _conditions(text: str) -> tuple[str, ...]:
+    names = _names(text)
+    unknown = [n for n in names if n not in CONDITIONS]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown condition(s) {', '.join(unknown)}; choose from {', '.join(CONDITIONS)}"
+        )
+    return names
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of ``adadelta bench [step|epoch]``."""
+    """The options of ``adadelta bench [step|epoch]``. Options left out take the defaults of
+    :func:`resolve` (``--quick`` changes some of them; options given explicitly win)."""
     parser.add_argument(
         "what",
         nargs="?",
         choices=["step", "epoch"],
         default="step",
-        help="step: one optimizer step at several sizes (default); epoch: one epoch of the "
-        "paper's network, ours against PyTorch",
-    )
-    parser.add_argument("--out", default="bench-results", help="output directory")
-    parser.add_argument(
-        "--sizes", default=DEFAULT_SIZES, help=f"single-tensor sizes (default {DEFAULT_SIZES})"
+        help="step: one optimizer step at several sizes; epoch: one epoch of the paper's "
+        "network, ours against PyTorch (default: %(default)s)",
     )
     parser.add_argument(
-        "--mix", type=int, default=200, help="tensors in the mixed case (0: none; default 200)"
+        "--out",
+        type=Path,
+        default=Path("bench-results"),
+        metavar="DIR",
+        help="output directory: bench.md, bench.json, bench.png (step) or epoch.md, epoch.json "
+        "(epoch) (default: %(default)s)",
     )
-    parser.add_argument("--mix-total", default="1e7", help="elements of the mixed case")
+    parser.add_argument(
+        "--sizes",
+        type=_sizes,
+        metavar="N,N,...",
+        help=f"step: single-tensor sizes (default: {DEFAULT_SIZES})",
+    )
+    parser.add_argument(
+        "--mix",
+        type=_non_negative,
+        metavar="N",
+        help="step: tensors in the mixed case, 0 for none (default: 200)",
+    )
+    parser.add_argument(
+        "--mix-total",
+        type=_count,
+        metavar="N",
+        help="step: elements of the mixed case (default: 1e7)",
+    )
     parser.add_argument(
         "--only",
-        help=f"step: comma-separated implementations (default {','.join(IMPLEMENTATIONS)}; "
-        f"also {','.join(n for n in MAKERS if n not in IMPLEMENTATIONS)}); epoch: runs of "
-        f"{','.join(EPOCH_RUNS)} (default the first three; ours and demo also run busy)",
+        type=_names,
+        metavar="NAME,...",
+        help=f"step: implementations, of {', '.join(MAKERS)} (default: "
+        f"{','.join(IMPLEMENTATIONS)}); epoch: runs, of {', '.join(EPOCH_RUNS)} (default: "
+        f"{','.join(EPOCH_RUNS[:3])}; ours and demo also run busy)",
     )
     parser.add_argument(
         "--conditions",
-        default=",".join(CONDITIONS),
-        help=f"comma-separated, of {','.join(CONDITIONS)} (default all)",
+        type=_conditions,
+        metavar="NAME,...",
+        help=f"step: of {', '.join(CONDITIONS)} (default: all)",
     )
     parser.add_argument(
-        "--repeats", type=int, help="rounds (default: 5 for step, 3 epochs each for epoch)"
+        "--repeats", type=_positive, metavar="N", help="rounds (default: 5 for step, 3 for epoch)"
     )
     parser.add_argument(
-        "--min-time", type=float, default=0.2, help="seconds per timing (default 0.2)"
+        "--min-time",
+        type=_seconds,
+        metavar="SECONDS",
+        help=f"step: seconds per timing, at most {MAX_MIN_TIME:g} (default: 0.2)",
     )
     parser.add_argument(
         "--threads",
-        type=int,
-        default=os.cpu_count() or 1,
-        help="threads for Numba and PyTorch (default: all cores)",
+        type=_threads,
+        default=cores(),
+        metavar="N",
+        help="threads for Numba and PyTorch, at most the cores (default: all, %(default)s here)",
     )
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="a fast check: sizes 1e5,1e6, a 20-tensor mix of 1e6, 3 rounds of 0.05 s",
-    )
-    parser.add_argument("--n-train", type=int, default=60_000, help="epoch: training images")
-    parser.add_argument(
-        "--data", help="epoch: directory of the MNIST .gz files (default: synthetic images)"
+        help="a fast check: step: sizes 1e5,1e6, a 20-tensor mix of 1e6, 3 rounds of 0.05 s; "
+        "epoch: 10,000 images, 1 round (options given explicitly win)",
     )
     parser.add_argument(
-        "--no-progress", dest="progress", action="store_false", help="hide the progress lines"
+        "--n-train",
+        type=_n_train,
+        metavar="N",
+        help=f"epoch: training images (default: {MNIST_TRAIN})",
     )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        metavar="DIR",
+        help="epoch: directory of the four MNIST .gz files (default: synthetic images)",
+    )
+    parser.add_argument(
+        "--no-progress",
+        dest="progress",
+        action="store_false",
+        help="hide the progress lines (default: shown when stderr is a terminal)",
+    )
+
+
+def check(args: argparse.Namespace) -> str | None:
+    """What is wrong with the options together (None: nothing), before any work; fills in the
+    defaults of the options left out."""
+    step = args.what == "step"
+    foreign = [f"--{n.replace('_', '-')}" for n in (EPOCH_ONLY if step else STEP_ONLY)]
+    given = [flag for flag in foreign if getattr(args, flag[2:].replace("-", "_")) is not None]
+    if given:
+        return f"{', '.join(given)}: not an option of bench {args.what}"
+    quick = args.quick
+    if step:
+        defaults: dict[str, Any] = {
+            "sizes": tuple(_sizes(DEFAULT_SIZES)), "mix": 200, "mix_total": 10**7,
+            "repeats": 5, "min_time": 0.2, "conditions": CONDITIONS,
+        }  # fmt: skip
+        if quick:
+            defaults.update(QUICK)
+    else:
+        defaults = {"repeats": 1 if quick else 3, "n_train": 10_000 if quick else MNIST_TRAIN}
+    for name, value in defaults.items():
+        if getattr(args, name, None) is None:
+            setattr(args, name, value)
+    known = MAKERS if step else EPOCH_RUNS
+    unknown = [n for n in args.only or () if n not in known]
+    if unknown:
+        what = "implementation" if step else "run"
+        return f"--only: unknown {what}(s) {', '.join(unknown)}; choose from {', '.join(known)}"
+    if step:
+        if args.mix > args.mix_total:
+            return (
+                f"--mix {args.mix} tensors of at least one element need --mix-total >= {args.mix}"
+            )
+        largest = max([*args.sizes, args.mix_total if args.mix else 0])
+        memory = _memory_bytes()
+        if memory is not None and largest * BYTES_PER_ELEMENT > memory:
+            most = memory // BYTES_PER_ELEMENT
+            return (
+                f"{largest:.3g} elements need about {largest * BYTES_PER_ELEMENT / 1e9:.3g} GB "
+                f"({BYTES_PER_ELEMENT} bytes per element across the implementations' processes) "
+                f"and this machine has {memory / 1e9:.3g} GB; choose --sizes and --mix-total of "
+                f"at most {most:.2g}"
+            )
+        names, _ = available(args.only or IMPLEMENTATIONS)
+        if not names:
+            return "--only: none of these can run here (their frameworks are not installed)"
+    elif args.data is not None:
+        from adadelta.app.datasets import FILES
+
+        missing = [name for name in FILES.values() if not (args.data / name).is_file()]
+        if missing:
+            return (
+                f"--data {args.data}: MNIST files missing: {', '.join(missing)}; put the four "
+                "MNIST .gz files there, or leave --data out to time on synthetic images"
+            )
+    return None
+
+
+def _memory_bytes() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def output_files(args: argparse.Namespace) -> tuple[str, ...]:
+    """The files a run writes in ``--out``."""
+    if args.what == "epoch":
+        return ("epoch.md", "epoch.json")
+    return ("bench.md", "bench.json", "bench.png")
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``adadelta bench`` with the options of :func:`add_arguments`."""
-    if args.repeats is None:
-        args.repeats = 3 if args.what == "epoch" else 5
-    if args.quick:
-        args.sizes, args.mix, args.mix_total = "1e5,1e6", 20, "1e6"
-        args.repeats, args.min_time = 3, 0.05
-        args.n_train = min(args.n_train, 10_000)
-        args.repeats = 1 if args.what == "epoch" else args.repeats
-    if args.repeats < 1 or args.min_time <= 0 or args.threads < 1:
-        print("--repeats and --threads must be >= 1, --min-time > 0", file=sys.stderr)
-        return 2
+    """Run ``adadelta bench`` with the options of :func:`add_arguments`, checked by
+    :func:`check`."""
     return run_epoch(args) if args.what == "epoch" else run_steps(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m adadelta.app.bench``: the same as ``adadelta bench``."""
-    parser = argparse.ArgumentParser(prog="adadelta bench", description=__doc__.split("\n")[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    """``python -m adadelta.app.bench ARGS``: ``adadelta bench ARGS``."""
+    from adadelta.app.cli import main as cli_main
+
+    return cli_main(["bench", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -2,17 +2,20 @@
 
 Expected failures (missing or damaged data, a bad ``--out``, a ``--subset`` larger than the
 data, a run directory written with other settings) print one line, ``adadelta: error: what went
-wrong; what to do``, and exit with status 2, as argument errors do. Ctrl-C prints where the
-command stood and exits with status 130. Progress bars are drawn only when stderr is a
-terminal.
+wrong; what to do``, and exit with status 2, as argument errors do, before any work and
+without leaving anything on disk. Ctrl-C prints where the command stood and exits with status
+130 (SIGTERM: the same, status 143); files being written are left as they were. Progress bars
+are drawn only when stderr is a terminal.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
 
@@ -21,9 +24,10 @@ from adadelta.app import experiments
 from adadelta.app.datasets import ENV_VAR, FILES, DatasetError, mnist_dir
 from adadelta.app.trainer import METRICS, RunMismatchError, read_metrics
 from adadelta.checkpoint import CheckpointError
+from adadelta.kernels import compact
 
 USAGE_ERROR = 2
-INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+INTERRUPTED = 128  # + the signal's number, as shells report it: 130 for SIGINT, 143 for SIGTERM
 
 
 class CommandError(Exception):
@@ -34,7 +38,7 @@ class _Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line naming the fix, with exit status 2."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(USAGE_ERROR, f"{self.prog}: error: {message} (see: {self.prog} --help)\n")
+        self.exit(USAGE_ERROR, f"adadelta: error: {message} (see: {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -93,9 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     reproduce.add_argument(
         "--state-dtype",
-        choices=["float32", "bfloat16", "float8"],
-        help="ADADELTA alone, its state in this format (figure1, table2, tanh; float32: the "
-        "default state, the baseline of the compact ones)",
+        type=_state_dtype,
+        metavar="{" + ",".join(compact.FORMATS) + "}",
+        help="ADADELTA alone, its state in this compact format (figure1, table2, tanh; "
+        "adadelta.Adadelta's state_dtype) (default: float32 state, every method)",
     )
     reproduce.add_argument(
         "--out",
@@ -133,8 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser(
         "bench",
         help="optimizer step benchmarks against the peers",
-        description="Time one optimizer step (or one training epoch) against PyTorch, optax "
-        "and a NumPy tutorial implementation.",
+        description="Time one ADADELTA step at several sizes (step), or one epoch of the "
+        "paper's network (epoch), against PyTorch, optax and a NumPy tutorial implementation. "
+        "Prints the tables and writes them, with the machine and its load, to --out.",
     )
     from adadelta.app import bench as bench_module
 
@@ -143,6 +149,11 @@ def build_parser() -> argparse.ArgumentParser:
         "explore",
         help="the optimizers on 2-D surfaces: animated paths beside ADADELTA's state, and an "
         "interactive page",
+        description="Run SGD, MOMENTUM, ADAGRAD, RMSprop, Adam and ADADELTA (the paper's "
+        "settings and the torch, keras and tf1 presets) from one start on 2-D surfaces. Writes "
+        "per surface NAME.gif (the paths over the contours beside ADADELTA's state), NAME.png "
+        "(its last frame) and NAME.mp4 where an ffmpeg is found, then settings.json and "
+        "explorer.html, an interactive page that needs only a browser.",
     )
     from adadelta.app import explore as explore_module
 
@@ -170,8 +181,10 @@ def _add_async(commands: argparse._SubParsersAction[_Parser]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.progress = getattr(args, "progress", False) and sys.stderr.isatty()
+    signals: list[int] = []
     try:
-        return _run(args)
+        with _sigterm_interrupts(signals):
+            return _run(args)
     except RunMismatchError as error:
         return _fail(
             f"{error}; on the command line: choose another --out, or delete that run's "
@@ -182,18 +195,45 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as error:  # a full disk, a permission: the system's words and the path
         return _fail(f"{error}; check the path and free space, then run the same command again")
     except KeyboardInterrupt as error:
-        print(f"\nadadelta: interrupted: {_where(args, error)}", file=sys.stderr)
-        return INTERRUPTED
+        signum = signals[0] if signals else signal.SIGINT
+        what = "terminated" if signum == signal.SIGTERM else "interrupted"
+        print(f"\nadadelta: {what}: {_where(args, error)}", file=sys.stderr)
+        return INTERRUPTED + signum
+
+
+@contextmanager
+def _sigterm_interrupts(signals: list[int]) -> Iterator[None]:
+    """SIGTERM stops the command as Ctrl-C does (files being written removed, checkpoints
+    kept), recording the signal in ``signals``."""
+
+    def handler(signum: int, frame: object) -> None:
+        signals.append(signum)
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave the signal alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _run(args: argparse.Namespace) -> int:
     if args.command == "bench":
         from adadelta.app import bench as bench_module
 
+        problem = bench_module.check(args)
+        if problem is not None:
+            raise CommandError(problem)
+        _prepare_out(args.out, bench_module.output_files(args))
         return bench_module.run(args)
     if args.command == "explore":
         from adadelta.app import explore as explore_module
 
+        _prepare_out(args.out, explore_module.output_files(args))
         return explore_module.main(args)
     if args.command == "async":
         from adadelta.app import downpour
@@ -203,12 +243,21 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "demo":
         from adadelta.app.datasets import load_embedded_digits
 
-        _prepare_out(args.out)
+        _prepare_out(args.out, _report_files(["demo"]))
         ctx = experiments.Context(load_embedded_digits(), args.out, progress=args.progress)
         reports = [experiments.demo(ctx, epochs=args.epochs)]
     else:
         from adadelta.app.datasets import load_mnist
 
+        names = experiments.ALL_ORDER if args.experiment == "all" else [args.experiment]
+        if args.state_dtype is not None:
+            if args.experiment == "all":
+                names = [n for n in names if n in experiments.COMPACT_EXPERIMENTS]
+            elif args.experiment not in experiments.COMPACT_EXPERIMENTS:
+                raise CommandError(
+                    f"--state-dtype applies to {', '.join(sorted(experiments.COMPACT_EXPERIMENTS))}"
+                    f" and all (ADADELTA's accuracy), not to {args.experiment}"
+                )
         if args.no_download:
             _check_present(args.data)
         data = load_mnist(args.data, download=not args.no_download, progress=args.progress)
@@ -222,7 +271,7 @@ def _run(args: argparse.Namespace) -> int:
                     f"N_TEST <= {available[1]}"
                 )
             data = data.subset(n_train, n_test)
-        _prepare_out(args.out)
+        _prepare_out(args.out, _report_files(names))
         ctx = experiments.Context(
             data,
             args.out,
@@ -231,9 +280,6 @@ def _run(args: argparse.Namespace) -> int:
             epochs=args.epochs,
             state_dtype=args.state_dtype,
         )
-        names = experiments.ALL_ORDER if args.experiment == "all" else [args.experiment]
-        if args.state_dtype is not None and args.experiment == "all":
-            names = [n for n in names if n in experiments.COMPACT_EXPERIMENTS]
         reports = experiments.reproduce(names, ctx)
     for report in reports:
         print(f"\n## {report.name}\n\n{report.markdown}")
@@ -251,9 +297,16 @@ def _fail(message: str) -> int:
     return USAGE_ERROR
 
 
-def _prepare_out(out: Path) -> None:
+def _prepare_out(out: Path, files: Sequence[str] = ()) -> None:
+    """``out`` made a writable directory, in which none of ``files`` is a directory."""
     if out.exists() and not out.is_dir():
         raise CommandError(f"--out {out}: is a file, not a directory; choose a directory")
+    in_the_way = [name for name in files if (out / name).is_dir()]
+    if in_the_way:
+        raise CommandError(
+            f"--out {out}: {', '.join(in_the_way)} would be written there but is a directory; "
+            "choose another --out, or move it"
+        )
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -268,6 +321,11 @@ def _prepare_out(out: Path) -> None:
     except OSError as error:
         reason = error.strerror or str(error)
         raise CommandError(f"--out {out}: cannot write there ({reason}); choose another") from None
+
+
+def _report_files(names: Sequence[str]) -> list[str]:
+    """The report files of these experiments (their figures other than NAME.png aside)."""
+    return [f"{name}{suffix}" for name in names for suffix in (".json", ".md", ".png")]
 
 
 def _check_present(data: Path | None) -> None:
@@ -320,6 +378,15 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return value
+
+
+def _state_dtype(text: str) -> str:
+    if text not in compact.FORMATS:
+        raise argparse.ArgumentTypeError(
+            f"expected one of {', '.join(compact.FORMATS)}, got {text!r} (float32 state is the "
+            "default: leave --state-dtype out)"
+        )
+    return text
 
 
 def _pair(text: str) -> tuple[int, int]:

@@ -244,8 +244,17 @@ def load_mnist(
             f"directory and pass it (--data DIR / data_dir=...) or set ${ENV_VAR}, or allow "
             "download=True to fetch them"
         )
-    for path in missing:
-        _download(path, mirrors, progress=progress)
+    new = [d for d in (directory, *directory.parents) if not d.exists()]  # deepest first
+    try:
+        for path in missing:
+            _download(path, mirrors, progress=progress)
+    except BaseException:
+        for folder in new:  # made for the download: removed again, if still empty
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        raise
     digests = {key: _verify_checksum(path) for key, path in paths.items()}
     cache = _cache_root() / f"mnist-{_combined_digest(digests)[:16]}.npz"
     arrays = _read_cache(cache, digests)

@@ -102,7 +102,7 @@ class RunSpec:
     settings: tuple[tuple[str, float], ...]
     activation: str
     seed: int
-    # ADADELTA's state format: None or "float32" (the default state), "bfloat16", "float8"
+    # ADADELTA's state format: None (float32, the default state), "bfloat16", "float8"
     state_dtype: str | None = None
 
     @classmethod
@@ -134,8 +134,7 @@ class RunSpec:
             return SGD(params, lr=s["lr"], momentum=MOMENTUM)
         if self.method == "ADAGRAD":
             return Adagrad(params, lr=s["lr"])
-        state_dtype = None if self.state_dtype == "float32" else self.state_dtype
-        return Adadelta(params, rho=s["rho"], eps=s["eps"], state_dtype=state_dtype)
+        return Adadelta(params, rho=s["rho"], eps=s["eps"], state_dtype=self.state_dtype)
 
 
 class OutputLockedError(RuntimeError):
@@ -173,7 +172,7 @@ class Context:
     seeds: int = 1
     progress: bool = True
     epochs: int | None = None  # overrides every experiment's epochs (for quick runs)
-    # ADADELTA's state format ("float32", "bfloat16", "float8"): ADADELTA alone runs
+    # ADADELTA's compact state format (Adadelta's state_dtype): ADADELTA alone runs
     state_dtype: str | None = None
     results: dict[str, RunResult] = field(default_factory=dict)
 

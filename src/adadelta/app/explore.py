@@ -22,12 +22,12 @@ stops being finite (the optimizers refuse such a step).
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
-import os
 import shutil
 import subprocess
-import tempfile
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -38,6 +38,7 @@ import numpy as np
 import numpy.typing as npt
 
 import adadelta
+from adadelta.checkpoint import atomic_write
 from adadelta.presets import PRESETS
 
 Gradient = Callable[[float, float], tuple[float, float]]
@@ -256,9 +257,12 @@ def make_optimizer(spec: Mapping[str, Any], x: npt.NDArray[np.float64]) -> adade
     )
 
 
-def run(settings: Mapping[str, Any]) -> list[Path2D]:
+def run(
+    settings: Mapping[str, Any], progress: Callable[[int], object] | None = None
+) -> list[Path2D]:
     """Every optimizer of ``settings`` from its start, ``steps`` steps of the library's own
-    ``step`` on the surface's gradient plus the seeded noise."""
+    ``step`` on the surface's gradient plus the seeded noise. ``progress(steps)`` is called
+    after each optimizer's run with its number of steps."""
     function = FUNCTIONS[settings["surface"]]
     steps, sigma = int(settings["steps"]), float(settings["noise"])
     noise = gradient_noise(int(settings["seed"]), steps)
@@ -287,6 +291,8 @@ def run(settings: Mapping[str, Any]) -> list[Path2D]:
                 rms_dx[t] = np.sqrt(old_dx2 + eps)
             n = t + 1
             points[n] = x
+        if progress is not None:
+            progress(steps)
         paths.append(
             Path2D(
                 spec["name"],
@@ -301,17 +307,44 @@ def run(settings: Mapping[str, Any]) -> list[Path2D]:
 
 # --- the figures ---
 
-COLORS = {
-    "SGD": "#222222",
-    "MOMENTUM": "#d62728",
-    "ADAGRAD": "#2ca02c",
-    "RMSprop": "#9467bd",
-    "Adam": "#ff7f0e",
-    "ADADELTA": "#1f4fd6",
-    "ADADELTA torch": "#17becf",
-    "ADADELTA keras": "#e377c2",
-    "ADADELTA tf1": "#8c564b",
+
+@dataclass(frozen=True)
+class Style:
+    """How a path is drawn, in the figures and on the page: its color and its dash pattern
+    (lengths on, off, ... in points; empty: solid)."""
+
+    color: str
+    dash: tuple[float, ...] = ()
+
+
+STYLES = {
+    "SGD": Style("#222222"),
+    "MOMENTUM": Style("#d62728"),
+    "ADAGRAD": Style("#2ca02c"),
+    "RMSprop": Style("#9467bd"),
+    "Adam": Style("#ff7f0e"),
+    "ADADELTA": Style("#1f4fd6"),
+    "ADADELTA torch": Style("#17becf", (6, 3)),
+    "ADADELTA keras": Style("#e377c2", (1.5, 2.5)),
+    "ADADELTA tf1": Style("#8c564b", (6, 2, 1.5, 2)),
 }
+COLORS = {name: style.color for name, style in STYLES.items()}
+# What the figures draw, and the page shows until asked for more: the paper's four methods and
+# the Keras preset (every optimizer is still run, and reported in settings.json)
+SHOWN = ("SGD", "MOMENTUM", "ADAGRAD", "ADADELTA", "ADADELTA keras")
+# A path has left the view once it is farther outside the surface's extent than this share of
+# the extent's width or height: it is drawn up to there and marked, not scribbled across
+MARGIN = 0.25
+
+
+def escape_step(points: npt.NDArray[np.float64], extent: Sequence[float]) -> int | None:
+    """The first step whose point is out of view (see :data:`MARGIN`), else None."""
+    x0, x1, y0, y1 = extent
+    dx, dy = MARGIN * (x1 - x0), MARGIN * (y1 - y0)
+    x, y = points[:, 0], points[:, 1]
+    outside = ~((x >= x0 - dx) & (x <= x1 + dx) & (y >= y0 - dy) & (y <= y1 + dy))
+    hits = np.flatnonzero(outside)
+    return int(hits[0]) if hits.size else None
 
 
 def describe(spec: Mapping[str, Any]) -> str:
@@ -322,6 +355,16 @@ def describe(spec: Mapping[str, Any]) -> str:
         return f"{spec['name']}\n(lr={lr:g}, rho={rho:g}, eps={eps:g})"
     extra = f", momentum={spec['momentum']:g}" if spec.get("momentum") else ""
     return f"{spec['name']}\n(lr={spec['lr']:g}{extra})"
+
+
+def legend_label(spec: Mapping[str, Any]) -> str:
+    """The figures' legend entry: the name, then the settings on short lines."""
+    if spec["kind"] == "Adadelta":
+        p = PRESETS[spec.get("preset", "paper")]
+        lr, rho, eps = (spec.get(k, getattr(p, k)) for k in ("lr", "rho", "eps"))
+        return f"{spec['name']}\nlr {lr:g}, rho {rho:g}\neps {eps:g}"
+    extra = f", momentum {spec['momentum']:g}" if spec.get("momentum") else ""
+    return f"{spec['name']}\nlr {spec['lr']:g}{extra}"
 
 
 def frame_steps(steps: int, frames: int) -> list[int]:
@@ -343,8 +386,10 @@ def animate(
     """Write ``out``.gif (the animation), ``out``.png (its last frame) and, where an encoder is
     installed, ``out``.mp4. Returns the paths written and the number of frames.
 
-    The contours, axes and labels are drawn once; each frame restores them and draws only the
-    moving lines (blitting), which keeps a frame to a few milliseconds.
+    The paths of :data:`SHOWN` are drawn over the contours, each in its :data:`STYLES`; a path
+    that leaves the view (:func:`escape_step`) or whose gradient stops being finite ends in a
+    cross with its name. The contours, axes and labels are drawn once; each frame restores
+    them and draws only the moving lines (blitting), which keeps a frame to a few milliseconds.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -353,83 +398,118 @@ def animate(
 
     function = FUNCTIONS[settings["surface"]]
     x0, x1, y0, y1 = function.extent
-    fig = Figure(figsize=(11, 4.8), dpi=80)
+    fig = Figure(figsize=(11, 4.8), dpi=120)
     canvas: Any = FigureCanvasAgg(fig)  # Agg's blitting methods are untyped
     grid = fig.add_gridspec(
-        2, 4, width_ratios=[1.45, 0.55, 1, 1], left=0.045, right=0.985, top=0.81, bottom=0.1,
-        wspace=0.3, hspace=0.55,
+        2, 4, width_ratios=[1.4, 0.8, 1, 1], left=0.05, right=0.975, top=0.8, bottom=0.11,
+        wspace=0.32, hspace=0.62,
     )  # fmt: skip
     ax = fig.add_subplot(grid[:, 0])
-    xs, ys = np.linspace(x0, x1, 160), np.linspace(y0, y1, 120)
+    xs, ys = np.linspace(x0, x1, 240), np.linspace(y0, y1, 180)
     values = np.array([[function.f(float(a), float(b)) for a in xs] for b in ys])
     levels = np.log1p(values - values.min())
     ax.contourf(xs, ys, levels, levels=14, cmap="Greys", alpha=0.55)
     ax.contour(xs, ys, levels, levels=14, colors="#777777", linewidths=0.4)
-    ax.plot(*function.minimum, marker="*", color="gold", markersize=12, markeredgecolor="k")
+    ax.plot(*function.minimum, marker="*", color="gold", markersize=14, markeredgecolor="k")
+    ax.annotate("minimum", function.minimum, xytext=(7, 6), textcoords="offset points", fontsize=9)
     ax.set_xlim(x0, x1)
     ax.set_ylim(y0, y1)
-    ax.tick_params(labelsize=7)
+    ax.set_xlabel("x", fontsize=9, labelpad=1)
+    ax.set_ylabel("y", fontsize=9, labelpad=1, rotation=0)
+    ax.tick_params(labelsize=8)
     noise = f"; gradient noise sigma={settings['noise']:g}, seed {settings['seed']}"
-    fig.text(0.045, 0.945, title, fontsize=11, weight="bold")
+    fig.text(0.05, 0.935, title, fontsize=13, weight="bold")
     fig.text(
-        0.045, 0.895, f"f = {function.formula}{noise if settings['noise'] else ''}", fontsize=8
+        0.05, 0.87, f"f = {function.formula}{noise if settings['noise'] else ''}", fontsize=9.5
     )
     moving = []
     for spec, path in zip(settings["optimizers"], paths, strict=True):
-        color = COLORS.get(spec["name"])
-        (line,) = ax.plot([], [], color=color, linewidth=1.4, label=describe(spec))
-        (head,) = ax.plot([], [], "o", color=color, markersize=4)
-        moving.append((path, line, head))
+        if spec["name"] not in SHOWN:
+            continue
+        style = STYLES.get(spec["name"], Style("#555555"))
+        first = spec["name"] == "ADADELTA"
+        (line,) = ax.plot(
+            [], [], color=style.color, linewidth=2.2 if first else 1.5,
+            linestyle=(0, style.dash) if style.dash else "-", label=legend_label(spec),
+            zorder=3 if first else 2,
+        )  # fmt: skip
+        (head,) = ax.plot([], [], "o", color=style.color, markersize=4.5, zorder=4)
+        (cross,) = ax.plot([], [], "x", color=style.color, markersize=9, mew=2.2, zorder=4)
+        tag = ax.text(0, 0, "", color=style.color, fontsize=8.5, weight="bold", zorder=5)
+        escape = escape_step(path.points, function.extent)
+        moving.append((path, escape, line, head, cross, tag))
     key = fig.add_subplot(grid[:, 1])
     key.axis("off")
     key.legend(
         *ax.get_legend_handles_labels(),
         loc="center",
-        fontsize=6.5,
+        fontsize=9,
         frameon=False,
-        handlelength=1.3,
-        labelspacing=0.9,
+        handlelength=2.2,
+        labelspacing=1.0,
     )
 
     adadelta_path = next(p for p in paths if p.name == "ADADELTA")
+    adadelta_escape = escape_step(adadelta_path.points, function.extent)
+    in_view = len(adadelta_path.points) - 1 if adadelta_escape is None else adadelta_escape - 1
     state_lines = []
     for k, (label, series) in enumerate(_state_panels(adadelta_path)):
+        series = series[: max(1, in_view)]
         sax = fig.add_subplot(grid[k // 2, 2 + k % 2])
         sax.set_xscale("log")
         sax.set_yscale("log")
         sax.set_xlim(1, max(2, settings["steps"]))
         sax.set_ylim(*_log_limits(series))
-        sax.set_title(label, fontsize=8)
-        sax.tick_params(labelsize=6)
+        sax.set_title(label, fontsize=10, loc="left")
+        sax.tick_params(labelsize=8)
         sax.yaxis.set_minor_formatter(NullFormatter())
         if k >= 2:
-            sax.set_xlabel("step t", fontsize=7)
-        (a,) = sax.plot([], [], color="#1f4fd6", linewidth=1.1, label="x")
-        (b,) = sax.plot([], [], color="#d62728", linewidth=1.1, linestyle="--", label="y")
+            sax.set_xlabel("step t", fontsize=9, labelpad=1)
+        if adadelta_escape is not None:
+            sax.axvline(max(1, adadelta_escape), color="#dd0000", linewidth=1.5)
+            sax.text(
+                max(1, adadelta_escape), 0.95, f" left the view at step {adadelta_escape}",
+                color="#dd0000", fontsize=8,
+                transform=sax.get_xaxis_transform(), va="top",
+            )  # fmt: skip
+        (a,) = sax.plot([], [], color="#1f4fd6", linewidth=1.3, label="x")
+        (b,) = sax.plot([], [], color="#d62728", linewidth=1.3, linestyle="--", label="y")
         if k == 0:
-            sax.legend(fontsize=6, loc="lower left")
+            sax.legend(fontsize=8, loc="lower left")
         state_lines.append((a, b, series))
-    fig.text(0.47, 0.945, "ADADELTA's state per coordinate", fontsize=10, weight="bold")
-    fig.text(0.47, 0.895, _adadelta_label(settings), fontsize=8)
+    fig.text(0.53, 0.935, "ADADELTA's state per coordinate", fontsize=12, weight="bold")
+    fig.text(0.53, 0.87, _adadelta_label(settings), fontsize=9.5)
     counter = ax.text(
-        0.97, 0.97, "", transform=ax.transAxes, ha="right", va="top", fontsize=9, weight="bold",
-        bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8},
+        0.97, 0.97, "", transform=ax.transAxes, ha="right", va="top", fontsize=11, weight="bold",
+        bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8}, zorder=6,
     )  # fmt: skip
 
-    artists = [counter, *(a for _, line, head in moving for a in (line, head))]
+    artists: list[Any] = [counter]
+    for _, _, *drawn in moving:
+        artists += drawn
     artists += [a for a, b, _ in state_lines for a in (a, b)]
     for artist in artists:
         artist.set_animated(True)  # left out of canvas.draw(): drawn per frame
     canvas.draw()
     background = canvas.copy_from_bbox(fig.bbox)
 
-    images = []
+    palette = _palette()
+    frames_p, last = [], None
     for step in frame_steps(settings["steps"], frames):
         canvas.restore_region(background)
-        for path, line, head in moving:
-            upto = path.points[: step + 1]
-            line.set_data(upto[:, 0], upto[:, 1])
-            head.set_data(upto[-1:, 0], upto[-1:, 1])
+        for path, escape, line, head, cross, tag in moving:
+            upto = min(step, len(path.points) - 1)
+            left = escape is not None and escape <= step
+            if escape is not None and left:
+                upto = max(0, escape - 1)
+            shown = path.points[: upto + 1]
+            line.set_data(shown[:, 0], shown[:, 1])
+            end = shown[-1:]
+            stopped = left or (path.diverged and step >= len(path.points) - 1)
+            head.set_data(end[:, 0] if not stopped else [], end[:, 1] if not stopped else [])
+            cross.set_data(end[:, 0] if stopped else [], end[:, 1] if stopped else [])
+            tag.set_text(f" {path.name}" if stopped else "")
+            tag.set_position((float(end[0, 0]), float(end[0, 1])))
         for a, b, series in state_lines:
             shown = series[:step]
             a.set_data(np.arange(1, len(shown) + 1), shown[:, 0])
@@ -437,23 +517,21 @@ def animate(
         counter.set_text(f"step {step}")
         for artist in artists:
             fig.draw_artist(artist)
-        images.append(np.asarray(canvas.buffer_rgba())[:, :, :3].copy())
-
+        last = np.asarray(canvas.buffer_rgba())[:, :, :3].copy()
+        frames_p.append(Image.fromarray(last).quantize(palette=palette, dither=Image.Dither.NONE))
+    assert last is not None
     gif, png = out.with_suffix(".gif"), out.with_suffix(".png")
-    palette = _palette()
-    frames_p = [
-        Image.fromarray(im).quantize(palette=palette, dither=Image.Dither.NONE) for im in images
-    ]
-    durations = [int(1000 / fps)] * (len(images) - 1) + [2000]  # linger on the last frame
-    _atomic(gif, lambda tmp: frames_p[0].save(
-        tmp, format="GIF", save_all=True, append_images=frames_p[1:], duration=durations, loop=0
+    durations = [int(1000 / fps)] * (len(frames_p) - 1) + [2000]  # linger on the last frame
+    atomic_write(gif, lambda f: frames_p[0].save(
+        f, format="GIF", save_all=True, append_images=frames_p[1:], duration=durations, loop=0
     ))  # fmt: skip
-    _atomic(png, lambda tmp: Image.fromarray(images[-1]).save(tmp, format="PNG"))
-    written: dict[str, Any] = {"frames": len(images), "gif": gif, "png": png}
+    atomic_write(png, lambda f: Image.fromarray(last).save(f, format="PNG"))
+    written: dict[str, Any] = {"frames": len(frames_p), "gif": gif, "png": png}
     encoder = ffmpeg_encoder()
     if encoder is not None:
         mp4 = out.with_suffix(".mp4")
-        _atomic(mp4, lambda tmp: _encode_mp4(encoder, images, fps, tmp))
+        video = _encode_mp4(encoder, [np.asarray(im.convert("RGB")) for im in frames_p], fps)
+        atomic_write(mp4, lambda f: f.write(video))
         written["mp4"] = mp4
     return written
 
@@ -487,10 +565,10 @@ def _state_panels(path: Path2D) -> list[tuple[str, npt.NDArray[np.float64]]]:
     assert path.rms_g is not None and path.rms_dx is not None
     update = np.abs(np.diff(path.points, axis=0))
     return [
-        (r"RMS$[g]_t$", path.rms_g),
-        (r"RMS$[\Delta x]_{t-1}$", path.rms_dx),
-        (r"step RMS$[\Delta x]_{t-1}$ / RMS$[g]_t$", path.rms_dx / path.rms_g),
-        (r"update $|\Delta x_t|$", update),
+        ("RMS[g] at step t", path.rms_g),
+        ("RMS[\u0394x] at step t\u22121", path.rms_dx),
+        ("step: RMS[\u0394x] / RMS[g]", path.rms_dx / path.rms_g),
+        ("update |\u0394x|", update),
     ]
 
 
@@ -512,30 +590,18 @@ def ffmpeg_encoder() -> str | None:
         return shutil.which("ffmpeg")
 
 
-def _encode_mp4(encoder: str, images: Sequence[npt.NDArray[np.uint8]], fps: int, path: str) -> None:
+def _encode_mp4(encoder: str, images: Sequence[npt.NDArray[np.uint8]], fps: int) -> bytes:
+    """The frames as an MP4 (H.264 where the encoder has it), from the encoder's stdout: a
+    fragmented MP4, which needs no seeking back, so that no temporary file is involved."""
     height, width = images[0].shape[:2]
     command = [
         encoder, "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
         "-s", f"{width}x{height}", "-r", str(fps), "-i", "-",
-        "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-pix_fmt", "yuv420p", "-f", "mp4", path,
+        "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-pix_fmt", "yuv420p",
+        "-movflags", "frag_keyframe+empty_moov", "-f", "mp4", "pipe:1",
     ]  # fmt: skip
     frames = b"".join(im.tobytes() for im in images)
-    subprocess.run(command, input=frames, check=True, capture_output=True)
-
-
-def _atomic(path: Path, write: Callable[[str], object]) -> None:
-    """Write through a temporary file in the same directory, then rename it over ``path``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would surprise: the mode of a new file
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    return subprocess.run(command, input=frames, check=True, capture_output=True).stdout
 
 
 # --- the page ---
@@ -544,9 +610,18 @@ def _atomic(path: Path, write: Callable[[str], object]) -> None:
 def page_config() -> dict[str, Any]:
     """What explorer.html needs from Python: the presets, the surfaces and the scenes."""
     return {
+        "maxSteps": MAX_STEPS,
+        "margin": MARGIN,
+        "shown": list(SHOWN),
+        "styles": {k: {"color": v.color, "dash": list(v.dash)} for k, v in STYLES.items()},
         "presets": {k: {"lr": p.lr, "rho": p.rho, "eps": p.eps} for k, p in PRESETS.items()},
         "surfaces": {
-            k: {"formula": f.formula, "extent": f.extent, "minimum": f.minimum}
+            k: {
+                "formula": f.formula,
+                "extent": f.extent,
+                "minimum": f.minimum,
+                "f_min": f.f(*f.minimum),
+            }
             for k, f in FUNCTIONS.items()
         },
         "scenes": {k: {**scene_settings(s), "title": s.title} for k, s in SCENES.items()},
@@ -561,41 +636,88 @@ def write_page(out: Path) -> Path:
         raise RuntimeError("explorer.html lost its /*CONFIG*/ marker")
     page = template.replace(marker, json.dumps(page_config()))
     path = out / "explorer.html"
-    _atomic(path, lambda tmp: Path(tmp).write_text(page, encoding="utf-8"))
+    atomic_write(path, lambda f: f.write(page.encode("utf-8")))
     return path
 
 
 # --- the command ---
 
+MAX_STEPS = 20_000  # per optimizer: the page's bound too
+MAX_FRAMES = 120  # per animation
 
-def add_arguments(parser: Any) -> None:
-    parser.add_argument("--out", type=Path, default=Path("explore"), help="output directory")
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--surfaces", nargs="+", choices=list(SCENES), default=list(SCENES),
-        help="which surfaces (default: all five)",
-    )  # fmt: skip
-    parser.add_argument("--steps", type=_positive, help="steps per optimizer (default: 1000)")
-    parser.add_argument("--frames", type=_positive, default=36, help="frames per animation")
+        "--out",
+        type=Path,
+        default=Path("explore"),
+        metavar="DIR",
+        help="output directory (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--surfaces",
+        nargs="+",
+        choices=list(SCENES),
+        default=list(SCENES),
+        metavar="SURFACE",
+        help=f"which surfaces, of {', '.join(SCENES)} (default: all)",
+    )
+    parser.add_argument(
+        "--steps",
+        type=_at_most(MAX_STEPS),
+        metavar="N",
+        help=f"steps per optimizer, at most {MAX_STEPS} (default: 1000)",
+    )
+    parser.add_argument(
+        "--frames",
+        type=_at_most(MAX_FRAMES),
+        default=36,
+        metavar="N",
+        help=f"frames per animation, at most {MAX_FRAMES} (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--no-progress",
+        dest="progress",
+        action="store_false",
+        help="hide the progress bar (default: shown when stderr is a terminal)",
+    )
 
 
-def _positive(text: str) -> int:
-    import argparse
+def _at_most(bound: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = 0
+        if not 1 <= value <= bound:
+            raise argparse.ArgumentTypeError(f"expected an integer from 1 to {bound}, got {text!r}")
+        return value
 
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
+    return parse
 
 
-def main(args: Any) -> int:
+def output_files(args: argparse.Namespace) -> list[str]:
+    """The files ``main`` writes in ``--out``."""
+    each = [f"{name}{suffix}" for name in args.surfaces for suffix in (".gif", ".png", ".mp4")]
+    return [*each, "settings.json", "explorer.html"]
+
+
+def main(args: argparse.Namespace) -> int:
+    """``adadelta explore`` with the options of :func:`add_arguments` (``--out`` exists)."""
+    from tqdm import tqdm  # type: ignore[import-untyped]
+
     start = time.perf_counter()
     out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {}
-    for name in args.surfaces:
+    surfaces = list(dict.fromkeys(args.surfaces))
+    for name in surfaces:
         scene = SCENES[name]
         settings = scene_settings(scene, args.steps)
-        paths = run(settings)
+        total = len(settings["optimizers"]) * settings["steps"]
+        with tqdm(
+            total=total, desc=scene.title, unit="step", disable=not args.progress, file=sys.stderr
+        ) as bar:
+            paths = run(settings, progress=bar.update)
         written = animate(settings, paths, scene.title, out / name, frames=args.frames)
         summary[name] = {
             **settings,
@@ -613,7 +735,8 @@ def main(args: Any) -> int:
     if ffmpeg_encoder() is None:
         print("no MP4: no ffmpeg encoder (pip install imageio-ffmpeg, or put ffmpeg on the PATH)")
     settings_path = out / "settings.json"
-    _atomic(settings_path, lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=1)))
+    as_json = json.dumps(summary, indent=1).encode("utf-8")
+    atomic_write(settings_path, lambda f: f.write(as_json))
     page = write_page(out)
     print(f"settings: {settings_path}\npage: {page}")
     print(f"wrote {out}/ in {time.perf_counter() - start:.1f} s")
