@@ -57,6 +57,12 @@ def _local_of(t: torch.Tensor) -> torch.Tensor:
     return t._local_tensor if isinstance(t, DTensor) else t
 
 
+def _full(t: torch.Tensor) -> torch.Tensor:
+    from torch.distributed.tensor import DTensor
+
+    return t.full_tensor() if isinstance(t, DTensor) else t
+
+
 def _ulps(a: torch.Tensor, b: torch.Tensor) -> int:
     """The largest distance in units in the last place between float32 tensors a and b."""
     if a.numel() == 0:
@@ -418,7 +424,7 @@ def _refusals(module: Any, opt: Any, fmt: str | None, group: Any, out: Path, rep
         for i, s in before.items()
     }
     state = {"optim": get_optimizer_state_dict(module, opt)}
-    with pytest.raises(CheckpointException, match="Size mismatch|Missing key"):
+    with pytest.raises(CheckpointException, match=r"Size mismatch|Missing key"):
         dcp.load(state, checkpoint_id=out / "other_shapes", process_group=group)
     # corrupted values: refused by every rank's own checks, before anything is installed
     sd = get_optimizer_state_dict(module, opt)
@@ -496,3 +502,46 @@ def test_fsdp2_zero_ddp_offload_and_checkpoints_that_reshard(tmp_path: Path) -> 
         for fmt in FORMATS:
             assert reports[0][f"{n}_{_name(fmt)}"] == "resumed"
     assert "1_float32" not in reports[1] and "3_float32" in reports[2]
+
+
+def test_refusals_in_a_world_of_one() -> None:
+    """What the drop-in refuses of sharded parameters, each a ValueError naming the problem with
+    the parameters and state left as they were (one process, a world of size 1)."""
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.tensor import Shard, distribute_tensor
+
+    from adadelta.torch import Adadelta
+
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    try:
+        mesh = init_device_mesh("cpu", (1,), mesh_dim_names=("a",))
+        other = init_device_mesh("cpu", (1,), mesh_dim_names=("b",))
+        for fmt in FORMATS:
+            w = torch.nn.Parameter(distribute_tensor(torch.ones(4, 3), mesh, [Shard(0)]))
+            opt = Adadelta([w], **_compact_kwargs(fmt))
+            w.grad = distribute_tensor(torch.ones(4, 3), mesh, [Shard(0)])
+            opt.step()
+            saved = opt.state_dict()
+            before = w.detach().full_tensor().clone()
+            for grad, message in (
+                (torch.ones(4, 3), "is a DTensor but its gradient a plain Tensor"),
+                (distribute_tensor(torch.ones(4, 3), other, [Shard(0)]), "different device mesh"),
+            ):
+                w.grad = grad
+                with pytest.raises(ValueError, match=message):
+                    opt.step()
+                assert torch.equal(w.detach().full_tensor(), before)
+            state = opt.state_dict()["state"][0]
+            kept = {k: _full(v).clone() for k, v in state.items() if isinstance(v, torch.Tensor)}
+            wrong = distribute_tensor(torch.ones(5, 3), mesh, [Shard(0)])
+            for bad, message in (
+                ({**state, "square_avg": wrong}, r"'square_avg' must be torch.float32 of shape"),
+                ({**state, "acc_delta": -state["acc_delta"]}, "NaN, infinity or negative"),
+                ({**state, "acc_delta": state["acc_delta"].full_tensor()}, "must be a DTensor"),
+            ):
+                with pytest.raises(ValueError, match=message):
+                    opt.load_state_dict({"state": {0: bad}, "param_groups": saved["param_groups"]})
+                now = opt.state_dict()["state"][0]
+                assert all(torch.equal(_full(now[k]), v) for k, v in kept.items())
+    finally:
+        dist.destroy_process_group()
