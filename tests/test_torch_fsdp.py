@@ -162,8 +162,11 @@ def _fsdp_training(rank: int, report: dict[str, Any]) -> None:
                 opt.zero_grad()
                 (model(x).float() ** 2).mean().backward()
                 opt.step()
-            if kind == "drop-in":  # every parameter went to the fused kernel
+                if step == 1 and kind == "drop-in":
+                    (first_plan,) = opt._plans.values()  # type: ignore[attr-defined]
+            if kind == "drop-in":  # every parameter went to the fused kernel, one plan kept
                 (plan,) = opt._plans.values()  # type: ignore[attr-defined]
+                assert plan is first_plan
                 assert plan.rest == [] and len(plan.fused) == 4, (plan.rest, plan.fused)
                 for p in model.parameters():
                     state = opt.state[p]
