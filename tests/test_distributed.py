@@ -108,3 +108,48 @@ def test_ddp_and_zero_match_single_process_training(tmp_path: Path) -> None:
         for got, want, initial in zip(results[variant], expected, start, strict=True):
             assert not torch.equal(want, initial)  # training moved the parameters
             torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("state_dtype", [None, "bfloat16", "float8"])
+def test_functional_optimizer_for_zero_overlap_steps_bucket_by_bucket_as_one_step(
+    state_dtype: str | None,
+) -> None:
+    """ZeroRedundancyOptimizer(overlap_with_ddp=True) steps the drop-in as a functional
+    optimizer, one gradient bucket at a time (None: not this bucket's parameter). (ZeRO's hooks
+    refuse gloo, so the overlap itself runs on GPUs with NCCL only; this is its step.)"""
+    from torch.distributed.optim import ZeroRedundancyOptimizer
+    from torch.distributed.optim.utils import functional_optim_map
+
+    from adadelta.torch.distributed import FunctionalAdadelta
+
+    assert functional_optim_map[Adadelta] is FunctionalAdadelta
+    assert ZeroRedundancyOptimizer  # the map above is the one ZeRO looks the class up in
+    kwargs = {**HYPER, "state_dtype": state_dtype}
+    model = make_model().float()
+    params = list(model.parameters())
+    functional = FunctionalAdadelta(params, **kwargs)
+    reference_model = make_model().float()
+    reference = Adadelta(reference_model.parameters(), **kwargs)
+    for step in range(4):
+        grads = [
+            torch.randn(p.shape, generator=torch.Generator().manual_seed(step)) for p in params
+        ]
+        for bucket in ([0, 1], [2, 3]):  # as DDP's buckets come in
+            functional.step([g if i in bucket else None for i, g in enumerate(grads)])
+        for p, g in zip(reference_model.parameters(), grads, strict=True):
+            p.grad = g
+        reference.step()
+        assert all(p.grad is None for p in params)  # the gradients were lent, not kept
+    for got, want in zip(params, reference_model.parameters(), strict=True):
+        assert torch.equal(got, want)
+    functional.param_group["lr"] = 0.0  # ZeRO writes its groups' settings into this one
+    before = [p.detach().clone() for p in params]
+    functional.step([torch.ones_like(p) for p in params])
+    assert all(torch.equal(a, b) for a, b in zip(params, before, strict=True))
+    with pytest.raises(ValueError, match="2 gradients for 4 parameters"):
+        functional.step([None, None])
+    with pytest.raises(ValueError, match="empty parameter list"):
+        FunctionalAdadelta([], **kwargs)
+    empty = FunctionalAdadelta([], _allow_empty_param_list=True, **kwargs)
+    empty.step([])
+    assert empty.param_groups[0]["params"] == []

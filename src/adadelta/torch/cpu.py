@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numba
 import numpy as np
@@ -25,8 +25,15 @@ from adadelta.torch.common import (
     _unscaled,
 )
 
-if TYPE_CHECKING:
-    from adadelta.torch.optimizer import Adadelta
+
+class _StateOwner(Protocol):
+    """What a plan reads of an optimizer: its state, and its state of a parameter, created on
+    first use (:class:`adadelta.torch.Adadelta`, or its view of DTensors' local shards)."""
+
+    @property
+    def state(self) -> Any: ...
+
+    def _state(self, p: torch.Tensor, group: Mapping[str, Any]) -> dict[str, Any]: ...
 
 
 class _Plan:
@@ -40,7 +47,7 @@ class _Plan:
     """
 
     def __init__(
-        self, optimizer: Adadelta, group: dict[str, Any], params: Tensors, grads: list[Any]
+        self, optimizer: _StateOwner, group: dict[str, Any], params: Tensors, grads: list[Any]
     ) -> None:
         self.group, self.params = group, list(params)
         self.flags = _flags(group)

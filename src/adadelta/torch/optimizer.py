@@ -3,6 +3,7 @@ tensor (:mod:`adadelta.torch.cpu`, :mod:`adadelta.torch.gpu`, PyTorch's own step
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any, overload
 
@@ -18,7 +19,15 @@ from adadelta.torch.compact_state import (
     _checked_compact_state,
     _compact_step,
 )
-from adadelta.torch.cpu import _Plan
+from adadelta.torch.cpu import _Plan, _StateOwner
+
+
+def _sharded(params: list[Any]) -> bool:
+    """Whether any of ``params`` is a DTensor (FSDP2, tensor parallelism), stepped and saved by
+    :mod:`adadelta.torch.distributed` (imported then; free when ``torch.distributed.tensor``
+    never was, as no DTensor can exist)."""
+    module = sys.modules.get("torch.distributed.tensor")
+    return module is not None and any(isinstance(p, module.DTensor) for p in params)
 
 
 class Adadelta(torch.optim.Optimizer):
@@ -85,6 +94,7 @@ class Adadelta(torch.optim.Optimizer):
         }
         _check_hyperparameters(defaults)
         self._plans: dict[int, _Plan] = {}  # by id(group)
+        self._local_states: dict[torch.Tensor, Any] = {}  # DTensor parameters' (distributed)
         super().__init__(params, defaults)
         # A grad scaler hands its scale and inf flag to the step instead of unscaling the
         # gradients and reading the flag itself when every parameter goes to the GPU kernel.
@@ -110,7 +120,12 @@ class Adadelta(torch.optim.Optimizer):
         first, and a refused state dict changes nothing."""
         for group in state_dict["param_groups"]:
             _check_hyperparameters({**self.defaults, **group})
+        params = [p for group in self.param_groups for p in group["params"]]
         if self.state_dtype is None:
+            if _sharded(params):
+                from adadelta.torch import distributed
+
+                distributed.check_float_state(self, state_dict)
             for i, saved in state_dict["state"].items():
                 if isinstance(saved, Mapping) and "seed" in saved:  # PyTorch would cast codes
                     raise ValueError(
@@ -124,7 +139,6 @@ class Adadelta(torch.optim.Optimizer):
         for group in state_dict["param_groups"]:
             _check_compact({**self.defaults, **group, "params": []}, self.state_dtype)
         saved_ids = [i for group in state_dict["param_groups"] for i in group["params"]]
-        params = [p for group in self.param_groups for p in group["params"]]
         if len(saved_ids) != len(params) or len(state_dict["param_groups"]) != len(
             self.param_groups
         ):
@@ -132,12 +146,30 @@ class Adadelta(torch.optim.Optimizer):
                 "loaded state dict has a different number of parameter groups or parameters"
             )
         loaded = {}
-        for i, p in zip(saved_ids, params, strict=True):
-            if i in state_dict["state"]:
+        for position, (i, p) in enumerate(zip(saved_ids, params, strict=True)):
+            if i not in state_dict["state"]:
+                continue
+            if _sharded([p]):  # saved decoded (distributed.portable_state_dict)
+                from adadelta.torch import distributed
+
+                loaded[p] = distributed.checked_state(self, i, state_dict["state"][i], p, position)
+            else:
                 loaded[p] = _checked_compact_state(i, state_dict["state"][i], p, self.state_dtype)
         super().load_state_dict({"state": {}, "param_groups": state_dict["param_groups"]})
         self.state.clear()
         self.state.update(loaded)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The state dict, as ``torch.optim.Adadelta``'s; the compact state of DTensor
+        parameters decoded to float32 DTensors, which distributed checkpoints reshard
+        (:mod:`adadelta.torch.distributed`)."""
+        state_dict = super().state_dict()
+        params = [p for group in self.param_groups for p in group["params"]]
+        if self.state_dtype is not None and _sharded(params):
+            from adadelta.torch import distributed
+
+            return distributed.portable_state_dict(self, state_dict)
+        return state_dict
 
     def __getstate__(self) -> dict[str, Any]:
         return {**super().__getstate__(), "state_dtype": self.state_dtype, "seed": self.seed}
@@ -223,7 +255,12 @@ class Adadelta(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         if self._compact is not None:
-            self._compact_step()
+            if _sharded([p for group in self.param_groups for p in group["params"]]):
+                from adadelta.torch import distributed
+
+                distributed.compact_step(self)
+            else:
+                self._compact_step()
             return loss
         scaler = getattr(self, "grad_scale", None), getattr(self, "found_inf", None)
         if torch.compiler.is_compiling():
@@ -242,9 +279,14 @@ class Adadelta(torch.optim.Optimizer):
                     raise RuntimeError("Adadelta does not support sparse gradients")
             work.append((group, params, grads))
         for group, params, grads in work:
+            owner: _StateOwner = self
+            if _sharded(params):  # stepped on their local shards
+                from adadelta.torch import distributed
+
+                owner, params, grads = distributed.local_view(self, group, params, grads)
             plan = self._plans.get(id(group))
-            if plan is None or not plan.current(group, params, grads, self.state):
-                plan = self._plans[id(group)] = _Plan(self, group, params, grads)
+            if plan is None or not plan.current(group, params, grads, owner.state):
+                plan = self._plans[id(group)] = _Plan(owner, group, params, grads)
             plan.step(group, grads, scaler)
         return loss
 
