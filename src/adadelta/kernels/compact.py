@@ -36,6 +36,7 @@ call (:func:`_scan`), and write nothing if one is not finite.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -63,7 +64,7 @@ StateDict = dict[str, Any]
 FORMATS = ("bfloat16", "float8")
 BLOCK = 256  # elements per scale of the float8 format
 FLOAT8_MAX = 1.875  # the largest float8 code's value: (1 + 7/8) 2^0
-_CODES = {"bfloat16": np.dtype(np.uint16), "float8": np.dtype(np.uint8)}
+_CODES: dict[str, np.dtype[Any]] = {"bfloat16": np.dtype(np.uint16), "float8": np.dtype(np.uint8)}
 _SCALES = {"E_g2": "E_g2_scale", "E_dx2": "E_dx2_scale"}  # float8's per-block scales
 _MASK64 = (1 << 64) - 1
 _GOLDEN = 0x9E3779B97F4A7C15
@@ -118,12 +119,13 @@ FLOAT8_VALUES = _float8_value(np.arange(256, dtype=np.uint8))  # code -> value
 
 def dequantize(state: Mapping[str, Any], key: str, state_dtype: str) -> FloatArray:
     """The float32 values of state array ``key`` (``"E_g2"`` or ``"E_dx2"``)."""
-    codes = state[key]
+    codes = np.asarray(state[key])
     if state_dtype == "bfloat16":
-        return (codes.astype(np.uint32) << 16).view(np.float32)  # type: ignore[no-any-return]
-    flat = _float8_value(codes.ravel())
-    scales = np.repeat(state[_SCALES[key]], BLOCK)[: flat.size]
-    return (scales * flat).reshape(codes.shape)  # type: ignore[no-any-return]
+        values = (codes.ravel().astype(np.uint32) << np.uint32(16)).view(np.float32)
+    else:
+        scales = np.repeat(state[_SCALES[key]], BLOCK)[: codes.size]
+        values = scales * _float8_value(codes.ravel())
+    return values.reshape(codes.shape)  # type: ignore[no-any-return]
 
 
 def quantize(
@@ -132,12 +134,13 @@ def quantize(
     """Codes (and float8's scales) of the float32 ``values``, rounded up with the probability
     ``bits / 2**16`` of the way to the next code (``bits``: 16-bit integers, one per element,
     or :data:`NEAREST` for round-to-nearest): ``{"codes": ..., "scales": ...}``."""
-    v = np.ascontiguousarray(values, np.float32)
-    r = np.asarray(bits, np.uint64) & np.uint64(0xFFFF)
+    shape = np.shape(values)  # kept: 0-d values give 0-d codes
+    v = np.ascontiguousarray(values, np.float32).ravel()
+    r = np.asarray(bits, np.uint64).ravel() & np.uint64(0xFFFF)
     u = v.view(np.uint32).astype(np.uint64)
     if state_dtype == "bfloat16":
-        return {"codes": ((u + r) >> np.uint64(16)).astype(np.uint16)}
-    flat, n = v.ravel(), v.size
+        return {"codes": ((u + r) >> np.uint64(16)).astype(np.uint16).reshape(shape)}
+    flat, n = v, v.size
     blocks = -(-n // BLOCK)
     padded = np.zeros(blocks * BLOCK, np.float32)
     padded[:n] = flat
@@ -145,7 +148,7 @@ def quantize(
     inverse = np.zeros_like(scales)
     np.divide(np.float32(1), scales, out=inverse, where=scales > 0)
     q = (padded.reshape(blocks, BLOCK) * inverse[:, None]).ravel()[:n]
-    return {"codes": _encode_float8(q, r.ravel()).reshape(v.shape), "scales": scales}
+    return {"codes": _encode_float8(q, r).reshape(shape), "scales": scales}
 
 
 def _encode_float8(q: Any, r: Any) -> Any:
@@ -199,6 +202,17 @@ def empty_state(x: FloatArray, state_dtype: str) -> dict[str, np.ndarray[Any, An
     if state_dtype == "float8":
         for key in ("E_g2", "E_dx2"):
             arrays[_SCALES[key]] = np.zeros(-(-x.size // BLOCK), np.float32)
+    return arrays
+
+
+def layout(x: FloatArray, state_dtype: str) -> dict[str, tuple[tuple[int, ...], np.dtype[Any]]]:
+    """The arrays of parameter ``x``'s state in ``state_dtype``: name -> (shape, dtype)."""
+    arrays: dict[str, tuple[tuple[int, ...], np.dtype[Any]]] = {
+        key: (x.shape, _CODES[state_dtype]) for key in ("E_g2", "E_dx2")
+    }
+    if state_dtype == "float8":
+        for key in _SCALES.values():
+            arrays[key] = ((-(-x.size // BLOCK),), np.dtype(np.float32))
     return arrays
 
 
@@ -279,11 +293,8 @@ def checked_state(
 def convert_state(
     state_dict: Mapping[str, Any], state_dtype: str | None, *, seed: int = 0
 ) -> dict[str, Any]:
-    """``state_dict`` of an :class:`adadelta.Adadelta` with its state in another format: a new
-    dict that an optimizer built with ``state_dtype`` loads (``None``: float32 arrays, the
-    default optimizer's; ``"bfloat16"``, ``"float8"``). Values are rounded once, to nearest;
-    converting to float32 is exact. Parameters that get compact state for the first time get
-    the seed that an optimizer built with ``seed`` gives them; others keep theirs."""
+    """The conversion of :func:`adadelta.convert_state`, on a state dict that it has checked
+    (here nothing is checked): a new dict in ``state_dtype``, values rounded once, to nearest."""
     if state_dtype is not None and state_dtype not in FORMATS:
         raise ValueError(
             f"Invalid state_dtype value: {state_dtype!r} (must be None or one of {list(FORMATS)})"
@@ -770,9 +781,13 @@ def _adadelta_float8(
 _CODE_LIKE = {name: np.zeros(1, dtype) for name, dtype in _CODES.items()}
 
 
-def _fusable(x: FloatArray) -> bool:
-    flags = x.flags
-    return bool(x.dtype == np.float32 and flags.c_contiguous and flags.aligned and flags.writeable)
+def _fusable(x: FloatArray, state: Mapping[str, Any]) -> bool:
+    """Whether the compiled loop can step ``x`` and its state in place (they are addressed as
+    contiguous arrays); others go through :func:`reference_step`."""
+    return x.dtype == np.float32 and all(
+        flags.c_contiguous and flags.aligned and flags.writeable
+        for flags in [x.flags, *(v.flags for v in state.values() if isinstance(v, np.ndarray))]
+    )
 
 
 class _Batch:
@@ -783,6 +798,10 @@ class _Batch:
         self.params, self.states = list(params), list(states)
         keys = ["E_g2", "E_dx2"] + (list(_SCALES.values()) if state_dtype == "float8" else [])
         self.watched = [(s, key, s[key]) for s in states for key in keys]
+        self.lengths = [len(s) for s in states]  # a key added or removed: not current
+        arrays = [*self.params, *(a for _, _, a in self.watched)]
+        # each array as the table describes it: not reshaped, retyped or made read-only since
+        self.layouts = [(a, a.shape, a.dtype, a.flags.num) for a in arrays]
         self.addresses = np.array(
             [[_address(x) for x in params], [0] * len(params)]
             + [[_address(s[key]) for s in states] for key in keys],
@@ -794,12 +813,28 @@ class _Batch:
         self.chunks = _chunks(units, _threads(self.elements))
 
     def current(self, params: Sequence[FloatArray], states: Sequence[StateDict]) -> bool:
-        return (
-            len(params) == len(self.params)
-            and all(p is q and p.flags.writeable for p, q in zip(params, self.params, strict=True))
-            and all(s is t for s, t in zip(states, self.states, strict=True))
-            and all(s.get(key) is a for s, key, a in self.watched)
-        )
+        """Whether the table still describes ``params`` and ``states``: the same objects, the
+        same arrays in the states, each of the same shape, dtype and flags, the same keys, and
+        counts that are ints in [0, 2**63)."""
+        if len(params) != len(self.params) or len(states) != len(self.states):
+            return False
+        if not all(map(operator.is_, params, self.params)):
+            return False
+        if not all(map(operator.is_, states, self.states)):
+            return False
+        for s, key, a in self.watched:
+            if s.get(key) is not a:
+                return False
+        for s, length in zip(states, self.lengths, strict=True):
+            step, seed = s.get("step"), s.get("seed")
+            if len(s) != length or type(step) is not int or type(seed) is not int:
+                return False
+            if not (0 <= step < 1 << 63 and 0 <= seed < 1 << 63):
+                return False
+        for a, shape, dtype, flags in self.layouts:
+            if a.shape != shape or a.dtype is not dtype or a.flags.num != flags:
+                return False
+        return True
 
 
 _VERSIONS: dict[tuple[Any, bool], Any] = {}
@@ -839,6 +874,32 @@ class Stepper:
         self.stochastic = True
         self._batches: dict[int, _Batch] = {}  # group index -> its batch
 
+    def __getstate__(self) -> dict[str, Any]:
+        # copies (copy.deepcopy, pickle) leave the address tables behind: they hold the
+        # original's addresses, and the copy builds its own on its first step
+        return {k: v for k, v in self.__dict__.items() if k != "_batches"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._batches = {}
+
+    def kept(
+        self, leaves: Sequence[Sequence[FloatArray]], states: Sequence[StateDict], fused: bool
+    ) -> bool:
+        """Whether every parameter is in a batch that is still :meth:`_Batch.current` (its
+        arrays need no new check): not on the first step, with ``fused = False``, or with
+        arrays that the compiled loop cannot take."""
+        if not fused or len(self._batches) != len(leaves):
+            return False
+        position = 0
+        for g, params in enumerate(leaves):
+            batch = self._batches.get(g)
+            group_states = states[position : position + len(params)]
+            if batch is None or not batch.current(params, group_states):
+                return False
+            position += len(params)
+        return True
+
     def step(
         self,
         groups: Sequence[Mapping[str, Any]],
@@ -857,8 +918,8 @@ class Stepper:
             check
             and fused
             and len(leaves) == 1
-            and all(_fusable(x) for x in leaves[0])
             and all("E_g2" in s for s in states)
+            and all(_fusable(x, s) for x, s in zip(leaves[0], states, strict=True))
         )
         if check and not folded:
             bad = first_non_finite([gr for group_grads in grads for gr in group_grads])
@@ -876,7 +937,9 @@ class Stepper:
                     state.update(empty_state(params[i], self.state_dtype))
                 state.setdefault("seed", parameter_seed(self.seed, position + i))
             position += len(params)
-            fusable = [i for i, x in enumerate(params) if fused and _fusable(x)]
+            fusable = [i for i, x in enumerate(params) if fused and _fusable(x, group_states[i])]
+            if not fusable:
+                self._batches.pop(g, None)
             for i in range(len(params)):
                 if i not in fusable:
                     reference_step(
