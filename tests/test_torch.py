@@ -16,8 +16,8 @@ pytest.importorskip("torch")
 
 import torch
 
-import adadelta.torch as adadelta_torch
 from adadelta.torch import Adadelta
+from adadelta.torch import cpu as torch_cpu
 
 STEPS = 200
 # float32: PyTorch's vectorized sqrt is not correctly rounded (1 ulp off for ~0.6% of inputs on
@@ -483,13 +483,13 @@ def test_zero_grad_without_set_to_none() -> None:
 def fused_calls(monkeypatch: pytest.MonkeyPatch) -> list[torch.Tensor]:
     """The parameters that the fused kernel updated."""
     calls: list[torch.Tensor] = []
-    original = adadelta_torch._Plan.step
+    original = torch_cpu._Plan.step
 
     def counting(plan: Any, *args: Any) -> None:
         calls.extend(plan.params[i] for i in plan.fused)
         original(plan, *args)
 
-    monkeypatch.setattr(adadelta_torch._Plan, "step", counting)
+    monkeypatch.setattr(torch_cpu._Plan, "step", counting)
     return calls
 
 
@@ -572,7 +572,7 @@ def test_differentiable_and_capturable_defer_to_torch(fused_calls: list[torch.Te
 
 
 def test_without_kernel_everything_goes_through_torch(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(adadelta_torch, "_fused_kernel", lambda: None)
+    monkeypatch.setattr(torch_cpu, "_fused_kernel", lambda: None)
     train_both(make_params(torch.float32), pair(), steps=20)
 
 

@@ -14,8 +14,9 @@ pytest.importorskip("triton")
 
 import torch
 
-import adadelta.torch as adadelta_torch
 from adadelta.torch import Adadelta, triton_kernel
+from adadelta.torch import cpu as torch_cpu
+from adadelta.torch import gpu as torch_gpu
 
 # Triton decides when it decorates the kernel (at import) whether to interpret it: the module
 # is imported again with TRITON_INTERPRET=1 if something imported it before (the setting is
@@ -141,8 +142,8 @@ def cpu_to_triton(monkeypatch: pytest.MonkeyPatch) -> list[int]:
         launches.append(len(params))
         original(params, *args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(adadelta_torch, "_TRITON_DEVICES", ("cpu",))
-    monkeypatch.setattr(adadelta_torch, "_fused_kernel", lambda: None)
+    monkeypatch.setattr(torch_gpu, "_TRITON_DEVICES", ("cpu",))
+    monkeypatch.setattr(torch_cpu, "_fused_kernel", lambda: None)
     monkeypatch.setattr(triton_kernel, "step", counting)
     return launches
 

@@ -1,0 +1,287 @@
+"""The drop-in's CPU path: the fused Numba kernels of :mod:`adadelta.kernels` over zero-copy
+NumPy views of a group's tensors, with what a step needs (the views, the table of addresses)
+kept in a :class:`_Plan` while the tensors stay where they were."""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import numba
+import numpy as np
+import torch
+
+from adadelta import kernels
+from adadelta.kernels import half
+from adadelta.kernels.parallel import _chunk
+from adadelta.torch import gpu
+from adadelta.torch.common import (
+    _PLAIN_TENSOR_TYPES,
+    Tensors,
+    _hyper,
+    _numpy,
+    _torch_step,
+    _unscaled,
+)
+
+if TYPE_CHECKING:
+    from adadelta.torch.optimizer import Adadelta
+
+
+class _Plan:
+    """How the parameters of one group are stepped, kept while they stay as they were.
+
+    Made from the group's parameters and gradients: which have a gradient; which go, by dtype,
+    to a CPU kernel (with its :class:`~adadelta.kernels.Batch`, the table of addresses) or to
+    the GPU kernel, and which to PyTorch. :meth:`current` compares, in one pass, what the
+    kernels rely on (each parameter's and state tensor's address, size, layout and dtype, the
+    gradient's type, device, dtype, size and layout) with what it was when the plan was made.
+    """
+
+    def __init__(
+        self, optimizer: Adadelta, group: dict[str, Any], params: Tensors, grads: list[Any]
+    ) -> None:
+        self.group, self.params = group, list(params)
+        self.flags = _flags(group)
+        self.has_grad = [g is not None for g in grads]
+        cpu_on = _fused_kernel() is not None and not (
+            group["differentiable"] or group["capturable"] or group["fused"] is False
+        )
+        triton_on = gpu._triton_wanted(group)
+        cpu: dict[torch.dtype, list[int]] = {}
+        self.triton: list[int] = []
+        self.rest: list[int] = []
+        for i, (p, g) in enumerate(zip(params, grads, strict=True)):
+            if g is None:
+                continue
+            state = optimizer._state(p, group)
+            v, u = state["square_avg"], state["acc_delta"]
+            if cpu_on and p.device.type == "cpu" and _fusable(p, g, v, u, _CPU_DTYPES):
+                cpu.setdefault(_CPU_DTYPES[p.dtype], []).append(i)
+            elif triton_on and p.device.type in gpu._TRITON_DEVICES and _fusable(p, g, v, u):
+                self.triton.append(i)
+            else:
+                self.rest.append(i)
+        self.states: list[dict[str, Any]] = [
+            optimizer.state[p] if g is not None else {} for p, g in zip(params, grads, strict=True)
+        ]
+        self.indices = [i for i, g in enumerate(grads) if g is not None]
+        self.complex = [i for i in self.indices if params[i].is_complex()]
+        self.fused = [i for indices in cpu.values() for i in indices]
+        # what the kernels read through addresses, and the state, as they were
+        self.signature = _signatures(params, grads, self.states, optimizer.state, self.indices)
+        self.lazy = _lazy_bits(params, grads, self.complex)
+        hyper = _hyper(group)
+        self.hyper = list(hyper.values())
+        self.batches: list[tuple[kernels.Batch, list[int]]] = []
+        for kernel_dtype, indices in cpu.items():
+            kernel = _kernel(kernel_dtype)
+            arrays = [
+                {"E_g2": _numpy(state["square_avg"]), "E_dx2": _numpy(state["acc_delta"])}
+                for state in (self.states[i] for i in indices)
+            ]
+            batch = kernels.Batch(kernel, hyper, [_numpy(params[i]) for i in indices], arrays)
+            batch.arguments = kernel.arguments(hyper, arrays, batch.first, batch.dtype)
+            self.batches.append((batch, indices))
+        # the step counts of the fused tensors: added to by one compiled call (a float32 or
+        # float64 CPU scalar each, as PyTorch makes them), the others by PyTorch
+        counters: dict[torch.dtype, list[int]] = {}
+        self.other_steps: list[int] = []
+        for i in self.fused:
+            step = self.states[i]["step"]
+            if (
+                type(step) is torch.Tensor
+                and step.device.type == "cpu"
+                and step.dtype in _LIKE
+                and step.numel() == 1
+            ):
+                counters.setdefault(step.dtype, []).append(step.data_ptr())
+            else:
+                self.other_steps.append(i)
+        self.counters = [
+            (np.array([addresses], np.intp), _LIKE[dtype]) for dtype, addresses in counters.items()
+        ]
+
+    def current(
+        self, group: dict[str, Any], params: Tensors, grads: list[Any], state: Mapping[Any, Any]
+    ) -> bool:
+        """Whether this plan still holds for these parameters and gradients of ``group``."""
+        if group is not self.group or len(params) != len(self.params):
+            return False
+        if _flags(group) != self.flags:
+            return False
+        if not all(map(operator.is_, params, self.params)):
+            return False
+        if [g is not None for g in grads] != self.has_grad:
+            return False
+        signature = _signatures(params, grads, self.states, state, self.indices)
+        return signature == self.signature and _lazy_bits(params, grads, self.complex) == self.lazy
+
+    def step(
+        self,
+        group: dict[str, Any],
+        grads: list[Any],
+        scaler: tuple[torch.Tensor | None, torch.Tensor | None],
+    ) -> None:
+        params, states = self.params, self.states
+        if self.batches:
+            if scaler[0] is not None or scaler[1] is not None:
+                unscaled = _unscaled([grads[i] for i in self.fused], scaler)
+                if unscaled is None:  # the scaler found inf or NaN: no step
+                    return
+                grads = list(grads)
+                for i, g in zip(self.fused, unscaled, strict=True):
+                    grads[i] = g
+            hyper = _hyper(group)
+            values = list(hyper.values())
+            same = len(values) == len(self.hyper) and all(
+                type(a) is type(b) and a == b for a, b in zip(values, self.hyper, strict=True)
+            )
+            for batch, indices in self.batches:
+                batch.addresses[1] = [grads[i].data_ptr() for i in indices]
+                if not same:
+                    batch.arguments = batch.kernel.arguments(
+                        hyper, batch.states, batch.first, batch.dtype
+                    )
+                batch.call(False)
+            self.hyper = values
+            for addresses, like in self.counters:
+                _count_steps(addresses, like)
+            if self.other_steps:
+                torch._foreach_add_([states[i]["step"] for i in self.other_steps], 1.0)
+        if self.triton:
+            triton = self.triton
+            gpu._triton_step(
+                group,
+                [params[i] for i in triton],
+                [grads[i] for i in triton],
+                [states[i] for i in triton],
+                scaler,
+            )
+        if self.rest:
+            lists: tuple[Tensors, Tensors, Tensors, Tensors, Tensors] = ([], [], [], [], [])
+            for i in self.rest:
+                state = states[i]
+                assert state is not None
+                for target, t in zip(
+                    lists,
+                    (params[i], grads[i], state["square_avg"], state["acc_delta"], state["step"]),
+                    strict=True,
+                ):
+                    target.append(t)
+            has_complex = any(torch.is_complex(p) for p in lists[0])
+            _torch_step(group, *lists, has_complex=has_complex, scaler=scaler)
+
+
+def _flags(group: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The hyperparameters that choose the paths."""
+    return group["differentiable"], group["capturable"], group["fused"], group["foreach"]
+
+
+def _signatures(
+    params: Tensors,
+    grads: list[Any],
+    states: list[dict[str, Any]],
+    state: Mapping[Any, Any],
+    indices: list[int],
+) -> list[tuple[Any, ...]]:
+    """For each parameter of ``indices``: what the kernels rely on (the parameter's and its
+    state tensors' identity, address, size and layout; the gradient's type, layout, device,
+    dtype, size and contiguity) and whether its state is still ``states[i]``, in one pass of
+    cheap calls (about a microsecond a tensor)."""
+    return [
+        (
+            id(state.get(p := params[i])),
+            p.data_ptr(),
+            p.numel(),
+            p.dtype,
+            p.is_contiguous(),
+            id(v := (s := states[i])["square_avg"]),
+            v.data_ptr(),
+            id(u := s["acc_delta"]),
+            u.data_ptr(),
+            id(c := s["step"]),
+            c.data_ptr(),
+            type(g := grads[i]),
+            g.layout,
+            g.device,
+            g.dtype,
+            g.numel(),
+            g.is_contiguous(),
+        )
+        for i in indices
+    ]
+
+
+def _lazy_bits(params: Tensors, grads: list[Any], indices: list[int]) -> list[tuple[bool, ...]]:
+    """The conjugate and negative bits of complex parameters and gradients (lazy views, whose
+    memory is not what they read)."""
+    return [
+        (params[i].is_conj(), grads[i].is_conj(), grads[i].is_neg(), params[i].is_neg())
+        for i in indices
+    ]
+
+
+_LIKE = {torch.float32: np.zeros(1, np.float32), torch.float64: np.zeros(1, np.float64)}
+
+
+@numba.njit(cache=True)
+def _count_steps(addresses: Any, like: Any) -> None:  # pragma: no cover (compiled)
+    """Add one to the scalars at ``addresses[0]`` (of ``like``'s dtype)."""
+    for t in range(addresses.shape[1]):
+        _chunk(addresses, 0, t, 0, 1, like)[0] += 1
+
+
+_CPU_DTYPES = {
+    torch.float32: torch.float32,
+    torch.complex64: torch.float32,
+    torch.float64: torch.float64,
+    torch.complex128: torch.float64,
+    torch.bfloat16: torch.bfloat16,
+    torch.float16: torch.float16,
+}
+
+
+def _kernel(dtype: torch.dtype) -> kernels.Kernel:
+    if dtype == torch.bfloat16:
+        return half.ADADELTA_BFLOAT16
+    if dtype == torch.float16:
+        return half.ADADELTA_FLOAT16
+    kernel = _fused_kernel()
+    assert kernel is not None
+    return kernel
+
+
+def _fusable(
+    param: torch.Tensor,
+    grad: torch.Tensor,
+    square_avg: torch.Tensor,
+    acc_delta: torch.Tensor,
+    dtypes: Mapping[torch.dtype, Any] | None = None,
+) -> bool:
+    """Whether a kernel can update these in place through their memory: plain, contiguous,
+    strided tensors of one dtype (of ``dtypes``, or the GPU kernel's), device and shape."""
+    if dtypes is None:
+        dtypes = gpu._TRITON_DTYPES
+    dtype, shape, device = param.dtype, param.shape, param.device
+    if dtype not in dtypes:
+        return False
+    for t in (param, grad, square_avg, acc_delta):
+        if not (
+            type(t) in _PLAIN_TENSOR_TYPES
+            and t.device == device
+            and t.dtype == dtype
+            and t.shape == shape
+            and t.layout == torch.strided
+            and t.is_contiguous()
+        ):
+            return False
+        if dtype.is_complex and (t.is_conj() or t.is_neg()):  # lazy views: memory not as read
+            return False
+    return True
+
+
+def _fused_kernel() -> kernels.Kernel | None:
+    """The fused ADADELTA kernel of :mod:`adadelta.kernels` (None turns the CPU kernels off)."""
+    return kernels.ADADELTA

@@ -1,0 +1,255 @@
+"""The drop-in optimizer class: ``torch.optim.Adadelta``'s interface, the paths chosen per
+tensor (:mod:`adadelta.torch.cpu`, :mod:`adadelta.torch.gpu`, PyTorch's own step)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, overload
+
+import torch
+from torch._compile import _disable_dynamo
+from torch.optim.optimizer import ParamsT, _use_grad_for_differentiable
+
+from adadelta.kernels import compact
+from adadelta.torch import gpu
+from adadelta.torch.common import Tensors, _check_hyperparameters, _scalar_dtype, _torch_step
+from adadelta.torch.compact_state import (
+    _check_compact,
+    _checked_compact_state,
+    _compact_step,
+)
+from adadelta.torch.cpu import _Plan
+
+
+class Adadelta(torch.optim.Optimizer):
+    r"""ADADELTA (Zeiler, 2012, arXiv:1212.5701) as ``torch.optim.Adadelta``, fused.
+
+    .. math::
+
+        v_t = \rho v_{t-1} + (1-\rho) g_t^2, \qquad
+        \Delta x_t = \frac{\sqrt{u_{t-1} + \epsilon}}{\sqrt{v_t + \epsilon}} g_t, \qquad
+        u_t = \rho u_{t-1} + (1-\rho) \Delta x_t^2, \qquad
+        \theta_t = \theta_{t-1} - \mathrm{lr} \cdot \Delta x_t
+
+    with :math:`g_t` the gradient (negated if ``maximize``, plus ``weight_decay`` times the
+    parameter), :math:`v` the state ``square_avg`` (the paper's :math:`E[g^2]`) and :math:`u` the
+    state ``acc_delta`` (:math:`E[\Delta x^2]`). The arguments are those of
+    ``torch.optim.Adadelta``; note PyTorch's defaults (``rho=0.9``, ``lr=1.0``), not the paper's
+    ``rho=0.95``. ``fused``: ``None`` (the default) and ``True`` use the fused kernels where
+    they apply, ``False`` PyTorch's own code everywhere (with compact state: the NumPy
+    reference, :func:`adadelta.kernels.compact.reference_step`). ``state_dtype`` (None,
+    ``"bfloat16"``, ``"float8"``) and ``seed``: compact state, as :class:`adadelta.Adadelta`'s.
+    """
+
+    # Constructed under torch.compile (a whole test or training function compiled), a graph
+    # break: TorchDynamo traced this constructor and then ran add_param_group, called by
+    # torch.optim.Optimizer's constructor at its own graph break, before the attributes set
+    # here (AttributeError: no attribute 'state_dtype'). PyTorch's constructor breaks the
+    # graph too (its add_param_group is not traced either).
+    @_disable_dynamo
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float | torch.Tensor = 1.0,
+        rho: float = 0.9,
+        eps: float = 1e-6,
+        weight_decay: float = 0,
+        foreach: bool | None = None,
+        *,
+        capturable: bool = False,
+        maximize: bool = False,
+        differentiable: bool = False,
+        fused: bool | None = None,
+        state_dtype: str | None = None,
+        seed: int = 0,
+    ) -> None:
+        if state_dtype is not None and state_dtype not in compact.FORMATS:
+            raise ValueError(
+                f"Invalid state_dtype value: {state_dtype!r} "
+                f"(must be None or one of {list(compact.FORMATS)})"
+            )
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 1 << 63:
+            raise ValueError(f"Invalid seed value: {seed!r} (must be a non-negative integer)")
+        self.state_dtype, self.seed = state_dtype, seed
+        self._compact = None if state_dtype is None else compact.Stepper(state_dtype, seed)
+        defaults: dict[str, Any] = {
+            "lr": lr,
+            "rho": rho,
+            "eps": eps,
+            "weight_decay": weight_decay,
+            "maximize": maximize,
+            "capturable": capturable,
+            "foreach": foreach,
+            "differentiable": differentiable,
+            "fused": fused,
+        }
+        _check_hyperparameters(defaults)
+        self._plans: dict[int, _Plan] = {}  # by id(group)
+        super().__init__(params, defaults)
+        # A grad scaler hands its scale and inf flag to the step instead of unscaling the
+        # gradients and reading the flag itself when every parameter goes to the GPU kernel.
+        self._step_supports_amp_scaling = state_dtype is None and all(
+            gpu._triton_wanted(group) and p.device.type in gpu._TRITON_DEVICES
+            for group in self.param_groups
+            for p in group["params"]
+        )
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a group of parameters; its hyperparameters are checked like the constructor's."""
+        _check_hyperparameters({**self.defaults, **param_group})
+        if self.state_dtype is not None:
+            params = param_group["params"]
+            params = [params] if isinstance(params, torch.Tensor) else params
+            if not isinstance(params, set):  # PyTorch refuses sets
+                param_group = {**param_group, "params": list(params)}
+                _check_compact({**self.defaults, **param_group}, self.state_dtype)
+        super().add_param_group(param_group)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load a state dict (ours or ``torch.optim.Adadelta``'s); its hyperparameters are checked
+        first, and a refused state dict changes nothing."""
+        for group in state_dict["param_groups"]:
+            _check_hyperparameters({**self.defaults, **group})
+        if self.state_dtype is None:
+            for i, saved in state_dict["state"].items():
+                if isinstance(saved, Mapping) and "seed" in saved:  # PyTorch would cast codes
+                    raise ValueError(
+                        f"state dict: state of parameter {i} is compact, this optimizer keeps "
+                        "state_dtype=None; convert it first with "
+                        "adadelta.torch.convert_state(state_dict, None)"
+                    )
+            super().load_state_dict(state_dict)
+            return
+        # compact: PyTorch would cast the codes to the parameters' dtype; check, then install
+        for group in state_dict["param_groups"]:
+            _check_compact({**self.defaults, **group, "params": []}, self.state_dtype)
+        saved_ids = [i for group in state_dict["param_groups"] for i in group["params"]]
+        params = [p for group in self.param_groups for p in group["params"]]
+        if len(saved_ids) != len(params) or len(state_dict["param_groups"]) != len(
+            self.param_groups
+        ):
+            raise ValueError(
+                "loaded state dict has a different number of parameter groups or parameters"
+            )
+        loaded = {}
+        for i, p in zip(saved_ids, params, strict=True):
+            if i in state_dict["state"]:
+                loaded[p] = _checked_compact_state(i, state_dict["state"][i], p, self.state_dtype)
+        super().load_state_dict({"state": {}, "param_groups": state_dict["param_groups"]})
+        self.state.clear()
+        self.state.update(loaded)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**super().__getstate__(), "state_dtype": self.state_dtype, "seed": self.seed}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # As torch.optim.Adadelta: old pickles and state dicts may hold "step" as a number.
+        super().__setstate__(state)
+        self._plans = {}
+        # (load_state_dict calls this too, with state and groups only: the format stays)
+        self.state_dtype = state.get("state_dtype", getattr(self, "state_dtype", None))
+        self.seed = state.get("seed", getattr(self, "seed", 0))
+        self._compact = (
+            None if self.state_dtype is None else compact.Stepper(self.state_dtype, self.seed)
+        )
+        for group in self.param_groups:
+            group.setdefault("foreach", None)
+            group.setdefault("maximize", False)
+            group.setdefault("differentiable", False)
+            group.setdefault("capturable", False)
+            group.setdefault("fused", None)
+            for p in group["params"]:
+                p_state = self.state.get(p, {})
+                if len(p_state) != 0 and not torch.is_tensor(p_state["step"]):
+                    p_state["step"] = torch.tensor(
+                        float(p_state["step"]),
+                        dtype=_scalar_dtype(),
+                        device=p.device if group["capturable"] else None,
+                    )
+
+    def _state(self, p: torch.Tensor, group: Mapping[str, Any]) -> dict[str, Any]:
+        """The state of ``p``, created (as PyTorch creates it) on first use."""
+        state: dict[str, Any] = self.state[p]
+        if len(state) == 0:
+            state["step"] = torch.zeros(
+                (), dtype=_scalar_dtype(), device=p.device if group["capturable"] else None
+            )
+            state["square_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            state["acc_delta"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        return state
+
+    def _init_group(
+        self,
+        group: dict[str, Any],
+        params_with_grad: Tensors,
+        grads: Tensors,
+        square_avgs: Tensors,
+        acc_deltas: Tensors,
+        state_steps: Tensors,
+    ) -> bool:
+        """PyTorch's: fill the lists with the parameters that have a gradient, their gradients
+        and state (created on first use); whether one is complex. TorchDynamo runs this method
+        (by its name and signature) outside the traced graph, as for ``torch.optim.Adadelta``."""
+        has_complex = False
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            has_complex |= torch.is_complex(p)
+            params_with_grad.append(p)
+            if p.grad.is_sparse:
+                raise RuntimeError("Adadelta does not support sparse gradients")
+            grads.append(p.grad)
+            state = self._state(p, group)
+            square_avgs.append(state["square_avg"])
+            acc_deltas.append(state["acc_delta"])
+            state_steps.append(state["step"])
+        return has_complex
+
+    @overload
+    def step(self, closure: None = None) -> None: ...
+
+    @overload
+    def step(self, closure: Callable[[], float]) -> float: ...
+
+    @_use_grad_for_differentiable  # PyTorch's: grad mode, graph breaks
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:
+        """Perform a single optimization step.
+
+        Args:
+            closure: a closure that reevaluates the model and returns the loss (optional).
+        """
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        if self._compact is not None:
+            self._compact_step()
+            return loss
+        scaler = getattr(self, "grad_scale", None), getattr(self, "found_inf", None)
+        if torch.compiler.is_compiling():
+            for group in self.param_groups:
+                lists: tuple[Tensors, Tensors, Tensors, Tensors, Tensors] = ([], [], [], [], [])
+                has_complex = self._init_group(group, *lists)
+                _torch_step(group, *lists, has_complex=has_complex, scaler=scaler)
+            return loss
+        work = []
+        for group in self.param_groups:
+            params = group["params"]
+            grads = [p.grad for p in params]
+            # refused before anything changes (PyTorch would have stepped the earlier groups)
+            for g in grads:
+                if g is not None and g.is_sparse:
+                    raise RuntimeError("Adadelta does not support sparse gradients")
+            work.append((group, params, grads))
+        for group, params, grads in work:
+            plan = self._plans.get(id(group))
+            if plan is None or not plan.current(group, params, grads, self.state):
+                plan = self._plans[id(group)] = _Plan(self, group, params, grads)
+            plan.step(group, grads, scaler)
+        return loss
+
+    # under torch.compile: a graph break, the step runs as it does without (as PyTorch's
+    # load_state_dict; this decorator imports TorchDynamo only when called)
+    @_disable_dynamo
+    def _compact_step(self) -> None:
+        _compact_step(self)
