@@ -31,7 +31,12 @@ The reference (``fused = False`` and arrays that are not contiguous) is :func:`r
 :func:`quantize`. The fused loops (:func:`_adadelta_bfloat16`, :func:`_adadelta_float8`) do the
 same in one pass over the arrays, with no temporaries beyond a block's 2 x 256 values (float8);
 asked to check the gradients for NaN and infinity, they first sum every gradient in the same
-call (:func:`_scan`), and write nothing if one is not finite.
+call (:func:`_scan`), and write nothing if one is not finite. Like the float32 kernel they take
+RMS[dx]_{t-1} / RMS[g]_t as ``sqrt((E[dx^2] + eps) / (E[g^2] + eps))``; an element whose
+quotient is not a normal float32 (infinite, 0, subnormal or NaN: one RMS exceeds the other by
+about 1e19) takes the rule's two roots ``sqrt(E[dx^2] + eps) / sqrt(E[g^2] + eps)`` instead,
+element by element: the first pass leaves it as it was and marks it, a second pass (only where
+one is marked) steps it, with the same random bits.
 """
 
 from __future__ import annotations
@@ -492,6 +497,8 @@ def _encode8(typingctx: Any, q: Any, r: Any, normal: Any) -> Any:
 
 
 _F8_MAX, _ONE, _ZERO = np.float32(FLOAT8_MAX), np.float32(1), np.float32(0)
+_SMALLEST_NORMAL32 = np.finfo(np.float32).smallest_normal
+_LARGEST32 = np.finfo(np.float32).max
 _NEAREST2 = np.uint32(NEAREST | NEAREST << 16)
 
 
@@ -509,8 +516,12 @@ def _update(
     maximize: bool,
     weight_decay: bool,
     decoupled: bool,
-) -> tuple[Any, Any, Any]:
-    """The float32 kernel's arithmetic (``adadelta.kernels.loops``): new x, E[g^2], E[dx^2]."""
+    two_roots: bool,
+) -> tuple[Any, Any, Any, Any]:
+    """The float32 kernel's arithmetic (``adadelta.kernels.loops``): new x, E[g^2], E[dx^2],
+    and whether the one root of the quotient was good, i.e. whether the quotient
+    (E[dx^2] + eps) / (E[g^2] + eps) is a normal float32 (not NaN, infinite, 0 or subnormal).
+    ``two_roots`` (a constant in the loops): the rule's two roots instead, always good."""
     if maximize:
         gi = -gi
     if weight_decay:
@@ -519,8 +530,14 @@ def _update(
         else:
             gi = gi + wd * xi
     Eg = rho * Eg_old + one_minus_rho * gi * gi
-    dx = -np.sqrt((Edx + eps) / (Eg + eps)) * gi
-    return xi + lr * dx, Eg, rho * Edx + one_minus_rho * dx * dx
+    if two_roots:
+        dx = -(np.sqrt(Edx + eps) / np.sqrt(Eg + eps)) * gi
+        good = True
+    else:
+        q = (Edx + eps) / (Eg + eps)
+        dx = -np.sqrt(q) * gi
+        good = (q >= _SMALLEST_NORMAL32) & (q <= _LARGEST32)
+    return xi + lr * dx, Eg, rho * Edx + one_minus_rho * dx * dx, good
 
 
 # The loops read the hyperparameters into locals before they start (read from ``c`` inside the
@@ -541,21 +558,40 @@ def _bfloat16_loop(
     start: int,
     stochastic: bool,
     flags: tuple[bool, bool, bool],
+    redo: Any,
 ) -> None:
+    # One pass with the quotient's one root; an element whose quotient is not a normal
+    # float32 keeps its old x and codes (a select, not a branch: the loop stays vectorized)
+    # and is marked in ``redo``; only if one is, a second pass steps the marked elements
+    # again with the rule's two roots, from those old values and with the same random bits.
     lr, rho, one_minus_rho, eps, wd = c[t, 0], c[t, 1], c[t, 2], c[t, 3], c[t, 4]
     maximize, weight_decay, decoupled = flags
     w = _weyl(start)  # type: ignore[call-arg, var-annotated]
+    bad = False
     for i in range(x.size):
-        Eg_old = _from_bfloat16(E_g2[i])
-        Edx = _from_bfloat16(E_dx2[i])
-        x[i], Eg, Edx = _update(
-            x[i], g[i], Eg_old, Edx, lr, rho, one_minus_rho, eps, wd,
-            maximize, weight_decay, decoupled,
+        xi, code_g, code_dx = x[i], E_g2[i], E_dx2[i]
+        new_x, Eg, Edx, good = _update(
+            xi, g[i], _from_bfloat16(code_g), _from_bfloat16(code_dx), lr, rho,
+            one_minus_rho, eps, wd, maximize, weight_decay, decoupled, False,
         )  # fmt: skip
         r = _random(key, w) if stochastic else _NEAREST2
         w = _next_weyl(w)
-        E_g2[i] = _to_bfloat16(Eg, _half(r, False))
-        E_dx2[i] = _to_bfloat16(Edx, _half(r, True))
+        x[i] = new_x if good else xi
+        E_g2[i] = _to_bfloat16(Eg, _half(r, False)) if good else code_g
+        E_dx2[i] = _to_bfloat16(Edx, _half(r, True)) if good else code_dx
+        redo[i] = not good
+        bad |= not good
+    if bad:
+        for i in range(x.size):
+            if redo[i]:
+                new_x, Eg, Edx, _ = _update(
+                    x[i], g[i], _from_bfloat16(E_g2[i]), _from_bfloat16(E_dx2[i]), lr, rho,
+                    one_minus_rho, eps, wd, maximize, weight_decay, decoupled, True,
+                )  # fmt: skip
+                r = _random(key, _weyl(start + i)) if stochastic else _NEAREST2
+                x[i] = new_x
+                E_g2[i] = _to_bfloat16(Eg, _half(r, False))
+                E_dx2[i] = _to_bfloat16(Edx, _half(r, True))
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
@@ -612,10 +648,11 @@ def _adadelta_bfloat16(
         E_g2 = _chunk(addresses, 2, t, start, end, codes)
         E_dx2 = _chunk(addresses, 3, t, start, end, codes)
         key, flags = keys[t], (maximize, weight_decay, decoupled)
+        redo = np.empty(end - start, np.bool_)
         if stochastic:
-            _bfloat16_loop(x, g, E_g2, E_dx2, c, t, key, start, True, flags)
+            _bfloat16_loop(x, g, E_g2, E_dx2, c, t, key, start, True, flags, redo)
         else:
-            _bfloat16_loop(x, g, E_g2, E_dx2, c, t, key, start, False, flags)
+            _bfloat16_loop(x, g, E_g2, E_dx2, c, t, key, start, False, flags, redo)
     return -1
 
 
@@ -632,23 +669,65 @@ def _float8_update(
     hyper: tuple[Any, Any, Any, Any, Any],
     flags: tuple[bool, bool, bool],
     normal: bool,
-) -> tuple[Any, Any, Any, Any]:
+    redo: Any,
+) -> tuple[Any, Any, Any, Any, bool]:
     """The first pass over a block: x updated, the new E[g^2] and E[dx^2] into ``new_g`` and
     ``new_dx``, and their smallest and largest values, as bits (the order of non-negative
-    floats' bits is theirs). ``normal``: every code of the block is a normal one."""
+    floats' bits is theirs). ``normal``: every code of the block is a normal one. An element
+    whose quotient is not a normal float32 keeps its old x and is marked in ``redo`` (then the
+    last value returned is True: see :func:`_float8_redo`)."""
+    lr, rho, one_minus_rho, eps, wd = hyper
+    maximize, weight_decay, decoupled = flags
+    min_g, min_dx = np.uint32(0xFFFFFFFF), np.uint32(0xFFFFFFFF)
+    max_g, max_dx = np.uint32(0), np.uint32(0)
+    bad = False
+    for i in range(x.size):
+        Eg_old = sg * _decode8(codes_g[i], normal)  # type: ignore[call-arg]
+        Edx = sdx * _decode8(codes_dx[i], normal)
+        xi = x[i]
+        new_x, Eg, Edx, good = _update(
+            xi, g[i], Eg_old, Edx, lr, rho, one_minus_rho, eps, wd,
+            maximize, weight_decay, decoupled, False,
+        )  # fmt: skip
+        x[i] = new_x if good else xi
+        redo[i] = not good
+        bad |= not good
+        new_g[i], new_dx[i] = Eg, Edx
+        min_g, max_g = min(min_g, _bits(Eg)), max(max_g, _bits(Eg))
+        min_dx, max_dx = min(min_dx, _bits(Edx)), max(max_dx, _bits(Edx))
+    return min_g, max_g, min_dx, max_dx, bad
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _float8_redo(
+    x: Any,
+    g: Any,
+    codes_g: Any,
+    codes_dx: Any,
+    sg: Any,
+    sdx: Any,
+    new_g: Any,
+    new_dx: Any,
+    hyper: tuple[Any, Any, Any, Any, Any],
+    flags: tuple[bool, bool, bool],
+    redo: Any,
+) -> tuple[Any, Any, Any, Any]:
+    """The elements of a block marked in ``redo`` stepped again with the rule's two roots,
+    from their old x and codes (not written yet); the block's extremes found anew."""
     lr, rho, one_minus_rho, eps, wd = hyper
     maximize, weight_decay, decoupled = flags
     min_g, min_dx = np.uint32(0xFFFFFFFF), np.uint32(0xFFFFFFFF)
     max_g, max_dx = np.uint32(0), np.uint32(0)
     for i in range(x.size):
-        Eg_old = sg * _decode8(codes_g[i], normal)  # type: ignore[call-arg]
-        Edx = sdx * _decode8(codes_dx[i], normal)
-        x[i], Eg, Edx = _update(
-            x[i], g[i], Eg_old, Edx, lr, rho, one_minus_rho, eps, wd,
-            maximize, weight_decay, decoupled,
-        )  # fmt: skip
-        new_g[i], new_dx[i] = Eg, Edx
-        min_g, max_g = min(min_g, _bits(Eg)), max(max_g, _bits(Eg))
+        if redo[i]:
+            Eg_old = sg * _decode8(codes_g[i], False)  # type: ignore[call-arg]
+            Edx = sdx * _decode8(codes_dx[i], False)
+            x[i], new_g[i], new_dx[i], _ = _update(
+                x[i], g[i], Eg_old, Edx, lr, rho, one_minus_rho, eps, wd,
+                maximize, weight_decay, decoupled, True,
+            )  # fmt: skip
+        Eg, Edx = new_g[i], new_dx[i]
+        min_g, max_g = min(min_g, _bits(Eg)), max(max_g, _bits(Eg))  # type: ignore[call-arg]
         min_dx, max_dx = min(min_dx, _bits(Edx)), max(max_dx, _bits(Edx))
     return min_g, max_g, min_dx, max_dx
 
@@ -701,6 +780,7 @@ def _float8_loop(
     scale_g, scale_dx = scales
     new_g = np.empty(BLOCK, np.float32)  # a block's new values, before its new scale is known
     new_dx = np.empty(BLOCK, np.float32)
+    redo = np.empty(BLOCK, np.bool_)  # the elements to step again with two roots
     w = _weyl(start)  # type: ignore[call-arg, var-annotated]
     for b in range(scale_g.size):
         lo = b * BLOCK
@@ -712,13 +792,18 @@ def _float8_loop(
         smallest = np.uint8(255)
         for i in range(n):
             smallest = min(smallest, min(codes_g[i], codes_dx[i]))
+        redo_b = redo[:n]
         if smallest >= 8:
-            min_g, max_g, min_dx, max_dx = _float8_update(
-                xb, gb, codes_g, codes_dx, sg, sdx, new_gb, new_dxb, hyper, flags, True
+            min_g, max_g, min_dx, max_dx, bad = _float8_update(
+                xb, gb, codes_g, codes_dx, sg, sdx, new_gb, new_dxb, hyper, flags, True, redo_b
             )
         else:
-            min_g, max_g, min_dx, max_dx = _float8_update(
-                xb, gb, codes_g, codes_dx, sg, sdx, new_gb, new_dxb, hyper, flags, False
+            min_g, max_g, min_dx, max_dx, bad = _float8_update(
+                xb, gb, codes_g, codes_dx, sg, sdx, new_gb, new_dxb, hyper, flags, False, redo_b
+            )
+        if bad:
+            min_g, max_g, min_dx, max_dx = _float8_redo(
+                xb, gb, codes_g, codes_dx, sg, sdx, new_gb, new_dxb, hyper, flags, redo_b
             )
         sg = _float(max_g) / _F8_MAX
         sdx = _float(max_dx) / _F8_MAX
