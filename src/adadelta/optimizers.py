@@ -653,33 +653,48 @@ def _spans(named: Sequence[tuple[str, FloatArray]]) -> tuple[list[int], list[int
 
 
 def _check_apart(optimizer: _RuleOptimizer, grads: list[list[FloatArray]]) -> None:
-    """Raise if a gradient shares memory with a parameter or a state array (the kernel would
-    read elements it has written; the rule would not, but both paths refuse it alike); the
-    parameter itself, element for element, is taken (each is read before it is written). A
-    gradient costs its bounds and a bisection of ``optimizer._spans``; one that falls in a span
-    is compared with each array exactly (``np.shares_memory``)."""
-    starts, ends = optimizer._spans
-    for paths, group_grads in zip(optimizer._names, grads, strict=True):
-        for path, g in zip(paths, group_grads, strict=True):
-            if not g.size or not starts:
-                continue
-            if g.flags.c_contiguous:
-                first = kernels.address(g)
-                last = first + g.nbytes
-            else:
-                first, last = np.lib.array_utils.byte_bounds(g)
-            i = bisect.bisect_left(starts, last) - 1
-            if i < 0 or ends[i] <= first:
-                continue
-            for name, a in optimizer._named():
-                itself = name == path and g.strides == a.strides
-                same = itself and first == np.lib.array_utils.byte_bounds(a)[0]
-                if _share(g, a) and not same:
-                    raise ValueError(
-                        f"gradient for {path} shares memory with {name}: a step writes "
-                        "that memory while it reads the gradient; pass a gradient of its own "
-                        "(e.g. a copy). Nothing was changed."
-                    )
+    """Raise if a gradient shares memory with a parameter or a state array of ``optimizer``
+    (see :func:`_check_gradients_apart`)."""
+    paired = [
+        (path, g)
+        for paths, group_grads in zip(optimizer._names, grads, strict=True)
+        for path, g in zip(paths, group_grads, strict=True)
+    ]
+    _check_gradients_apart(optimizer._spans, optimizer._named, paired)
+
+
+def _check_gradients_apart(
+    spans: tuple[list[int], list[int]],
+    named: Callable[[], Sequence[tuple[str, FloatArray]]],
+    grads: Sequence[tuple[str, FloatArray]],
+) -> None:
+    """Raise if a gradient of ``grads`` (each named as its parameter is) shares memory with a
+    parameter or a state array (the kernel would read elements it has written; the rule would
+    not, but both paths refuse it alike); the parameter itself, element for element, is taken
+    (each is read before it is written). A gradient costs its bounds and a bisection of
+    ``spans`` (:func:`_spans` of ``named()``); one that falls in a span is compared with each
+    array exactly (``np.shares_memory``)."""
+    starts, ends = spans
+    for path, g in grads:
+        if not g.size or not starts:
+            continue
+        if g.flags.c_contiguous:
+            first = kernels.address(g)
+            last = first + g.nbytes
+        else:
+            first, last = np.lib.array_utils.byte_bounds(g)
+        i = bisect.bisect_left(starts, last) - 1
+        if i < 0 or ends[i] <= first:
+            continue
+        for name, a in named():
+            itself = name == path and g.strides == a.strides
+            same = itself and first == np.lib.array_utils.byte_bounds(a)[0]
+            if _share(g, a) and not same:
+                raise ValueError(
+                    f"gradient for {path} shares memory with {name}: a step writes "
+                    "that memory while it reads the gradient; pass a gradient of its own "
+                    "(e.g. a copy). Nothing was changed."
+                )
 
 
 def _share(a: FloatArray, b: FloatArray) -> bool:

@@ -11,6 +11,13 @@ import numpy as np
 import torch
 
 from adadelta.kernels import compact
+from adadelta.optimizers import (
+    StateLayout,
+    _check_disjoint,
+    _check_gradients_apart,
+    _checked_record,
+    _spans,
+)
 from adadelta.torch.common import _PLAIN_TENSOR_TYPES, _hyper, _numpy, _scalar_dtype
 
 if TYPE_CHECKING:
@@ -44,6 +51,7 @@ def _compact_step(optimizer: Adadelta) -> None:
                 members.append((p, g, position))
             position += 1
         work.append((group, members))
+    _check_compact_state(optimizer, [m for _, members in work for m in members])
     for group, members in work:
         if not members:
             continue
@@ -58,7 +66,7 @@ def _compact_step(optimizer: Adadelta) -> None:
             states.append(_as_numpy_state(state))
         before = [dict(s) for s in states]
         optimizer._compact.step(
-            [hyper], [views], states, [grads], fused=group["fused"] is not False
+            [hyper], [views], states, [grads], fused=group.get("fused") is not False
         )
         # the reference path (fused=False) writes new arrays: copy them into the tensors
         for (p, _, _), arrays, old in zip(members, states, before, strict=True):
@@ -75,6 +83,74 @@ _NAMES = {
     "E_g2_scale": "square_avg_scale",
     "E_dx2_scale": "acc_delta_scale",
 }
+_CODES = {"bfloat16": torch.uint16, "float8": torch.uint8}
+
+
+def _check_compact_state(
+    optimizer: Adadelta, members: list[tuple[torch.Tensor, torch.Tensor, int]]
+) -> None:
+    """Check the state of every parameter about to be stepped, and its gradient, as the NumPy
+    optimizer checks its own (the same checks: :func:`adadelta.optimizers._checked_record` on
+    the tensors' NumPy views, then no two arrays sharing memory, and no gradient sharing
+    memory with a parameter or a state tensor); raise ValueError naming the tensor, before
+    anything is stepped."""
+    assert optimizer.state_dtype is not None
+    state_dtype = optimizer.state_dtype
+    named: list[tuple[str, Any]] = []
+    grads = []
+    for p, g, position in members:
+        where = f"parameter {position}"
+        x = _numpy(p)
+        named.append((where, x))
+        grads.append((where, _numpy(g)))
+        state = optimizer.state[p]
+        if len(state) == 0:  # made by this step
+            continue
+        record: dict[str, Any] = {}
+        for name, value in state.items():
+            if name == "step" and isinstance(value, torch.Tensor):
+                if value.dtype == torch.int64 and value.dim() == 0:
+                    value = int(value.item())
+            elif isinstance(value, torch.Tensor):
+                expected = torch.float32 if name.endswith("_scale") else _CODES[state_dtype]
+                if not (
+                    type(value) in _PLAIN_TENSOR_TYPES
+                    and value.device.type == "cpu"
+                    and value.layout == torch.strided
+                    and value.dtype == expected
+                ):
+                    raise ValueError(
+                        f"state of {where}: {name!r} must be a {expected} CPU tensor for "
+                        f"state_dtype={state_dtype!r}, got {value.dtype} on {value.device}"
+                    )
+                value = value.detach().numpy()
+            record[name] = value
+        layout = StateLayout(
+            {_NAMES[k]: v for k, v in compact.layout(x, state_dtype).items()}, ("seed",), True
+        )
+        arrays = _checked_record(where, record, layout)
+        if "seed" not in record or len(arrays) != len(layout.arrays):
+            raise ValueError(
+                f"state of {where}: compact state holds 'step', 'seed' and "
+                f"{list(layout.arrays)}, this one {sorted(record)}"
+            )
+        named.extend((f"state {name!r} of {where}", value) for name, value in arrays)
+    _check_disjoint(named)
+    _check_gradients_apart(_spans(named), lambda: named, grads)
+
+
+def _is_compact(saved: Any) -> bool:
+    """Whether one parameter's saved state is compact: a seed, scales, or codes (integers)
+    where ``torch.optim.Adadelta`` keeps floats."""
+    if not isinstance(saved, Mapping):
+        return False
+    if "seed" in saved or "square_avg_scale" in saved or "acc_delta_scale" in saved:
+        return True
+    return any(
+        isinstance(saved.get(name), torch.Tensor)
+        and not (saved[name].is_floating_point() or saved[name].is_complex())
+        for name in ("square_avg", "acc_delta")
+    )
 
 
 def _check_compact(group: Mapping[str, Any], state_dtype: str) -> None:
