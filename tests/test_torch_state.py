@@ -10,6 +10,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch")
 
@@ -195,3 +197,38 @@ def test_state_dicts_equal_torchs_for_every_option_in_both_directions(
     _assert_same_state_dict(ours_loaded.state_dict(), b.state_dict())
     assert "fused" not in Adadelta(_leaves(), **kwargs).param_groups[0]
     assert Adadelta(_leaves(), fused=False).param_groups[0]["fused"] is False
+
+
+# --- fuzzing the drop-in's refusals ---
+
+
+@settings(max_examples=30, deadline=None, database=None)
+@given(data=st.data())
+def test_fuzz_refused_compact_steps_change_nothing(data: Any) -> None:
+    state_dtype = data.draw(st.sampled_from(FORMATS))
+    opt, params = _stepped(state_dtype)
+    i = data.draw(st.integers(0, len(params) - 1))
+    p, state = params[i], opt.state[params[i]]
+    other = opt.state[params[(i + 1) % len(params)]]
+    names = [k for k, v in state.items() if isinstance(v, torch.Tensor) and k != "step"]
+    key = data.draw(st.sampled_from(names))
+    value = state[key]
+    mutations = {
+        "long": torch.zeros(value.numel() + 3, dtype=value.dtype),
+        "short": value.flatten()[:-1].clone() if value.numel() else None,
+        "other-float": value.float() if value.dtype != torch.float32 else value.double(),
+        "int64": value.long(),
+        "bfloat16-tensor": value.to(torch.bfloat16),
+        "alias": other[key] if other[key].shape == value.shape else None,
+        "transposed-shape": value.reshape(-1, 1).clone() if value.dim() else None,
+    }
+    name = data.draw(st.sampled_from(sorted(k for k, v in mutations.items() if v is not None)))
+    if name == "alias" and value.numel() == 0:
+        return
+    state[key] = mutations[name]
+    before = _snapshot(opt, params)
+    with pytest.raises(ValueError) as refused:
+        opt.step()
+    _assert_unchanged(before, _snapshot(opt, params))
+    assert key in str(refused.value) or "shares memory" in str(refused.value), refused.value
+    assert p.grad is not None
