@@ -5,6 +5,7 @@ PyTorch option, in both directions (``docs/guarantees-state.md``)."""
 
 from __future__ import annotations
 
+import copy
 import itertools
 from collections.abc import Callable
 from typing import Any
@@ -232,3 +233,16 @@ def test_fuzz_refused_compact_steps_change_nothing(data: Any) -> None:
     _assert_unchanged(before, _snapshot(opt, params))
     assert key in str(refused.value) or "shares memory" in str(refused.value), refused.value
     assert p.grad is not None
+
+
+def test_convert_state_checks_the_state_it_converts() -> None:
+    # was: a float8 state dict with a scale tensor too long converted to float32 silently
+    from adadelta.torch import convert_state
+
+    opt, _ = _stepped("float8")
+    broken = copy.deepcopy(opt.state_dict())  # PyTorch's holds the live state records
+    broken["state"][0]["square_avg_scale"] = torch.zeros(4)  # 600 elements: 3 blocks
+    with pytest.raises(ValueError, match=r"state of parameter 0: 'E_g2_scale' must be"):
+        convert_state(broken, None)
+    back = convert_state(convert_state(opt.state_dict(), None), "float8")
+    Adadelta(_params(), state_dtype="float8").load_state_dict(back)

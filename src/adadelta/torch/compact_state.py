@@ -18,6 +18,7 @@ from adadelta.optimizers import (
     _checked_record,
     _spans,
 )
+from adadelta.optimizers import convert_state as convert_numpy_state
 from adadelta.torch.common import _PLAIN_TENSOR_TYPES, _hyper, _numpy, _scalar_dtype
 
 if TYPE_CHECKING:
@@ -252,15 +253,36 @@ def convert_state(
     the one that an optimizer built with ``seed`` gives them)."""
     if not isinstance(state_dict, Mapping) or set(state_dict) != {"state", "param_groups"}:
         raise ValueError("state dict: expected a dict with exactly 'state' and 'param_groups'")
+    groups = state_dict["param_groups"]
+    if not isinstance(groups, (list, tuple)) or not all(
+        isinstance(g, Mapping) and isinstance(g.get("params"), (list, tuple)) for g in groups
+    ):
+        raise ValueError("state dict: 'param_groups' must be a list of groups listing parameters")
+    saved = state_dict["state"]
+    if not isinstance(saved, Mapping):
+        raise ValueError("state dict: 'state' must be a dict of the parameters' states")
+    # the state checked by adadelta.convert_state (the NumPy optimizer's load checks); the
+    # hyperparameters are PyTorch's, checked by whichever optimizer loads the result
     as_numpy = {
-        "state": {i: _to_numpy_state(s) for i, s in state_dict["state"].items()},
-        "param_groups": state_dict["param_groups"],
+        "state": {i: _to_numpy_state(s) if isinstance(s, Mapping) else s for i, s in saved.items()},
+        "param_groups": [{**_NUMPY_GROUP, "params": list(g["params"])} for g in groups],
     }
-    converted = compact.convert_state(as_numpy, state_dtype, seed=seed)
+    converted = convert_numpy_state(as_numpy, state_dtype, seed=seed)
     return {
         "state": {
             i: _to_torch_state(s, compact=state_dtype is not None)
             for i, s in converted["state"].items()
         },
-        "param_groups": [{**g, "params": list(g["params"])} for g in converted["param_groups"]],
+        "param_groups": [{**g, "params": list(g["params"])} for g in groups],
     }
+
+
+# hyperparameters that the NumPy checks of adadelta.convert_state take (any valid ones)
+_NUMPY_GROUP = {
+    "lr": 1.0,
+    "rho": 0.9,
+    "eps": 1e-6,
+    "weight_decay": 0.0,
+    "decoupled_weight_decay": False,
+    "maximize": False,
+}
