@@ -478,3 +478,12 @@ def test_fuzz_state_dicts_round_trip_between_formats(data: Any) -> None:
     other = data.draw(st.sampled_from(ALL_FORMATS))
     moved = convert_state(convert_state(opt.state_dict(), None), other)
     Adadelta([p.copy() for p in params], state_dtype=other).load_state_dict(moved)
+
+
+def test_a_compact_parameter_retyped_to_float64_before_its_first_step_is_refused() -> None:
+    x = np.ones(4, np.float32)
+    opt = Adadelta(x, state_dtype="bfloat16")
+    x.dtype = np.float64  # type: ignore[misc]
+    with pytest.raises(TypeError, match=r"params: dtype float64 is not supported"):
+        opt.step(np.ones(2))
+    assert opt.state == [{"step": 0}]

@@ -127,6 +127,7 @@ class Optimizer:
 
     hyperparameters: ClassVar[dict[str, Check]]
     state_fields: ClassVar[tuple[str, ...]]
+    _parameter_dtypes: tuple[np.dtype[Any], ...] = SUPPORTED_DTYPES  # compact state: float32
     non_negative_state: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, params: Any, defaults: dict[str, Any], *, check_finite: bool = True) -> None:
@@ -363,6 +364,8 @@ class Optimizer:
         for names, params in zip(self._names, self._leaves, strict=True):
             for where, x in zip(names, params, strict=True):
                 _check_parameter(where, x)
+                if x.dtype not in self._parameter_dtypes:  # e.g. retyped in place since
+                    raise TypeError(f"{where}: dtype {x.dtype} is not supported here")
                 named.append((where, x))
                 layout = self._state_layout(x)
                 for key, value in _checked_record(where, self.state[position], layout):
@@ -952,6 +955,8 @@ class Adadelta(_RuleOptimizer):
             raise _invalid("seed", seed, "a non-negative integer")
         self.state_dtype = state_dtype
         self._compact = None if state_dtype is None else compact.Stepper(state_dtype, int(seed))
+        if state_dtype is not None:
+            self._parameter_dtypes = (np.dtype(np.float32),)
         if preset not in PRESETS:
             raise ValueError(f"Invalid preset value: {preset!r} (must be one of {sorted(PRESETS)})")
         p = PRESETS[preset]
