@@ -75,6 +75,7 @@ def _replacements(state_dtype: str, n: int) -> list[tuple[str, Any, str]]:
         ("E_dx2", np.zeros(n + 1, codes), r"'E_dx2' must be"),
         ("E_g2", [0] * n, r"'E_g2' must be"),
         ("seed", "7", r"'seed' must be"),
+        ("seed", None, r"'seed' must be"),
         ("step", 2.0, r"'step' must be"),
         ("bogus", np.zeros(n, codes), r"unknown key 'bogus'"),
     ]

@@ -582,7 +582,7 @@ def _checked_record(where: str, record: Any, layout: StateLayout) -> list[tuple[
     arrays = []
     for key in ("step", *layout.counters):
         value = record.get(key)
-        if (key == "step" or value is not None) and (
+        if (key == "step" or key in record) and (
             type(value) is not int or not 0 <= value <= MAX_STEP
         ):
             raise ValueError(
