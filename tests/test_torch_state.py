@@ -68,7 +68,9 @@ def _replacements(state_dtype: str, p: Any, opt: Adadelta) -> list[tuple[str, An
             r"shares memory with state 'square_avg' of parameter 0",
         ),
         ("seed", -1, r"'seed' must be an int"),
-        ("step", torch.tensor(2.5), r"'step' must be an int"),
+        ("step", torch.tensor(2.5), r"'step' must be a 0-d int64 tensor"),
+        ("step", 3, r"'step' must be a 0-d int64 tensor"),
+        ("step", torch.tensor([3]), r"'step' must be an int"),
     ]
     if state_dtype == "float8":
         cases.append(

@@ -109,9 +109,13 @@ def _check_compact_state(
             continue
         record: dict[str, Any] = {}
         for name, value in state.items():
-            if name == "step" and isinstance(value, torch.Tensor):
-                if value.dtype == torch.int64 and value.dim() == 0:
-                    value = int(value.item())
+            if name == "step":
+                if not (isinstance(value, torch.Tensor) and value.dtype == torch.int64):
+                    found = value.dtype if isinstance(value, torch.Tensor) else type(value)
+                    raise ValueError(
+                        f"state of {where}: 'step' must be a 0-d int64 tensor, got {found}"
+                    )
+                value = int(value.item()) if value.dim() == 0 else value
             elif isinstance(value, torch.Tensor):
                 expected = torch.float32 if name.endswith("_scale") else _CODES[state_dtype]
                 if not (
