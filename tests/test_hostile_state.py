@@ -411,9 +411,9 @@ def _compact_mutations(
     }
     if p.size:
         mutations["grad-nan"] = grad(np.full(p.shape, np.nan, np.float32))
-    others = [q for j, q in enumerate(params) if j != i and q.size]
-    if others:  # another parameter's memory, broadcast to the gradient's shape
-        mutations["grad-alias"] = grad(np.broadcast_to(others[0].reshape(-1)[0, ...], p.shape))
+    others = [q for j, q in enumerate(params) if j != i and q.size >= p.size > 0]
+    if others:  # another parameter's memory, as a contiguous gradient
+        mutations["grad-alias"] = grad(others[0].reshape(-1)[: p.size].reshape(p.shape))
     for key in arrays:
         value = record[key]
         wrong = np.float64 if value.dtype == np.float32 else np.float32
