@@ -20,8 +20,8 @@ import pytest
 import adadelta
 from adadelta import kernels, rules
 from adadelta.app import bench
-from adadelta.optimizers import NonFiniteGradientError, Optimizer
-from optimizer_matrix import CONFIGS, OptimizerConfig, assert_close
+from adadelta.optimizers import Adadelta, NonFiniteGradientError, Optimizer
+from optimizer_matrix import CONFIGS, OptimizerConfig, assert_close, assert_identical
 
 DTYPES = [np.float32, np.float64]
 # 0-d, empty, one chunk, and several chunks with a ragged last one
@@ -76,6 +76,20 @@ def test_kernel_matches_rule(config: OptimizerConfig, dtype: Any) -> None:
         arrays = [v for s in fused.state for v in s.values() if isinstance(v, np.ndarray)]
         first_arrays = first_arrays or arrays
         assert all(a is b for a, b in zip(arrays, first_arrays, strict=True))
+
+
+@pytest.mark.parametrize("config", [c for c in CONFIGS if c.cls is Adadelta], ids=lambda c: c.id)
+def test_the_float64_adadelta_kernel_is_the_rule_bit_for_bit(config: OptimizerConfig) -> None:
+    """float64 takes the rule's two roots (benchmarks/results/one_root_accuracy.md)."""
+    rng = np.random.default_rng(3)
+    fused, reference = both_paths(config, make_params(np.float64, rng))
+    for _ in range(STEPS):
+        grads = make_grads(params_of(fused), rng)
+        fused.step(grads)
+        reference.step(grads)
+    assert_identical(fused.state_dict(), reference.state_dict())
+    for a, b in zip(params_of(fused), params_of(reference), strict=True):
+        assert a.tobytes() == b.tobytes()
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=[c.id for c in CONFIGS])

@@ -12,15 +12,21 @@ How the kernels are written, and why:
   rules, so a float32 parameter is updated in float32 arithmetic. The operations are the rules'
   operations in the rules' order, without ``fastmath`` (LLVM then neither reorders nor fuses
   them into FMAs): SGD, Adagrad, RMSprop and Adam agree with their rules to the last bit on
-  x86-64. ADADELTA's kernel is the one exception: it computes RMS[dx]_{t-1} / RMS[g]_t as
-  ``sqrt((E[dx^2] + eps) / (E[g^2] + eps))``, one division and one square root where the rule
-  (like PyTorch and optax) takes two square roots and divides them. Both operations run on the
-  same divider unit of the core, which bounds the loop at small sizes; the step moves by at
-  most 4 ulps, and is closer to the exact value (one rounding fewer). The quotient must stay
-  within the dtype's normal range (it leaves it when one RMS exceeds the other by a factor of
-  1e19 in float32): a block of elements where one quotient does not is computed with the
-  rule's two roots instead, exactly as the rule. ``benchmarks/adadelta_ratio.py`` times both
-  forms and measures their error.
+  x86-64. ADADELTA's float32 kernel is the one exception: it computes RMS[dx]_{t-1} / RMS[g]_t
+  as ``sqrt((E[dx^2] + eps) / (E[g^2] + eps))``, one division and one square root where the
+  rule (like PyTorch and optax) takes two square roots and divides them. Both operations run
+  on the same divider unit of the core, which bounds the loop at small sizes. A single step is
+  a little more accurate so (one rounding fewer: 0.40 ulps from the exact step on average and
+  2.6 at most, against 0.54 and 3.5 for two roots), and it differs from the rule's step by at
+  most 4 ulps; over trajectories of 100 to 1000 steps neither form is measurably closer to a
+  long-double reference, since the rounding of the gradients and of the averages dominates
+  (``benchmarks/one_root_accuracy.py``, ``benchmarks/results/one_root_accuracy.md``). The
+  quotient must stay within float32's normal range (it leaves it when one RMS exceeds the
+  other by a factor of 1e19): a block of elements where one quotient does not is computed with
+  the rule's two roots instead, exactly as the rule. The float64 kernel takes the rule's two
+  roots, and is the rule's arithmetic bit for bit: float64 is where results are checked
+  against other implementations, and its steps are rarely where the time goes.
+  ``benchmarks/adadelta_ratio.py`` times both forms.
 - **One compiled call per step for all arrays of a dtype.** Arrays are passed as a table of
   addresses, and the work is cut into chunks of at most :data:`CHUNK` elements across all of
   them, as many for each thread (``prange``). Two hundred small tensors so cost about what one

@@ -76,7 +76,8 @@ def _adadelta_arguments(
     normal = np.finfo(dtype)  # the range where the kernel's one square root is exact enough
     row = [lr, rho, 1 - rho, hyper["eps"], wd, normal.smallest_normal, normal.max]
     c = np.array([row] * len(states), dtype)
-    return c, hyper["maximize"], wd != 0, hyper["decoupled_weight_decay"]
+    two_roots = dtype == np.float64  # the form of the ratio: see the package docstring
+    return c, hyper["maximize"], wd != 0, hyper["decoupled_weight_decay"], two_roots
 
 
 def _sgd_arguments(

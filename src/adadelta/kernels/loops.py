@@ -28,6 +28,7 @@ def _adadelta_part(
     maximize: bool,
     weight_decay: bool,
     decoupled: bool,
+    two_roots: bool,
 ) -> None:
     first_chunk, last_chunk = _part(chunks, parts, p)
     old_x = np.empty(_BLOCK, c.dtype)
@@ -42,12 +43,23 @@ def _adadelta_part(
             g = _chunk(addresses, 1, t, block, stop, c)
             E_g2 = _chunk(addresses, 2, t, block, stop, c)
             E_dx2 = _chunk(addresses, 3, t, block, stop, c)
-            # RMS[dx]_{t-1} / RMS[g]_t as one square root of the quotient, where the rule takes
-            # two square roots and divides them (see the module docstring), in one pass over
-            # the block that keeps the old x and E[dx^2]; where a quotient is not a normal
-            # number (it overflowed, or lost digits as a subnormal), the block is stepped
-            # again from them with the rule's two roots, exactly. (Each element is read before
-            # it is written: a gradient that is the parameter itself reads the old value.)
+            if two_roots:  # float64: the rule's arithmetic (see the package docstring)
+                for i in range(stop - block):
+                    xi, Edx = x[i], E_dx2[i]
+                    gi = _adadelta_gradient(xi, g[i], wd, maximize, weight_decay, decoupled)
+                    Eg = rho * E_g2[i] + one_minus_rho * gi * gi
+                    E_g2[i] = Eg
+                    dx = -(np.sqrt(Edx + eps) / np.sqrt(Eg + eps)) * gi
+                    E_dx2[i] = rho * Edx + one_minus_rho * dx * dx
+                    x[i] = _adadelta_parameter(xi, wd, lr, weight_decay, decoupled) + lr * dx
+                continue
+            # float32: RMS[dx]_{t-1} / RMS[g]_t as one square root of the quotient, where the
+            # rule takes two square roots and divides them (see the package docstring), in
+            # one pass over the block that keeps the old x and E[dx^2]; where a quotient is
+            # not a normal number (it overflowed, or lost digits as a subnormal), the block
+            # is stepped again from them with the rule's two roots, exactly. (Each element is
+            # read before it is written: a gradient that is the parameter itself reads the
+            # old value.)
             outside = False
             for i in range(stop - block):
                 xi, Edx = x[i], E_dx2[i]
@@ -101,6 +113,7 @@ def _adadelta(
     maximize: bool,
     weight_decay: bool,
     decoupled: bool,
+    two_roots: bool,
 ) -> int:
     # addresses rows: x, g, E[g^2], E[dx^2]; c columns: lr, rho, 1 - rho, eps, weight_decay
     if check:
@@ -108,7 +121,7 @@ def _adadelta(
         if bad >= 0:
             return bad
     for p in numba.prange(parts):
-        _adadelta_part(addresses, chunks, parts, p, c, maximize, weight_decay, decoupled)
+        _adadelta_part(addresses, chunks, parts, p, c, maximize, weight_decay, decoupled, two_roots)
     return -1
 
 

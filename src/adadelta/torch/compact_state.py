@@ -11,6 +11,14 @@ import numpy as np
 import torch
 
 from adadelta.kernels import compact
+from adadelta.optimizers import (
+    StateLayout,
+    _check_disjoint,
+    _check_gradients_apart,
+    _checked_record,
+    _spans,
+)
+from adadelta.optimizers import convert_state as convert_numpy_state
 from adadelta.torch.common import _PLAIN_TENSOR_TYPES, _hyper, _numpy, _scalar_dtype
 
 if TYPE_CHECKING:
@@ -44,6 +52,7 @@ def _compact_step(optimizer: Adadelta) -> None:
                 members.append((p, g, position))
             position += 1
         work.append((group, members))
+    _check_compact_state(optimizer, [m for _, members in work for m in members])
     for group, members in work:
         if not members:
             continue
@@ -58,7 +67,7 @@ def _compact_step(optimizer: Adadelta) -> None:
             states.append(_as_numpy_state(state))
         before = [dict(s) for s in states]
         optimizer._compact.step(
-            [hyper], [views], states, [grads], fused=group["fused"] is not False
+            [hyper], [views], states, [grads], fused=group.get("fused") is not False
         )
         # the reference path (fused=False) writes new arrays: copy them into the tensors
         for (p, _, _), arrays, old in zip(members, states, before, strict=True):
@@ -75,6 +84,78 @@ _NAMES = {
     "E_g2_scale": "square_avg_scale",
     "E_dx2_scale": "acc_delta_scale",
 }
+_CODES = {"bfloat16": torch.uint16, "float8": torch.uint8}
+
+
+def _check_compact_state(
+    optimizer: Adadelta, members: list[tuple[torch.Tensor, torch.Tensor, int]]
+) -> None:
+    """Check the state of every parameter about to be stepped, and its gradient, as the NumPy
+    optimizer checks its own (the same checks: :func:`adadelta.optimizers._checked_record` on
+    the tensors' NumPy views, then no two arrays sharing memory, and no gradient sharing
+    memory with a parameter or a state tensor); raise ValueError naming the tensor, before
+    anything is stepped."""
+    assert optimizer.state_dtype is not None
+    state_dtype = optimizer.state_dtype
+    named: list[tuple[str, Any]] = []
+    grads = []
+    for p, g, position in members:
+        where = f"parameter {position}"
+        x = _numpy(p)
+        named.append((where, x))
+        grads.append((where, _numpy(g)))
+        state = optimizer.state[p]
+        if len(state) == 0:  # made by this step
+            continue
+        record: dict[str, Any] = {}
+        for name, value in state.items():
+            if name == "step":
+                if not (isinstance(value, torch.Tensor) and value.dtype == torch.int64):
+                    found = value.dtype if isinstance(value, torch.Tensor) else type(value)
+                    raise ValueError(
+                        f"state of {where}: 'step' must be a 0-d int64 tensor, got {found}"
+                    )
+                value = int(value.item()) if value.dim() == 0 else value
+            elif isinstance(value, torch.Tensor):
+                expected = torch.float32 if name.endswith("_scale") else _CODES[state_dtype]
+                if not (
+                    type(value) in _PLAIN_TENSOR_TYPES
+                    and value.device.type == "cpu"
+                    and value.layout == torch.strided
+                    and value.dtype == expected
+                ):
+                    raise ValueError(
+                        f"state of {where}: {name!r} must be a {expected} CPU tensor for "
+                        f"state_dtype={state_dtype!r}, got {value.dtype} on {value.device}"
+                    )
+                value = value.detach().numpy()
+            record[name] = value
+        layout = StateLayout(
+            {_NAMES[k]: v for k, v in compact.layout(x, state_dtype).items()}, ("seed",), True
+        )
+        arrays = _checked_record(where, record, layout)
+        if "seed" not in record or len(arrays) != len(layout.arrays):
+            raise ValueError(
+                f"state of {where}: compact state holds 'step', 'seed' and "
+                f"{list(layout.arrays)}, this one {sorted(record)}"
+            )
+        named.extend((f"state {name!r} of {where}", value) for name, value in arrays)
+    _check_disjoint(named)
+    _check_gradients_apart(_spans(named), lambda: named, grads)
+
+
+def _is_compact(saved: Any) -> bool:
+    """Whether one parameter's saved state is compact: a seed, scales, or codes (integers)
+    where ``torch.optim.Adadelta`` keeps floats."""
+    if not isinstance(saved, Mapping):
+        return False
+    if "seed" in saved or "square_avg_scale" in saved or "acc_delta_scale" in saved:
+        return True
+    return any(
+        isinstance(saved.get(name), torch.Tensor)
+        and not (saved[name].is_floating_point() or saved[name].is_complex())
+        for name in ("square_avg", "acc_delta")
+    )
 
 
 def _check_compact(group: Mapping[str, Any], state_dtype: str) -> None:
@@ -176,15 +257,36 @@ def convert_state(
     the one that an optimizer built with ``seed`` gives them)."""
     if not isinstance(state_dict, Mapping) or set(state_dict) != {"state", "param_groups"}:
         raise ValueError("state dict: expected a dict with exactly 'state' and 'param_groups'")
+    groups = state_dict["param_groups"]
+    if not isinstance(groups, (list, tuple)) or not all(
+        isinstance(g, Mapping) and isinstance(g.get("params"), (list, tuple)) for g in groups
+    ):
+        raise ValueError("state dict: 'param_groups' must be a list of groups listing parameters")
+    saved = state_dict["state"]
+    if not isinstance(saved, Mapping):
+        raise ValueError("state dict: 'state' must be a dict of the parameters' states")
+    # the state checked by adadelta.convert_state (the NumPy optimizer's load checks); the
+    # hyperparameters are PyTorch's, checked by whichever optimizer loads the result
     as_numpy = {
-        "state": {i: _to_numpy_state(s) for i, s in state_dict["state"].items()},
-        "param_groups": state_dict["param_groups"],
+        "state": {i: _to_numpy_state(s) if isinstance(s, Mapping) else s for i, s in saved.items()},
+        "param_groups": [{**_NUMPY_GROUP, "params": list(g["params"])} for g in groups],
     }
-    converted = compact.convert_state(as_numpy, state_dtype, seed=seed)
+    converted = convert_numpy_state(as_numpy, state_dtype, seed=seed)
     return {
         "state": {
             i: _to_torch_state(s, compact=state_dtype is not None)
             for i, s in converted["state"].items()
         },
-        "param_groups": [{**g, "params": list(g["params"])} for g in converted["param_groups"]],
+        "param_groups": [{**g, "params": list(g["params"])} for g in groups],
     }
+
+
+# hyperparameters that the NumPy checks of adadelta.convert_state take (any valid ones)
+_NUMPY_GROUP = {
+    "lr": 1.0,
+    "rho": 0.9,
+    "eps": 1e-6,
+    "weight_decay": 0.0,
+    "decoupled_weight_decay": False,
+    "maximize": False,
+}

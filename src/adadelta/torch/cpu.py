@@ -53,7 +53,7 @@ class _Plan:
         self.flags = _flags(group)
         self.has_grad = [g is not None for g in grads]
         cpu_on = _fused_kernel() is not None and not (
-            group["differentiable"] or group["capturable"] or group["fused"] is False
+            group["differentiable"] or group["capturable"] or group.get("fused") is False
         )
         triton_on = gpu._triton_wanted(group)
         cpu: dict[torch.dtype, list[int]] = {}
@@ -183,7 +183,7 @@ class _Plan:
 
 def _flags(group: Mapping[str, Any]) -> tuple[Any, ...]:
     """The hyperparameters that choose the paths."""
-    return group["differentiable"], group["capturable"], group["fused"], group["foreach"]
+    return group["differentiable"], group["capturable"], group.get("fused"), group["foreach"]
 
 
 def _signatures(

@@ -34,7 +34,7 @@ def _triton_step(
     try:
         from adadelta.torch import triton_kernel
     except ImportError:
-        if group["fused"]:
+        if group.get("fused"):
             raise RuntimeError(
                 "fused=True on a GPU needs Triton (pip install triton); "
                 "fused=None falls back to PyTorch's step without it"

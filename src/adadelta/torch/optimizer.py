@@ -18,6 +18,7 @@ from adadelta.torch.compact_state import (
     _check_compact,
     _checked_compact_state,
     _compact_step,
+    _is_compact,
 )
 from adadelta.torch.cpu import _Plan, _StateOwner
 
@@ -90,8 +91,9 @@ class Adadelta(torch.optim.Optimizer):
             "capturable": capturable,
             "foreach": foreach,
             "differentiable": differentiable,
-            "fused": fused,
         }
+        if fused is not None:  # torch.optim.Adadelta has no "fused": its groups keep none
+            defaults["fused"] = fused
         _check_hyperparameters(defaults)
         self._plans: dict[int, _Plan] = {}  # by id(group)
         self._local_states: dict[torch.Tensor, Any] = {}  # DTensor parameters' (distributed)
@@ -127,7 +129,7 @@ class Adadelta(torch.optim.Optimizer):
 
                 distributed.check_float_state(self, state_dict)
             for i, saved in state_dict["state"].items():
-                if isinstance(saved, Mapping) and "seed" in saved:  # PyTorch would cast codes
+                if _is_compact(saved):  # PyTorch would cast the codes to floats
                     raise ValueError(
                         f"state dict: state of parameter {i} is compact, this optimizer keeps "
                         "state_dtype=None; convert it first with "
@@ -189,7 +191,6 @@ class Adadelta(torch.optim.Optimizer):
             group.setdefault("maximize", False)
             group.setdefault("differentiable", False)
             group.setdefault("capturable", False)
-            group.setdefault("fused", None)
             for p in group["params"]:
                 p_state = self.state.get(p, {})
                 if len(p_state) != 0 and not torch.is_tensor(p_state["step"]):
