@@ -25,6 +25,11 @@ FIGURES = [
     "results/figure1.png",
     "results/figure2.png",
     "benchmarks/results/bench.png",
+    "results/async/async-simulate-2000u-j0.3-N16.png",
+    "results/async/async-simulate-10000u-j0.3-N100.png",
+    "results/async/async-simulate-10000u-j0.3-N200.png",
+    "results/async/async-ray-2000u-N16.png",
+    "results/async/async-staleness.png",
 ]
 ARITHMATEX = re.compile(
     r'<(?P<tag>span|div) class="arithmatex">\\(?P<open>[(\[])(?P<tex>.*?)\\[)\]]</(?P=tag)>', re.S

@@ -210,7 +210,7 @@ def compact_step(optimizer: Adadelta) -> None:
             )
         before = [dict(s) for s in states]
         optimizer._compact.step(
-            [_hyper(group)], [views], states, [grads], fused=group["fused"] is not False
+            [_hyper(group)], [views], states, [grads], fused=group.get("fused") is not False
         )
         # the reference path (fused=False) writes new arrays: copy them into the tensors
         for (p, _, _), arrays, old in zip(members, states, before, strict=True):
