@@ -33,6 +33,7 @@ from test_agreement import (  # noqa: E402
 from test_agreement import optax_x64 as optax_x64  # noqa: E402 (the fixture)
 
 FORMATS = [None, "bfloat16", "float8"]
+MIXED = {"E_g2": "bfloat16", "E_dx2": "float8"}  # both compact formats in one state
 
 
 def _loss(x: Any) -> Any:
@@ -213,8 +214,8 @@ def _mixed_params() -> dict[str, Any]:
 
 @pytest.mark.parametrize(
     "state_dtype",
-    [*FORMATS, "float32"],
-    ids=["params-dtype", "bfloat16", "float8", "float32"],
+    [None, "float32", MIXED],
+    ids=["params-dtype", "float32", "mixed"],
 )
 def test_jit_shapes_dtypes_and_no_recompilation(state_dtype: Any) -> None:
     params = _mixed_params()
@@ -246,10 +247,11 @@ def test_learning_rate_schedule_scales_the_update_only() -> None:
     constant = optax_adadelta(learning_rate=1.0)
     x = jnp.linspace(-1.0, 1.0, 9)
     s1, s2 = scheduled.init(x), constant.init(x)
+    update1, update2 = jax.jit(scheduled.update), jax.jit(constant.update)
     for k in range(4):
         g = jnp.cos(x + k)
-        u1, s1 = scheduled.update(g, s1)
-        u2, s2 = constant.update(g, s2)
+        u1, s1 = update1(g, s1)
+        u2, s2 = update2(g, s2)
         np.testing.assert_array_equal(np.asarray(u1), np.asarray(u2) * 0.5**k)
     np.testing.assert_array_equal(np.asarray(s1.E_dx2), np.asarray(s2.E_dx2))
 
@@ -259,14 +261,15 @@ def test_building_block_in_a_chain_equals_adadelta() -> None:
     chained = optax.chain(scale_by_adadelta(rho=0.9), optax.scale_by_learning_rate(0.3))
     direct = optax_adadelta(learning_rate=0.3, rho=0.9)
     s1, s2 = chained.init(params), direct.init(params)
+    update1, update2 = jax.jit(chained.update), jax.jit(direct.update)
     for k in range(3):
         grads = [jnp.sin(params[0] * (k + 1))]
-        u1, s1 = chained.update(grads, s1)
-        u2, s2 = direct.update(grads, s2)
+        u1, s1 = update1(grads, s1)
+        u2, s2 = update2(grads, s2)
         assert np.asarray(u1[0]).tobytes() == np.asarray(u2[0]).tobytes()
 
 
-@pytest.mark.parametrize("state_dtype", FORMATS, ids=["float32", "bfloat16", "float8"])
+@pytest.mark.parametrize("state_dtype", [None, MIXED], ids=["float32", "mixed"])
 def test_multisteps_accumulates_then_steps(state_dtype: Any) -> None:
     """optax.MultiSteps(every_k_schedule=2): the first mini-step changes nothing, the second
     takes the step of the mean gradient."""
@@ -281,7 +284,7 @@ def test_multisteps_accumulates_then_steps(state_dtype: Any) -> None:
     assert all(not bool(jnp.any(leaf)) for leaf in jax.tree.leaves(u))
     u, state = update(g2, state, params)
     mean = jax.tree.map(lambda a, b: (a + b) / 2, g1, g2)
-    expected, _ = single.update(mean, single.init(params), params)
+    expected, _ = jax.jit(single.update)(mean, single.init(params), params)
     for ours, theirs in zip(jax.tree.leaves(u), jax.tree.leaves(expected), strict=True):
         np.testing.assert_allclose(np.asarray(ours), np.asarray(theirs), rtol=1e-5, atol=1e-7)
 
@@ -294,7 +297,7 @@ def test_chain_with_clipping_and_weight_decay_descends() -> None:
 # --- non-finite gradients: the step is refused ---
 
 
-@pytest.mark.parametrize("state_dtype", FORMATS, ids=["float32", "bfloat16", "float8"])
+@pytest.mark.parametrize("state_dtype", [None, MIXED], ids=["float32", "mixed"])
 def test_non_finite_gradients_change_nothing(state_dtype: Any) -> None:
     params = {"a": jnp.ones(300), "b": jnp.ones((2, 2))}
     transform = optax_adadelta(state_dtype=state_dtype)
@@ -308,7 +311,7 @@ def test_non_finite_gradients_change_nothing(state_dtype: Any) -> None:
         for before, after in zip(jax.tree.leaves(state), jax.tree.leaves(new_state), strict=True):
             assert np.asarray(before).tobytes() == np.asarray(after).tobytes()
     unchecked = optax_adadelta(state_dtype=state_dtype, check_finite=False)
-    updates, _ = unchecked.update(bad, state, params)
+    updates, _ = jax.jit(unchecked.update)(bad, state, params)
     assert bool(jnp.isnan(updates["b"][1, 0])) and bool(jnp.isfinite(updates["a"]).all())
 
 
@@ -377,9 +380,10 @@ for form in (None, "bfloat16", "float8"):
     updates, state = step(grads, state, params)
     codes = lambda tree: tree["w"].codes if form == "float8" else tree["w"]
     local = jax.device_put(params, jax.devices()[0])
-    t_state = t.init(local)
+    local_step = jax.jit(lambda g, s, p: t.update(g, s, p))
+    local_grads, t_state = jax.device_put(grads, jax.devices()[0]), t.init(local)
     for _ in range(2):
-        expected, t_state = t.update(jax.device_put(grads, jax.devices()[0]), t_state, local)
+        expected, t_state = local_step(local_grads, t_state, local)
     report[str(form)] = {
         "updates": updates["w"].sharding.is_equivalent_to(sharding, 2),
         "E_g2": codes(state.E_g2).sharding.is_equivalent_to(sharding, 2),
