@@ -400,23 +400,31 @@ def _transformation(
             seeds = [compact.parameter_seed(seed, i) for i in range(len(grads))]
             keys = _stream_keys(seeds, state.count)
         lr = learning_rate(state.count) if callable(learning_rate) else learning_rate
-        new_updates, new_g2, new_dx2 = [], [], []
-        for i, (g, x, old_g2, old_dx2) in enumerate(
-            zip(grads, xs, stored_g2, stored_dx2, strict=True)
-        ):
-            bits = None if keys is None else _random_bits(keys[i], jnp.shape(g))
-            u, e_g2, e_dx2 = _leaf_step(g, x, old_g2, old_dx2, lr, bits, state.count)
-            new_updates.append(u)
-            new_g2.append(e_g2)
-            new_dx2.append(e_dx2)
-        count = optax.safe_increment(state.count)
+
+        def step() -> tuple[list[Any], list[Any], list[Any], jax.Array]:
+            new_updates, new_g2, new_dx2 = [], [], []
+            for i, (g, x, old_g2, old_dx2) in enumerate(
+                zip(grads, xs, stored_g2, stored_dx2, strict=True)
+            ):
+                bits = None if keys is None else _random_bits(keys[i], jnp.shape(g))
+                u, e_g2, e_dx2 = _leaf_step(g, x, old_g2, old_dx2, lr, bits, state.count)
+                new_updates.append(u)
+                new_g2.append(e_g2)
+                new_dx2.append(e_dx2)
+            return new_updates, new_g2, new_dx2, optax.safe_increment(state.count)
+
+        def refuse() -> tuple[list[Any], list[Any], list[Any], jax.Array]:
+            zeros = [jnp.zeros_like(g) for g in grads]
+            return zeros, list(stored_g2), list(stored_dx2), state.count
+
         if check_finite and grads:
-            finite = jnp.all(jnp.stack([jnp.isfinite(g).all() for g in grads]))
-            new_updates = [jnp.where(finite, u, jnp.zeros_like(u)) for u in new_updates]
+            # NaN where any gradient holds NaN or infinity (inf - inf is NaN), else 0
+            probe = sum(jnp.sum(g - g, dtype=jnp.float32) for g in grads)
+            finite = jnp.isfinite(probe)
             keep = lambda new, old: jnp.where(finite, new, old)  # noqa: E731
-            new_g2 = [jax.tree.map(keep, n, o) for n, o in zip(new_g2, stored_g2, strict=True)]
-            new_dx2 = [jax.tree.map(keep, n, o) for n, o in zip(new_dx2, stored_dx2, strict=True)]
-            count = jnp.where(finite, count, state.count)
+            new_updates, new_g2, new_dx2, count = jax.tree.map(keep, step(), refuse())
+        else:
+            new_updates, new_g2, new_dx2, count = step()
         return treedef.unflatten(new_updates), AdadeltaState(
             count, treedef.unflatten(new_g2), treedef.unflatten(new_dx2)
         )
@@ -446,8 +454,14 @@ def _transformation(
         E_g2 = _decode(old_g2, g.shape, zero32).astype(c)
         E_dx2 = _decode(old_dx2, g.shape, zero32).astype(c)
         E_g2 = rounded(rho_ * E_g2) + rounded(one_minus_rho * gc * gc)  # line 4: gradient first
-        dx = -jnp.sqrt((E_dx2 + eps_) / (E_g2 + eps_)) * gc  # line 5, one root: the kernels'
-        E_dx2 = rounded(rho_ * E_dx2) + rounded(one_minus_rho * dx * dx)  # line 6: before lr
+        # line 5, one root (the kernels'), written twice: for the update and for line 6.
+        # XLA stores a value that two outputs use and costs more than a few operations (here
+        # the square root and the quotient) in memory, then reads it back in both; two copies
+        # that it cannot tell are the same are computed in each output's loop instead
+        other_zero = jnp.abs(count).astype(uint) >> 31  # also 0, and not the same expression
+        dx = -jnp.sqrt((E_dx2 + eps_) / (E_g2 + eps_)) * gc
+        dx_again = -jnp.sqrt((_rounded(E_dx2, other_zero) + eps_) / (E_g2 + eps_)) * gc
+        E_dx2 = rounded(rho_ * E_dx2) + rounded(one_minus_rho * dx_again * dx_again)  # line 6
         u = rounded(lr_ * dx) if sign < 0 else -dx
         if weight_decay != 0 and decoupled:
             u = u - rounded(x.astype(c) * wd * lr_)
