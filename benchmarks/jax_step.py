@@ -68,7 +68,7 @@ def make_step(
 
     def step() -> None:
         carry[0], carry[1] = jitted(carry[0], carry[1], grads)
-        jax.block_until_ready(carry[0])
+        jax.block_until_ready(carry[0])  # type: ignore[no-untyped-call]
 
     return step, state
 
@@ -104,7 +104,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--out", default="benchmarks/results/jax_step.md")
     args = parser.parse_args()
-    cases = [
+    cases: list[tuple[str, tuple[int, ...]]] = [
         (f"{float(s):.0e}".replace("e+0", "e"), (int(float(s)),))
         for s in args.sizes.split(",")
         if s

@@ -93,9 +93,10 @@ def train_numpy(data: Dataset, epochs: int, seed: int) -> list[float]:
         seed=seed,
         progress=False,
     )
-    for epoch, error in enumerate(result.test_errors, 1):
+    errors = [percent / 100 for percent in result.test_errors]
+    for epoch, error in enumerate(errors, 1):
         print(f"numpy  epoch {epoch:3d}  test error {100 * error:5.2f}%")
-    return result.test_errors
+    return errors
 
 
 def main(argv: list[str] | None = None) -> None:
