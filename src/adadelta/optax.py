@@ -215,13 +215,24 @@ def _random_bits(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
 _FLOAT8_MAX_BITS = np.float32(compact.FLOAT8_MAX).view(np.uint32)
 
 
-def _blocks(flat: jax.Array) -> jax.Array:
-    """A flat array as rows of ``BLOCK`` values, zero-padded."""
-    blocks = -(-flat.size // compact.BLOCK)
-    padding = blocks * compact.BLOCK - flat.size
-    if padding:
-        flat = jnp.pad(flat, (0, padding))
-    return flat.reshape(blocks, compact.BLOCK)
+def _per_element(per_block: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+    """Each block's value repeated for its elements, in ``shape`` (a broadcast, a reshape and
+    a slice: XLA computes it inside the loop that uses it, storing nothing)."""
+    blocks = per_block.shape[0]
+    repeated = jnp.broadcast_to(per_block[:, None], (blocks, compact.BLOCK)).reshape(-1)
+    return repeated[: math.prod(shape)].reshape(shape)
+
+
+def _block_max(values: jax.Array) -> jax.Array:
+    """The largest value of each block of ``BLOCK`` values of the flattened array (0 for an
+    empty block). The whole blocks are a reshape of a slice and the last, partial one a slice:
+    no padded copy of the array."""
+    flat = values.reshape(-1)
+    whole = flat.size // compact.BLOCK
+    maxima = [flat[: whole * compact.BLOCK].reshape(whole, compact.BLOCK).max(axis=1)]
+    if flat.size > whole * compact.BLOCK:
+        maxima.append(flat[whole * compact.BLOCK :].max(keepdims=True))
+    return jnp.concatenate(maxima) if len(maxima) > 1 else maxima[0]
 
 
 def _rounded(value: jax.Array, zero: jax.Array) -> jax.Array:
@@ -239,8 +250,7 @@ def _decode(stored: Any, shape: tuple[int, ...], zero: jax.Array) -> jax.Array:
         c = stored.codes.astype(jnp.uint32)
         normal = lax.bitcast_convert_type((c + 768) << 20, jnp.float32)
         values = jnp.where(c >= 8, normal, c.astype(jnp.float32) * np.float32(2.0**-33))
-        scaled = _rounded(stored.scales[:, None] * _blocks(values.reshape(-1)), zero)
-        return scaled.reshape(-1)[: values.size].reshape(shape)
+        return _rounded(_per_element(stored.scales, shape) * values, zero)
     decoded: jax.Array = stored.astype(jnp.float32) if stored.dtype == jnp.bfloat16 else stored
     return decoded  # bfloat16 to float32 is exact
 
@@ -256,13 +266,12 @@ def _encode(
         return lax.bitcast_convert_type(((u + bits) >> 16).astype(jnp.uint16), jnp.bfloat16)
     if form == "float8":
         v = values.astype(jnp.float32)
-        blocks = _blocks(v.reshape(-1))
-        largest = blocks.max(axis=1)
+        largest = _block_max(v)
         # XLA multiplies by the reciprocal of a constant divisor, which may round differently
         opaque = (lax.bitcast_convert_type(largest, jnp.uint32) & zero) | _FLOAT8_MAX_BITS
         scales = largest / lax.bitcast_convert_type(opaque, jnp.float32)
         inverse = jnp.where(scales > 0, np.float32(1) / jnp.where(scales > 0, scales, 1), 0)
-        q = (blocks * inverse[:, None]).reshape(-1)[: v.size].reshape(v.shape)
+        q = v * _per_element(inverse, v.shape)
         u = lax.bitcast_convert_type(q, jnp.uint32)
         normal = jnp.minimum((u + (bits << 4)) >> 20, np.uint32(1023)) - np.uint32(768)
         fraction = bits.astype(jnp.float32) * np.float32(2.0**-16)
