@@ -75,11 +75,13 @@ def make_step(
 
 def measure(sizes: tuple[int, ...], rounds: int, count: int) -> dict[str, Any]:
     products = jax_products(sum(sizes))
-    steps, memory = {}, {}
+    steps, memory, compile_seconds = {}, {}, {}
     for name, (make, donate) in PEERS.items():
         transform = make()
         steps[name], state = make_step(transform, sizes, donate)
+        start = time.perf_counter()
         steps[name]()  # compiles
+        compile_seconds[name] = time.perf_counter() - start
         memory[name] = state_bytes(state) / sum(sizes) if name.startswith("ours") else 8.0
     times: dict[str, list[float]] = {name: [] for name in PEERS}
     for _ in range(rounds):
@@ -93,7 +95,7 @@ def measure(sizes: tuple[int, ...], rounds: int, count: int) -> dict[str, Any]:
                 total += time.perf_counter() - start
             times[name].append(total / count)
     medians = {name: statistics.median(t) for name, t in times.items()}
-    return {"median": medians, "bytes": memory}
+    return {"median": medians, "bytes": memory, "compile": compile_seconds}
 
 
 def main() -> None:
@@ -144,6 +146,8 @@ def main() -> None:
             f"{result['median'][k] * 1e3:.3f} ms ({ref / result['median'][k]:.2f}x)" for k in names
         ]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    compile_cells = " | ".join(f"{rows[-1][2]['compile'][k]:.1f} s" for k in names)
+    lines.append(f"| first step (compiles), {rows[-1][0]} | {compile_cells} |")
     memory = rows[-1][2]["bytes"]
     lines.append(
         "| state bytes / parameter | " + " | ".join(f"{memory[k]:.2f}" for k in names) + " |"

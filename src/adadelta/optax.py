@@ -5,9 +5,9 @@ r"""ADADELTA as an optax transformation that descends by default, with compact s
 >>> loss = lambda x: jnp.sum(x**2)
 >>> x = jnp.array([3.0, -2.0])
 >>> opt = adadelta()                      # the paper's rho=0.95, eps=1e-6, no learning rate
->>> state = opt.init(x)
+>>> state, update = opt.init(x), jax.jit(opt.update)
 >>> for _ in range(200):
-...     updates, state = opt.update(jax.grad(loss)(x), state, x)
+...     updates, state = update(jax.grad(loss)(x), state, x)
 ...     x = optax.apply_updates(x, updates)
 >>> print(f"{float(loss(x)):.3f}")        # from 13.000: it went down
 5.736
@@ -35,13 +35,15 @@ each (``state_dtype={"E_g2": "float32", "E_dx2": "float8"}``):
 - ``None``: the parameters' dtype (rounded to nearest where that is narrower than float32);
 - ``"float32"``: float32, whatever the parameters' dtype (e.g. for bfloat16 parameters);
 - ``"bfloat16"``: ``jnp.bfloat16`` arrays, 2 bytes a value, written with stochastic rounding
-  whose random bits are those of :mod:`adadelta.kernels.compact`: for float32 parameters the
-  state and the updates have the same bits as :class:`adadelta.Adadelta` with
-  ``state_dtype="bfloat16"`` and the same ``seed``, parameter ``i`` being the ``i``-th leaf of
-  ``jax.tree.leaves(params)``;
+  whose random bits are those of :mod:`adadelta.kernels.compact`;
 - ``"float8"``: :class:`Float8` leaves, the library's blockwise format (a uint8 code per value,
   a float32 scale per block of 256 values of the flattened array, 2.03 bytes a value), also
   stochastically rounded with those bits.
+
+For float32 parameters on the CPU, the parameters and the state after each step have the same
+bits as :class:`adadelta.Adadelta`'s with the same ``state_dtype`` (None, ``"bfloat16"`` or
+``"float8"``) and ``seed``, parameter ``i`` being the ``i``-th leaf of
+``jax.tree.leaves(params)`` (``dict`` leaves in sorted key order).
 
 Non-finite gradients: as :class:`adadelta.Adadelta` refuses a step whose gradients hold NaN or
 infinity, changing nothing, so here (``check_finite=True``, the default) such an update is
