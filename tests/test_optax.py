@@ -404,3 +404,26 @@ def test_state_is_sharded_like_the_parameters() -> None:
     report = json.loads(result.stdout.strip().splitlines()[-1])
     expected = {"updates": True, "E_g2": True, "E_dx2": True, "same": True}
     assert report == {form: expected for form in ("None", "bfloat16", "float8")}
+
+
+def test_benchmark_runs_tiny_and_reports_every_peer(tmp_path: Any) -> None:
+    """benchmarks/jax_step.py, tiny: every peer has a row cell (speed is not checked)."""
+    out = tmp_path / "jax_step.md"
+    script = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "jax_step.py")
+    tiny = ["--sizes", "1000", "--mix", "3", "--mix-total", "3000", "--rounds", "1"]
+    result = subprocess.run(
+        [sys.executable, script, *tiny, "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [line for line in out.read_text().splitlines() if line.startswith("| ")]
+    assert [row.split(" | ")[0] for row in rows[1:]] == [
+        "| 1e3",
+        "| 3 tensors",
+        "| first step (compiles), 3 tensors",
+        "| state bytes / parameter",
+    ]
+    assert all(row.count(" | ") == 6 for row in rows)
+    assert rows[-1].split(" | ")[1:4] == ["8.00", "8.00", "4.00"]  # float32, bfloat16 state
