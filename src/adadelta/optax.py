@@ -523,6 +523,8 @@ def adadelta(
         The seed of the stochastic rounding of ``"bfloat16"`` and ``"float8"`` state.
     check_finite : bool, default True
         An update whose gradients hold NaN or infinity is zeros and leaves the state as it was.
+        It costs a pass over the gradients and, with many leaves, much of the step's speed and
+        compile time (``benchmarks/results/jax_step.md``); ``False`` skips it, as optax does.
 
     Examples
     --------
