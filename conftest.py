@@ -8,3 +8,6 @@ import importlib.util
 collect_ignore = ["src/adadelta/torch/triton_kernel.py"]
 if not importlib.util.find_spec("torch"):
     collect_ignore.append("src/adadelta/torch")
+# adadelta.optax needs the optional jax extra (JAX and optax).
+if not (importlib.util.find_spec("jax") and importlib.util.find_spec("optax")):
+    collect_ignore.append("src/adadelta/optax.py")

@@ -9,7 +9,17 @@ from pathlib import Path
 
 import pytest
 
-EXTRAS = ("matplotlib", "tqdm", "torch", "mlxtend", "adadelta.app", "adadelta.torch")
+EXTRAS = (
+    "matplotlib",
+    "tqdm",
+    "torch",
+    "mlxtend",
+    "jax",
+    "optax",
+    "adadelta.app",
+    "adadelta.torch",
+    "adadelta.optax",
+)
 
 
 def test_importing_the_core_loads_no_extra_and_no_application() -> None:
