@@ -45,11 +45,14 @@ bits as :class:`adadelta.Adadelta`'s with the same ``state_dtype`` (None, ``"bfl
 ``"float8"``) and ``seed``, parameter ``i`` being the ``i``-th leaf of
 ``jax.tree.leaves(params)`` (``dict`` leaves in sorted key order).
 
-Non-finite gradients: as :class:`adadelta.Adadelta` refuses a step whose gradients hold NaN or
-infinity, changing nothing, so here (``check_finite=True``, the default) such an update is
-all zeros and the returned state is the one given (the count included), for every leaf if any
-gradient holds one. Under ``jax.jit`` nothing can raise; test ``state.count`` to notice. With
-``check_finite=False`` they propagate, as in ``optax.adadelta``.
+Non-finite gradients: by default (``check_finite=False``) they propagate into the update and
+the state, as in ``optax.adadelta`` (and as in the PyTorch drop-in, which follows
+``torch.optim.Adadelta``). With ``check_finite=True`` a step whose gradients hold NaN or
+infinity is refused, as :class:`adadelta.Adadelta` refuses it: the update is all zeros and the
+returned state is the one given (the count included), for every leaf if any gradient holds one.
+Under ``jax.jit`` nothing can raise; test ``state.count`` to notice. The check is off by default
+because XLA makes it costly with many leaves (a reduction and selects on each; with 200 tensors
+it slowed the step and its compilation many times over in ``benchmarks/jax_step.py``).
 
 Errors: invalid hyperparameters, presets and state dtypes raise ``ValueError`` at
 construction; a state of another structure, shape or dtype than ``init`` makes raises
@@ -496,7 +499,7 @@ def adadelta(
     preset: str = "paper",
     state_dtype: str | Mapping[str, str | None] | None = None,
     seed: int = 0,
-    check_finite: bool = True,
+    check_finite: bool = False,
 ) -> optax.GradientTransformationExtraArgs:
     r"""ADADELTA (Zeiler, 2012, arXiv:1212.5701) whose updates descend the loss.
 
@@ -521,10 +524,11 @@ def adadelta(
         ``{"E_g2": "bfloat16", "E_dx2": "float8"}``.
     seed : int >= 0, default 0
         The seed of the stochastic rounding of ``"bfloat16"`` and ``"float8"`` state.
-    check_finite : bool, default True
-        An update whose gradients hold NaN or infinity is zeros and leaves the state as it was.
-        It costs a pass over the gradients and, with many leaves, much of the step's speed and
-        compile time (``benchmarks/results/jax_step.md``); ``False`` skips it, as optax does.
+    check_finite : bool, default False
+        ``True``: an update whose gradients hold NaN or infinity is zeros and leaves the state
+        as it was. It costs a pass over the gradients and, with many leaves, much of the step's
+        speed and compile time (``benchmarks/results/jax_step.md``); ``False`` lets them
+        through, as optax does.
 
     Examples
     --------
@@ -558,7 +562,7 @@ def scale_by_adadelta(
     *,
     state_dtype: str | Mapping[str, str | None] | None = None,
     seed: int = 0,
-    check_finite: bool = True,
+    check_finite: bool = False,
 ) -> optax.GradientTransformationExtraArgs:
     r"""The ADADELTA step as a building block: the gradient scaled by
     :math:`\sqrt{(E[\Delta x^2]_{t-1} + \epsilon) / (E[g^2]_t + \epsilon)}`, with the
