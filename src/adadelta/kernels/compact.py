@@ -481,6 +481,68 @@ def _encode8(typingctx: Any, q: Any, r: Any, normal: Any) -> Any:
 
 
 _F8_MAX, _ONE, _ZERO = np.float32(FLOAT8_MAX), np.float32(1), np.float32(0)
+
+
+@intrinsic
+def _half_to_float(typingctx: Any, bits: Any) -> Any:
+    """float16 bits to float32 (exact)."""
+    signature = types.float32(types.uint16)
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        return builder.fpext(builder.bitcast(args[0], ir.HalfType()), ir.FloatType())
+
+    return signature, codegen
+
+
+@intrinsic
+def _float_to_half(typingctx: Any, value: Any) -> Any:
+    """float32 to float16 bits, rounded to nearest even (overflow to infinity, NaN kept)."""
+    signature = types.uint16(types.float32)
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        return builder.bitcast(builder.fptrunc(args[0], ir.HalfType()), ir.IntType(16))
+
+    return signature, codegen
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _widen(bits: Any, bf16: bool) -> Any:
+    """bfloat16 (``bf16``) or float16 bits as a float32 (exact)."""
+    if bf16:
+        return _float(np.uint32(bits) << np.uint32(16))  # type: ignore[call-arg]
+    return _half_to_float(bits)  # type: ignore[call-arg]
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _narrow(value: Any, bf16: bool) -> Any:
+    """A float32 as bfloat16 (``bf16``) or float16 bits, rounded to nearest, ties to even."""
+    if bf16:
+        u = np.int64(_bits(value))  # type: ignore[call-arg]
+        if (u & 0x7FFFFFFF) > 0x7F800000:  # NaN: kept quiet (its top mantissa bit set)
+            return np.uint16((u >> 16) | 0x40)
+        return np.uint16((u + 0x7FFF + ((u >> 16) & 1)) >> 16)  # to nearest, ties to even
+    return _float_to_half(value)  # type: ignore[call-arg]
+
+
+# The compact loops' parameters and gradients: float32, or (``half``) 16-bit floats read as
+# float32 and rounded to nearest when the parameter is written (the arithmetic is float32's).
+# ``half`` and ``bf16`` are constants of each compiled version: a float32 loop is unchanged.
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _widened(value: Any, half: bool, bf16: bool) -> Any:
+    if half:
+        return _widen(value, bf16)
+    return value
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _narrowed(value: Any, half: bool, bf16: bool) -> Any:
+    if half:
+        return _narrow(value, bf16)
+    return value
+
+
 _NEAREST2 = np.uint32(NEAREST | NEAREST << 16)
 
 
@@ -529,18 +591,19 @@ def _bfloat16_loop(
     key: Any,
     start: int,
     stochastic: bool,
-    flags: tuple[bool, bool, bool],
+    flags: tuple[bool, bool, bool, bool, bool],
 ) -> None:
     lr, rho, one_minus_rho, eps, wd = c[t, 0], c[t, 1], c[t, 2], c[t, 3], c[t, 4]
-    maximize, weight_decay, decoupled = flags
+    maximize, weight_decay, decoupled, half, bf16 = flags
     w = _weyl(start)  # type: ignore[call-arg, var-annotated]
     for i in range(x.size):
         Eg_old = _from_bfloat16(E_g2[i])
         Edx = _from_bfloat16(E_dx2[i])
-        x[i], Eg, Edx = _update(
-            x[i], g[i], Eg_old, Edx, lr, rho, one_minus_rho, eps, wd,
-            maximize, weight_decay, decoupled,
+        xi, Eg, Edx = _update(
+            _widened(x[i], half, bf16), _widened(g[i], half, bf16), Eg_old, Edx,
+            lr, rho, one_minus_rho, eps, wd, maximize, weight_decay, decoupled,
         )  # fmt: skip
+        x[i] = _narrowed(xi, half, bf16)
         r = _random(key, w) if stochastic else _NEAREST2
         w = _next_weyl(w)
         E_g2[i] = _to_bfloat16(Eg, _half(r, False))
@@ -584,23 +647,27 @@ def _adadelta_bfloat16(
     keys: Any,
     stochastic: bool,
     codes: Any,
+    values: Any,
     maximize: bool,
     weight_decay: bool,
     decoupled: bool,
+    half: bool,
+    bf16: bool,
 ) -> int:
     # addresses rows: x, g, E[g^2], E[dx^2] (bfloat16 bits); c columns: lr, rho, 1 - rho, eps,
     # weight_decay; keys[t]: the key of array t's random bits this step. With check, first the
     # gradients: the index of one that is not finite, and nothing written, or -1
     if check:
-        bad = _scan(addresses, chunks, sizes, 1, parts, c)
+        bad = _scan(addresses, chunks, sizes, 1, parts, values)
         if bad >= 0:
             return bad
     for k in numba.prange(chunks.shape[0]):
         t, start, end = chunks[k, 0], chunks[k, 1], chunks[k, 2]
-        x, g = _chunk(addresses, 0, t, start, end, c), _chunk(addresses, 1, t, start, end, c)
+        x = _chunk(addresses, 0, t, start, end, values)
+        g = _chunk(addresses, 1, t, start, end, values)
         E_g2 = _chunk(addresses, 2, t, start, end, codes)
         E_dx2 = _chunk(addresses, 3, t, start, end, codes)
-        key, flags = keys[t], (maximize, weight_decay, decoupled)
+        key, flags = keys[t], (maximize, weight_decay, decoupled, half, bf16)
         if stochastic:
             _bfloat16_loop(x, g, E_g2, E_dx2, c, t, key, start, True, flags)
         else:
@@ -619,23 +686,24 @@ def _float8_update(
     new_g: Any,
     new_dx: Any,
     hyper: tuple[Any, Any, Any, Any, Any],
-    flags: tuple[bool, bool, bool],
+    flags: tuple[bool, bool, bool, bool, bool],
     normal: bool,
 ) -> tuple[Any, Any, Any, Any]:
     """The first pass over a block: x updated, the new E[g^2] and E[dx^2] into ``new_g`` and
     ``new_dx``, and their smallest and largest values, as bits (the order of non-negative
     floats' bits is theirs). ``normal``: every code of the block is a normal one."""
     lr, rho, one_minus_rho, eps, wd = hyper
-    maximize, weight_decay, decoupled = flags
+    maximize, weight_decay, decoupled, half, bf16 = flags
     min_g, min_dx = np.uint32(0xFFFFFFFF), np.uint32(0xFFFFFFFF)
     max_g, max_dx = np.uint32(0), np.uint32(0)
     for i in range(x.size):
         Eg_old = sg * _decode8(codes_g[i], normal)  # type: ignore[call-arg]
         Edx = sdx * _decode8(codes_dx[i], normal)
-        x[i], Eg, Edx = _update(
-            x[i], g[i], Eg_old, Edx, lr, rho, one_minus_rho, eps, wd,
-            maximize, weight_decay, decoupled,
+        xi, Eg, Edx = _update(
+            _widened(x[i], half, bf16), _widened(g[i], half, bf16), Eg_old, Edx,
+            lr, rho, one_minus_rho, eps, wd, maximize, weight_decay, decoupled,
         )  # fmt: skip
+        x[i] = _narrowed(xi, half, bf16)
         new_g[i], new_dx[i] = Eg, Edx
         min_g, max_g = min(min_g, _bits(Eg)), max(max_g, _bits(Eg))
         min_dx, max_dx = min(min_dx, _bits(Edx)), max(max_dx, _bits(Edx))
@@ -680,7 +748,7 @@ def _float8_loop(
     key: Any,
     start: int,
     stochastic: bool,
-    flags: tuple[bool, bool, bool],
+    flags: tuple[bool, bool, bool, bool, bool],
 ) -> None:
     # Each block twice: decoded, updated and its largest values found; then encoded with the new
     # scales. Where every code (first pass) or every new value (second pass) of a block is a
@@ -740,24 +808,29 @@ def _adadelta_float8(
     keys: Any,
     stochastic: bool,
     codes: Any,
+    values: Any,
     maximize: bool,
     weight_decay: bool,
     decoupled: bool,
+    half: bool,
+    bf16: bool,
 ) -> int:
     # addresses rows: x, g, E[g^2], E[dx^2] (float8 codes), their scales; chunks in blocks
     if check:
-        bad = _scan(addresses, chunks, sizes, BLOCK, parts, c)
+        bad = _scan(addresses, chunks, sizes, BLOCK, parts, values)
         if bad >= 0:
             return bad
     for k in numba.prange(chunks.shape[0]):
         t, first, last = chunks[k, 0], chunks[k, 1], chunks[k, 2]
         start, end = first * BLOCK, min(last * BLOCK, sizes[t])
-        x, g = _chunk(addresses, 0, t, start, end, c), _chunk(addresses, 1, t, start, end, c)
+        x = _chunk(addresses, 0, t, start, end, values)
+        g = _chunk(addresses, 1, t, start, end, values)
         E_g2 = _chunk(addresses, 2, t, start, end, codes)
         E_dx2 = _chunk(addresses, 3, t, start, end, codes)
         scale_g = _chunk(addresses, 4, t, first, last, c)
         scale_dx = _chunk(addresses, 5, t, first, last, c)
-        scales, key, flags = (scale_g, scale_dx), keys[t], (maximize, weight_decay, decoupled)
+        scales, key = (scale_g, scale_dx), keys[t]
+        flags = (maximize, weight_decay, decoupled, half, bf16)
         if stochastic:
             _float8_loop(x, g, E_g2, E_dx2, scales, c, t, key, start, True, flags)
         else:
@@ -768,6 +841,7 @@ def _adadelta_float8(
 # --- the optimizer's side ---
 
 _CODE_LIKE = {name: np.zeros(1, dtype) for name, dtype in _CODES.items()}
+_FLOAT32_LIKE = np.zeros(1, np.float32)
 
 
 def _fusable(x: FloatArray) -> bool:
@@ -802,29 +876,37 @@ class _Batch:
         )
 
 
-_VERSIONS: dict[tuple[Any, bool], Any] = {}
+_VERSIONS: dict[tuple[Any, bool, bool, bool], Any] = {}
 
 
-def _version(kernel: Any, arguments: tuple[Any, ...], flags: tuple[bool, ...]) -> Any:
-    """``kernel``'s entry point for a call with these ``arguments`` and ``flags`` (maximize,
-    weight decay, decoupled: its last arguments). Where no flag is set, as in the paper's
+def _version(
+    kernel: Any,
+    arguments: tuple[Any, ...],
+    flags: tuple[bool, ...],
+    widths: tuple[bool, bool] = (False, False),
+) -> Any:
+    """``kernel``'s entry point for a call with these ``arguments``, ``flags`` (maximize,
+    weight decay, decoupled) and ``widths`` (half: 16-bit parameters and gradients; bf16:
+    bfloat16 ones, else float16), its last arguments. Where no flag is set, as in the paper's
     ADADELTA, a version compiled with the flags as constants (False): LLVM leaves their cases
     out of the loop, where they cost a branch each per element (between matrix products, a
     bfloat16 step of 1e7 parameters took 12.1 ms with them, 11.5 without:
     ``benchmarks/results/compact_speed.md``). Otherwise one version that reads them at run
-    time, so that at most two versions of each kernel are compiled (and cached on disk). The
-    other arguments' types are the same on every call (:meth:`Stepper._fused_step` makes them
-    so)."""
+    time. ``widths`` are always constants. So at most two versions of each kernel are compiled
+    for each parameter dtype (and cached on disk). The other arguments' types are the same on
+    every call (:meth:`Stepper._fused_step` and the PyTorch drop-in make them so)."""
     plain = not any(flags)
-    version = _VERSIONS.get((kernel, plain))
+    key = (kernel, plain, *widths)
+    version = _VERSIONS.get(key)
     if version is None:
         signature = tuple(numba.typeof(a) for a in arguments)  # type: ignore[no-untyped-call]
         if plain:
             signature += tuple(types.literal(False) for _ in flags)  # type: ignore[no-untyped-call]
         else:
             signature += (types.boolean,) * len(flags)
+        signature += tuple(types.literal(w) for w in widths)  # type: ignore[no-untyped-call]
         kernel.compile(signature)
-        version = _VERSIONS[kernel, plain] = kernel.overloads[signature].entry_point
+        version = _VERSIONS[key] = kernel.overloads[signature].entry_point
     return version
 
 
@@ -923,8 +1005,9 @@ class Stepper:
         kernel = _adadelta_bfloat16 if self.state_dtype == "bfloat16" else _adadelta_float8
         parts = min(_threads(batch.elements), batch.chunks.shape[0])
         arguments: tuple[Any, ...] = (batch.addresses, batch.chunks, batch.sizes, bool(check))
-        arguments += (int(parts), c, keys, bool(self.stochastic), like)
-        bad = int(_launch(_version(kernel, arguments, flags), batch.elements, *arguments, *flags))
+        arguments += (int(parts), c, keys, bool(self.stochastic), like, _FLOAT32_LIKE)
+        version = _version(kernel, arguments, flags)
+        bad = int(_launch(version, batch.elements, *arguments, *flags, False, False))
         if bad < 0:
             for s in states:
                 s["step"] += 1
