@@ -60,7 +60,7 @@ def test_same_bits_as_numpy(fmt: str, fused: bool | None) -> None:
     params = [torch.tensor(a.copy(), requires_grad=True) for a in arrays]
     numpy_opt = adadelta.Adadelta(arrays, preset="torch", state_dtype=fmt, seed=7)
     numpy_opt.fused = fused is not False
-    torch_opt = Adadelta(params, state_dtype=fmt, seed=7, fused=fused)
+    torch_opt = Adadelta(params, state_dtype=fmt, min_compact_size=0, seed=7, fused=fused)
     rng = np.random.default_rng(1)
     for _ in range(5):
         grads = _grads(rng)
@@ -81,7 +81,11 @@ def test_hyperparameters_and_seeds_follow_positions() -> None:
         [{"params": arrays[:1]}, {"params": arrays[1:]}], state_dtype="bfloat16", seed=3, **hyper
     )
     torch_opt = Adadelta(
-        [{"params": params[:1]}, {"params": params[1:]}], state_dtype="bfloat16", seed=3, **hyper
+        [{"params": params[:1]}, {"params": params[1:]}],
+        state_dtype="bfloat16",
+        min_compact_size=0,
+        seed=3,
+        **hyper,
     )
     rng = np.random.default_rng(4)
     for _ in range(3):
@@ -93,7 +97,7 @@ def test_hyperparameters_and_seeds_follow_positions() -> None:
     _assert_same_state(numpy_opt, torch_opt, params, "bfloat16")
     # only the last parameter has a gradient: its seed is still that of position 2
     fresh = [torch.zeros(s, requires_grad=True) for s in SHAPES]
-    opt = Adadelta(fresh, state_dtype="float8", seed=3)
+    opt = Adadelta(fresh, state_dtype="float8", min_compact_size=0, seed=3)
     fresh[2].grad = torch.ones(SHAPES[2])
     opt.step()
     assert set(opt.state) == {fresh[2]}
@@ -104,7 +108,7 @@ def test_hyperparameters_and_seeds_follow_positions() -> None:
 def test_state_dict_round_trip(fmt: str) -> None:
     arrays = _arrays(5)
     params = [torch.tensor(a, requires_grad=True) for a in arrays]
-    opt = Adadelta(params, state_dtype=fmt, seed=11)
+    opt = Adadelta(params, state_dtype=fmt, min_compact_size=0, seed=11)
     rng = np.random.default_rng(6)
     _step(opt, params, _grads(rng))
     buffer = io.BytesIO()
@@ -112,7 +116,9 @@ def test_state_dict_round_trip(fmt: str) -> None:
     buffer.seek(0)
     saved = torch.load(buffer, weights_only=True)
     copies = [p.detach().clone().requires_grad_() for p in params]
-    other = Adadelta(copies, state_dtype=fmt, seed=0)  # the seeds come from the state dict
+    other = Adadelta(
+        copies, state_dtype=fmt, min_compact_size=0, seed=0
+    )  # the seeds come from the state dict
     other.load_state_dict(saved)
     for _ in range(3):
         grads = _grads(rng)
@@ -134,7 +140,7 @@ def test_conversion_to_and_from_torch_optim(fmt: str) -> None:
     arrays = _arrays(8)
     params = [torch.tensor(a.copy(), requires_grad=True) for a in arrays]
     numpy_opt = adadelta.Adadelta(arrays, preset="torch", state_dtype=fmt, seed=2)
-    opt = Adadelta(params, state_dtype=fmt, seed=2)
+    opt = Adadelta(params, state_dtype=fmt, min_compact_size=0, seed=2)
     rng = np.random.default_rng(9)
     for _ in range(3):
         grads = _grads(rng)
@@ -164,7 +170,7 @@ def test_conversion_to_and_from_torch_optim(fmt: str) -> None:
     reference = adadelta.convert_state(
         adadelta.convert_state(numpy_float.state_dict(), None), fmt, seed=4
     )
-    drop_in = Adadelta(params, state_dtype=fmt)
+    drop_in = Adadelta(params, state_dtype=fmt, min_compact_size=0)
     drop_in.load_state_dict(back)
     for i, p in enumerate(params):
         state = drop_in.state[p]
@@ -190,7 +196,7 @@ def _scales(state: dict[str, Any]) -> dict[str, Any]:
 def test_compiled_step_runs_the_same_step() -> None:
     """Under torch.compile the compact step is a graph break and runs as it does eagerly."""
     ws = [torch.linspace(-1, 1, 50, requires_grad=True) for _ in range(2)]
-    opts = [Adadelta([w], state_dtype="bfloat16") for w in ws]
+    opts = [Adadelta([w], state_dtype="bfloat16", min_compact_size=0) for w in ws]
     for w in ws:
         w.grad = torch.linspace(2, -1, 50)
 
@@ -206,30 +212,47 @@ def test_compiled_step_runs_the_same_step() -> None:
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        (lambda: Adadelta([torch.zeros(3)], state_dtype="int8"), "Invalid state_dtype value"),
-        (lambda: Adadelta([torch.zeros(3)], state_dtype="float8", seed=-1), "Invalid seed"),
         (
-            lambda: Adadelta([torch.zeros(3, dtype=torch.float64)], state_dtype="bfloat16"),
-            "needs contiguous float32 CPU parameters; parameter 0 of the group is torch.float64",
+            lambda: Adadelta([torch.zeros(3)], state_dtype="int8", min_compact_size=0),
+            "Invalid state_dtype value",
         ),
         (
-            lambda: Adadelta([torch.zeros(3, device="meta")], state_dtype="bfloat16"),
+            lambda: Adadelta([torch.zeros(3)], state_dtype="float8", min_compact_size=0, seed=-1),
+            "Invalid seed",
+        ),
+        (
+            lambda: Adadelta(
+                [torch.zeros(3, dtype=torch.float64)], state_dtype="bfloat16", min_compact_size=0
+            ),
+            "needs contiguous float32, bfloat16 or float16 CPU parameters; "
+            "parameter 0 of the group is torch.float64",
+        ),
+        (
+            lambda: Adadelta(
+                [torch.zeros(3, device="meta")], state_dtype="bfloat16", min_compact_size=0
+            ),
             "parameter 0 of the group is torch.float32 on meta",
         ),
         (
-            lambda: Adadelta([torch.zeros(4, 4).t()], state_dtype="float8"),
-            "needs contiguous float32 CPU parameters",
+            lambda: Adadelta([torch.zeros(4, 4).t()], state_dtype="float8", min_compact_size=0),
+            "needs contiguous float32, bfloat16 or float16 CPU parameters",
         ),
         (
-            lambda: Adadelta([torch.zeros(3)], state_dtype="float8", differentiable=True),
+            lambda: Adadelta(
+                [torch.zeros(3)], state_dtype="float8", min_compact_size=0, differentiable=True
+            ),
             "does not support differentiable=True",
         ),
         (
-            lambda: Adadelta([torch.zeros(3)], state_dtype="float8", capturable=True),
+            lambda: Adadelta(
+                [torch.zeros(3)], state_dtype="float8", min_compact_size=0, capturable=True
+            ),
             "does not support capturable=True",
         ),
         (
-            lambda: Adadelta([torch.zeros(3)], state_dtype="bfloat16", foreach=True),
+            lambda: Adadelta(
+                [torch.zeros(3)], state_dtype="bfloat16", min_compact_size=0, foreach=True
+            ),
             "does not support foreach=True",
         ),
     ],
@@ -241,13 +264,13 @@ def test_construction_refusals(make: Any, message: str) -> None:
 
 def test_refusals_change_nothing() -> None:
     w = torch.ones(5, requires_grad=True)
-    opt = Adadelta([w], state_dtype="bfloat16")
+    opt = Adadelta([w], state_dtype="bfloat16", min_compact_size=0)
     with pytest.raises(ValueError, match=r"parameter 0 of the group is torch\.float64"):
         opt.add_param_group({"params": [torch.zeros(2, dtype=torch.float64)]})
     assert len(opt.param_groups) == 1
     w.grad_dtype = None  # PyTorch refuses such a gradient otherwise
     w.grad = torch.ones(5, dtype=torch.float64)
-    with pytest.raises(ValueError, match="parameter 0 needs a float32 CPU gradient"):
+    with pytest.raises(ValueError, match=r"parameter 0 needs a torch\.float32 CPU gradient"):
         opt.step()
     assert torch.equal(w, torch.ones(5)) and len(opt.state) == 0
     w.grad = torch.ones(5)
@@ -265,15 +288,20 @@ def test_refusals_change_nothing() -> None:
     with pytest.raises(ValueError, match=r"format float.*adadelta.torch.convert_state"):
         opt.load_state_dict(theirs.state_dict())
     # so is compact state of the other format, or of the wrong shape
-    other = Adadelta([torch.ones(5, requires_grad=True)], state_dtype="float8")
+    other = Adadelta([torch.ones(5, requires_grad=True)], state_dtype="float8", min_compact_size=0)
     other.param_groups[0]["params"][0].grad = torch.ones(5)
     other.step()
+    mislabelled = other.state_dict()  # float8 state in a group that says bfloat16
+    mislabelled["param_groups"][0]["state_dtype"] = "bfloat16"
     with pytest.raises(ValueError, match="format float8"):
-        opt.load_state_dict(other.state_dict())
+        opt.load_state_dict(mislabelled)
     # and a compact state dict in an optimizer with float state (PyTorch would cast the codes)
+    # whose groups do not say so (a saved group's state_dtype would replace the group's)
     plain = Adadelta([torch.ones(5, requires_grad=True)])
+    unlabelled = opt.state_dict()
+    del unlabelled["param_groups"][0]["state_dtype"]
     with pytest.raises(ValueError, match=r"is compact.*convert_state\(state_dict, None\)"):
-        plain.load_state_dict(opt.state_dict())
+        plain.load_state_dict(unlabelled)
     assert len(plain.state) == 0
     wrong = opt.state_dict()
     wrong = {
@@ -303,7 +331,7 @@ def test_deepcopy_keeps_the_format() -> None:
     import copy
 
     w = torch.ones(300, requires_grad=True)
-    opt = Adadelta([w], state_dtype="float8", seed=9)
+    opt = Adadelta([w], state_dtype="float8", min_compact_size=0, seed=9)
     w.grad = torch.linspace(-1, 1, 300)
     opt.step()
     twin = copy.deepcopy(opt)

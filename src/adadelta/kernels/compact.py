@@ -95,6 +95,22 @@ def stream_key(seed: int, step: int) -> int:
     return _mix(seed ^ _mix((step + 1) * _GOLDEN)) >> 32
 
 
+_U64 = np.uint64
+
+
+@numba.njit(cache=True)
+def _mix64(z: Any) -> Any:  # pragma: no cover (compiled)
+    z = (z ^ (z >> _U64(30))) * _U64(_MIX1)
+    z = (z ^ (z >> _U64(27))) * _U64(_MIX2)
+    return z ^ (z >> _U64(31))
+
+
+@numba.njit(cache=True)
+def _stream_key64(seed: Any, step: Any) -> Any:  # pragma: no cover (compiled)
+    """:func:`stream_key` compiled (``seed`` and ``step`` as uint64)."""
+    return _mix64(seed ^ _mix64((step + _U64(1)) * _U64(_GOLDEN))) >> _U64(32)
+
+
 def random_bits(key: int, n: int) -> np.ndarray[Any, np.dtype[np.uint64]]:
     """32 random bits for each of the elements ``0..n-1`` under ``key``: bits 0-15 round the
     element's E[g^2], bits 16-31 its E[dx^2]."""
