@@ -4,6 +4,7 @@ for bit; state dicts; conversion to and from ``torch.optim.Adadelta``'s; refusal
 from __future__ import annotations
 
 import io
+import math
 from typing import Any
 
 import numpy as np
@@ -341,3 +342,117 @@ def test_deepcopy_keeps_the_format() -> None:
     opt.step()
     twin.step()
     assert torch.equal(v, w) and torch.equal(twin.state[v]["acc_delta"], opt.state[w]["acc_delta"])
+
+
+# --- the policy: min_compact_size, state_dtype per group ---
+
+
+def test_small_tensors_keep_float32_state_and_float_groups_keep_torchs_keys() -> None:
+    big, small = torch.ones(5000, requires_grad=True), torch.ones(10, requires_grad=True)
+    plain = torch.ones(7, requires_grad=True)
+    opt = Adadelta([{"params": [big, small]}, {"params": [plain], "state_dtype": None}], seed=1)
+    opt.add_param_group({"params": [torch.ones(3)], "state_dtype": "float8"})
+    assert "state_dtype" not in opt.param_groups[0] and "state_dtype" not in opt.param_groups[1]
+    assert opt.param_groups[2]["state_dtype"] == "float8"
+    assert opt.param_groups[2]["min_compact_size"] == 4096
+    compact_opt = Adadelta([big, small], state_dtype="bfloat16")
+    for p in (big, small):
+        p.grad = torch.full_like(p, 0.5)
+    compact_opt.step()
+    assert compact_opt.state[big]["square_avg"].dtype == torch.uint16
+    assert set(compact_opt.state[small]) == {"step", "square_avg", "acc_delta"}
+    assert compact_opt.state[small]["square_avg"].dtype == torch.float32
+    saved = compact_opt.state_dict()
+    assert saved["param_groups"][0]["state_dtype"] == "bfloat16"
+    assert saved["param_groups"][0]["min_compact_size"] == 4096
+    # the small tensor's step is torch's (float32 state), the big one's the compact kernel's
+    ref = torch.ones(10, requires_grad=True)
+    ref.grad = torch.full_like(ref, 0.5)
+    torch.optim.Adadelta([ref]).step()
+    torch.testing.assert_close(small, ref)
+    # a float32-state optimizer's state dict is torch.optim.Adadelta's, keys included
+    w = torch.ones(5, requires_grad=True)
+    ours, theirs = Adadelta([w]), torch.optim.Adadelta([w])
+    assert set(ours.state_dict()["param_groups"][0]) - {"fused"} == set(
+        theirs.state_dict()["param_groups"][0]
+    )
+
+
+def test_policy_changes_are_refused_until_converted() -> None:
+    w = torch.ones(300, requires_grad=True)
+    opt = Adadelta([w], state_dtype="bfloat16", min_compact_size=0)
+    w.grad = torch.ones(300)
+    opt.step()
+    opt.param_groups[0]["min_compact_size"] = 1000  # now it should have float32 state
+    with pytest.raises(ValueError, match="is compact, but its group keeps float32 state"):
+        opt.step()
+    assert int(opt.state[w]["step"]) == 1
+    opt.param_groups[0]["min_compact_size"] = 0
+    opt.param_groups[0]["state_dtype"] = "float8"
+    with pytest.raises(ValueError, match="has keys"):
+        opt.step()
+    with pytest.raises(ValueError, match="Invalid min_compact_size value: -1"):
+        Adadelta([w], state_dtype="bfloat16", min_compact_size=-1)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_plan_follows_replaced_state_and_tensors(fmt: str) -> None:
+    """The compact plan (addresses kept between steps) is remade when the state or a tensor is
+    replaced, and steps as a fresh optimizer does."""
+    shapes = [(300,), (700,), (3, 90)]
+    a = [torch.linspace(-1, 1, math.prod(s)).reshape(s).requires_grad_() for s in shapes]
+    b = [p.detach().clone().requires_grad_() for p in a]
+    opt_a = Adadelta(a, state_dtype=fmt, min_compact_size=0, seed=5)
+    opt_b = Adadelta(b, state_dtype=fmt, min_compact_size=0, seed=5)
+    for step in range(4):
+        for pa, pb in zip(a, b, strict=True):
+            pa.grad = torch.cos(pa.detach() * (step + 1))
+            pb.grad = pa.grad.clone()
+        opt_a.step()
+        if step == 1:  # state replaced by copies, in place of the kept tensors
+            opt_b.state[b[1]] = {k: torch.as_tensor(v).clone() if torch.is_tensor(v) else v
+                                 for k, v in opt_b.state[b[1]].items()}  # fmt: skip
+        if step == 2:
+            opt_b.load_state_dict(opt_b.state_dict())
+        opt_b.step()
+        for pa, pb in zip(a, b, strict=True):
+            assert torch.equal(pa, pb)
+    for pa, pb in zip(a, b, strict=True):
+        for key, value in opt_a.state[pa].items():
+            assert torch.equal(torch.as_tensor(value), torch.as_tensor(opt_b.state[pb][key]))
+
+
+# --- 16-bit parameters ---
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_16_bit_parameters_step_as_float32_ones_rounded(fmt: str, dtype: torch.dtype) -> None:
+    """bfloat16/float16 parameters: the float32 kernel's arithmetic on the widened values, the
+    parameter rounded to nearest once: each step gives the bits of a float32 parameter that
+    starts from the same values, rounded (and the same state); the reference (fused=False)
+    follows within the dtype's rounding."""
+    shapes = [(300,), (20, 7)]
+    start = [torch.linspace(-1, 1, math.prod(s)).reshape(s) for s in shapes]
+    half = [x.to(dtype).requires_grad_() for x in start]
+    wide = [x.detach().float().requires_grad_() for x in half]
+    ref = [x.detach().clone().requires_grad_() for x in half]
+    opts = [
+        Adadelta(params, state_dtype=fmt, min_compact_size=0, seed=3, lr=0.5, fused=fused)
+        for params, fused in [(half, None), (wide, None), (ref, False)]
+    ]
+    for step in range(3):
+        for h, w, r in zip(half, wide, ref, strict=True):
+            h.grad = torch.sin(h.detach().float() * (step + 2)).to(dtype)
+            r.grad = h.grad.clone()
+            with torch.no_grad():
+                w.copy_(h)  # in place: the plan's addresses stay
+            w.grad = h.grad.float()
+        for opt in opts:
+            opt.step()
+        for h, w, r in zip(half, wide, ref, strict=True):
+            assert h.dtype == dtype and torch.equal(h, w.detach().to(dtype))
+            for key, value in opts[0].state[h].items():
+                assert torch.equal(torch.as_tensor(value), torch.as_tensor(opts[1].state[w][key]))
+            torch.testing.assert_close(r, h, atol=0.02, rtol=0.02)
+    assert not torch.equal(half[0].float(), start[0])
