@@ -10,7 +10,6 @@ True
 """
 
 from adadelta.checkpoint import CheckpointError, load, save
-from adadelta.kernels.compact import convert_state
 from adadelta.optimizers import (
     OPTIMIZERS,
     SGD,
@@ -20,6 +19,7 @@ from adadelta.optimizers import (
     NonFiniteGradientError,
     Optimizer,
     RMSprop,
+    convert_state,
 )
 from adadelta.presets import PRESETS, Preset
 

@@ -202,6 +202,7 @@ class Optimizer:
             leaves.append(leaf)
         if not leaves:
             raise ValueError("a parameter group holds no parameters")
+        self._check_in_dtypes(group, leaves)
         groups = [*zip(self._names, self._leaves, strict=True), (paths, leaves)]
         named = [
             (path, x)
@@ -224,6 +225,28 @@ class Optimizer:
 
     def _validate_group(self, group: Mapping[str, Any]) -> None:
         """Checks across hyperparameters (e.g. Nesterov needs momentum); none by default."""
+
+    def _arithmetic_dtypes(self, params: Sequence[FloatArray]) -> set[np.dtype[Any]]:
+        """The dtypes that the hyperparameters of a group of ``params`` are cast to."""
+        return {x.dtype for x in params}
+
+    def _check_in_dtypes(self, group: Mapping[str, Any], params: Sequence[FloatArray]) -> None:
+        """Refuse a real hyperparameter that becomes infinite in the dtype of the group's
+        arithmetic (e.g. ``lr=1e39`` in float32), or a positive one that becomes 0 there (e.g.
+        ``eps=1e-46`` in float32: a zero gradient on zero state then divides 0 by 0)."""
+        for dtype in sorted(self._arithmetic_dtypes(params), key=str):
+            for name, check in self.hyperparameters.items():
+                value = group[name]
+                if type(value) is not float:
+                    continue
+                with np.errstate(over="ignore", under="ignore"):
+                    cast = dtype.type(value)
+                if not np.isfinite(cast):
+                    raise _invalid(name, value, f"finite in {dtype}, the parameters' dtype")
+                if check is positive and cast == 0:
+                    raise _invalid(
+                        name, value, f"> 0 in {dtype}, the parameters' dtype, where it is 0"
+                    )
 
     def _check_group(self, index: int, group: Any) -> None:
         """Check a group as ``step`` finds it: a dict with ``params`` and exactly this
@@ -252,6 +275,7 @@ class Optimizer:
             )
         hyper = {k: group[k] for k in self.hyperparameters}
         self._check_hyperparameters(hyper)  # on a copy: a refused group stays as it was
+        self._check_in_dtypes(hyper, self._leaves[index])
         group.update(hyper)
         self._checked[id(group)] = (list(group), list(group.values()))
 
@@ -340,12 +364,17 @@ class Optimizer:
             for where, x in zip(names, params, strict=True):
                 _check_parameter(where, x)
                 named.append((where, x))
-                for key, value in _checked_record(
-                    where, self.state[position], x, self.state_fields
-                ):
+                layout = self._state_layout(x)
+                for key, value in _checked_record(where, self.state[position], layout):
                     named.append((f"state {key!r} of {where}", value))
                 position += 1
         _check_disjoint(named)
+
+    def _state_layout(self, x: FloatArray) -> StateLayout:
+        """What the state record of parameter ``x`` may hold: arrays of ``x``'s shape and
+        dtype, one per state field, each None until the first step makes it."""
+        arrays = {f: (x.shape, x.dtype) for f in self.state_fields if f != "step"}
+        return StateLayout(arrays, (), False)
 
     def _apply(self, grads: list[list[FloatArray]]) -> None:
         """Apply one step to every group from its checked gradients, in place; first, unless
@@ -408,6 +437,7 @@ class Optimizer:
                 )
             hyper = {k: tuple(v) if isinstance(v, list) else v for k, v in hyper.items()}
             self._check_hyperparameters(hyper)
+            self._check_in_dtypes(hyper, params)
             new_groups.append(hyper)
 
         saved_state = state_dict["state"]
@@ -528,35 +558,58 @@ def _check_parameter(where: str, x: FloatArray) -> None:
         raise ValueError(f"{where}: the array is read-only; parameters are updated in place")
 
 
-def _checked_record(
-    where: str, record: Any, x: FloatArray, fields: tuple[str, ...]
-) -> list[tuple[str, FloatArray]]:
-    """The state arrays of the record of parameter ``x`` (at ``where``), checked: a dict with
-    ``step`` (an int in [0, 2**63)) and some of ``fields``, each None (not made yet) or a plain
-    writeable array of ``x``'s shape and dtype."""
+class StateLayout(NamedTuple):
+    """What one parameter's state record may hold, besides its ``step`` count (an int in
+    [0, 2**63)): arrays by name (shape, dtype), other int entries (compact state's ``seed``),
+    and whether the arrays come all together or none (compact state) or each may be missing
+    or None until the first step makes it (float state)."""
+
+    arrays: dict[str, tuple[tuple[int, ...], np.dtype[Any]]]
+    counters: tuple[str, ...]
+    whole: bool
+
+
+def _checked_record(where: str, record: Any, layout: StateLayout) -> list[tuple[str, FloatArray]]:
+    """The state arrays of the record of the parameter at ``where``, checked against
+    ``layout``: a dict with ``step`` (an int in [0, 2**63)), and plain writeable arrays of
+    the layout's shapes and dtypes. The same checks for every state format: the kernels take
+    these arrays' addresses."""
     if type(record) is not dict:
         raise ValueError(f"state of {where}: expected a dict, got {type(record).__name__}")
-    step = record.get("step")
-    if type(step) is not int or not 0 <= step <= MAX_STEP:
-        raise ValueError(
-            f"state of {where}: 'step' must be an int in [0, 2**63), got {_short(step)}"
-        )
     arrays = []
-    for key, value in record.items():
-        if key == "step" or (key in fields and value is None):
-            continue
-        if key not in fields:
+    for key in ("step", *layout.counters):
+        value = record.get(key)
+        if (key == "step" or value is not None) and (
+            type(value) is not int or not 0 <= value <= MAX_STEP
+        ):
             raise ValueError(
-                f"state of {where}: unknown key {key!r}; expected some of {list(fields)}"
+                f"state of {where}: {key!r} must be an int in [0, 2**63), got {_short(value)}"
             )
-        if type(value) is not np.ndarray or value.shape != x.shape or value.dtype != x.dtype:
+    for key, value in record.items():
+        if key == "step" or key in layout.counters:
+            continue
+        if key not in layout.arrays:
             raise ValueError(
-                f"state of {where}: {key!r} must be an array of shape {x.shape} and dtype "
-                f"{x.dtype} (the parameter's), got {describe(value)}"
+                f"state of {where}: unknown key {key!r}; expected some of "
+                f"{['step', *layout.counters, *layout.arrays]}"
+            )
+        if value is None and not layout.whole:
+            continue
+        shape, dtype = layout.arrays[key]
+        if type(value) is not np.ndarray or value.shape != shape or value.dtype != dtype:
+            raise ValueError(
+                f"state of {where}: {key!r} must be an array of shape {shape} and dtype "
+                f"{dtype}, got {describe(value)}"
             )
         if not value.flags.writeable:
             raise ValueError(f"state of {where}: {key!r} is read-only")
         arrays.append((key, value))
+    if layout.whole and arrays and len(arrays) != len(layout.arrays):
+        missing = sorted(set(layout.arrays) - {key for key, _ in arrays})
+        raise ValueError(
+            f"state of {where}: {missing} missing; this state holds all of "
+            f"{list(layout.arrays)} or none"
+        )
     return arrays
 
 
@@ -910,12 +963,27 @@ class Adadelta(_RuleOptimizer):
                     )
         super()._add_group(param_group)
 
+    def _state_layout(self, x: FloatArray) -> StateLayout:
+        if self.state_dtype is None:
+            return super()._state_layout(x)
+        return StateLayout(compact.layout(x, self.state_dtype), ("seed",), True)
+
     def _apply(self, grads: list[list[FloatArray]]) -> None:
-        if self._compact is None:
+        stepper = self._compact
+        if stepper is None:
             return super()._apply(grads)
-        bad = self._compact.step(
+        # the float path's checks: every array as it is now, unless the stepper's address
+        # tables still describe every parameter and state array (then only the gradients')
+        kept = stepper.kept(self._leaves, self.state, self.fused)
+        if not kept:
+            self._check_arrays()
+            self._spans = _spans(self._named())
+        _check_apart(self, grads)
+        bad = stepper.step(
             self.param_groups, self._leaves, self.state, grads, self.fused, self.check_finite
         )
+        if not kept:
+            self._spans = _spans(self._named())  # with the state arrays the step made
         if bad >= 0:
             flat_names = [path for group_paths in self._names for path in group_paths]
             raise _non_finite(flat_names[bad], [g for gs in grads for g in gs][bad])
@@ -934,6 +1002,65 @@ class Adadelta(_RuleOptimizer):
         if not isinstance(saved, Mapping):
             raise ValueError(f"{where}: expected a dict")
         return compact.checked_state(where, saved, p, self.state_dtype)
+
+
+def convert_state(
+    state_dict: Mapping[str, Any], state_dtype: str | None, *, seed: int = 0
+) -> dict[str, Any]:
+    """``state_dict`` of an :class:`Adadelta` with its state in another format: a new dict
+    that an optimizer built with ``state_dtype`` loads (``None``: float32 arrays, the default
+    optimizer's; ``"bfloat16"``, ``"float8"``). Values are rounded once, to nearest;
+    converting to float32 is exact. Parameters that get compact state for the first time get
+    the seed that an optimizer built with ``seed`` gives them; others keep theirs.
+
+    ``state_dict`` is checked first, as :meth:`Adadelta.load_state_dict` checks it (in its own
+    format, on parameters of the shapes its state has): what a load would refuse, the
+    conversion refuses with the same error, and ``state_dict`` is never changed."""
+    if state_dtype is not None and state_dtype not in compact.FORMATS:
+        raise _invalid("state_dtype", state_dtype, f"None or one of {list(compact.FORMATS)}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise _invalid("seed", seed, "a non-negative integer")
+    checker = _checker(state_dict)
+    checker.load_state_dict(state_dict)
+    return compact.convert_state(checker.state_dict(), state_dtype, seed=int(seed))
+
+
+def _checker(state_dict: Any) -> Adadelta:
+    """An :class:`Adadelta` whose load_state_dict checks ``state_dict``: in the format of its
+    first state with arrays, with a parameter of each state's shape in each group (zero-stride
+    stand-ins: no memory of their size)."""
+    if not isinstance(state_dict, Mapping) or set(state_dict) != {"state", "param_groups"}:
+        raise ValueError("state dict: expected a dict with exactly 'state' and 'param_groups'")
+    saved, groups = state_dict["state"], state_dict["param_groups"]
+    if not isinstance(saved, Mapping):
+        raise ValueError("state dict: 'state' must be a dict of the parameters' states")
+    if not isinstance(groups, (list, tuple)) or not groups:
+        raise ValueError("state dict: 'param_groups' must be a non-empty list of groups")
+    for i, group in enumerate(groups):
+        if not isinstance(group, Mapping) or not isinstance(group.get("params"), (list, tuple)):
+            raise ValueError(f"state dict: parameter group {i} must list its parameters")
+        if not group["params"]:
+            raise ValueError(f"state dict: parameter group {i} holds no parameters")
+    formats = [compact.format_of(record) for record in saved.values()]
+    source = next((f for f in formats if f is not None), None)
+    stand_ins = []
+    for i in range(sum(len(group["params"]) for group in groups)):
+        record = saved.get(i)
+        value = record.get("E_g2", record.get("E_dx2")) if isinstance(record, Mapping) else None
+        shape = value.shape if isinstance(value, np.ndarray) else ()
+        dtype = np.dtype(np.float32)
+        if source is None and isinstance(value, np.ndarray) and value.dtype in SUPPORTED_DTYPES:
+            dtype = value.dtype
+        stand_ins.append(
+            np.lib.stride_tricks.as_strided(
+                np.zeros(1, dtype), shape, (0,) * len(shape), writeable=True
+            )
+        )
+    parts, first = [], 0
+    for group in groups:
+        parts.append({"params": stand_ins[first : first + len(group["params"])]})
+        first += len(group["params"])
+    return Adadelta(parts, state_dtype=source)
 
 
 class SGD(_RuleOptimizer):

@@ -31,11 +31,17 @@ The reference (``fused = False`` and arrays that are not contiguous) is :func:`r
 :func:`quantize`. The fused loops (:func:`_adadelta_bfloat16`, :func:`_adadelta_float8`) do the
 same in one pass over the arrays, with no temporaries beyond a block's 2 x 256 values (float8);
 asked to check the gradients for NaN and infinity, they first sum every gradient in the same
-call (:func:`_scan`), and write nothing if one is not finite.
+call (:func:`_scan`), and write nothing if one is not finite. Like the float32 kernel they take
+RMS[dx]_{t-1} / RMS[g]_t as ``sqrt((E[dx^2] + eps) / (E[g^2] + eps))``; an element whose
+quotient is not a normal float32 (infinite, 0, subnormal or NaN: one RMS exceeds the other by
+about 1e19) takes the rule's two roots ``sqrt(E[dx^2] + eps) / sqrt(E[g^2] + eps)`` instead,
+element by element: the first pass leaves it as it was and marks it, a second pass (only where
+one is marked) steps it, with the same random bits.
 """
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -63,7 +69,7 @@ StateDict = dict[str, Any]
 FORMATS = ("bfloat16", "float8")
 BLOCK = 256  # elements per scale of the float8 format
 FLOAT8_MAX = 1.875  # the largest float8 code's value: (1 + 7/8) 2^0
-_CODES = {"bfloat16": np.dtype(np.uint16), "float8": np.dtype(np.uint8)}
+_CODES: dict[str, np.dtype[Any]] = {"bfloat16": np.dtype(np.uint16), "float8": np.dtype(np.uint8)}
 _SCALES = {"E_g2": "E_g2_scale", "E_dx2": "E_dx2_scale"}  # float8's per-block scales
 _MASK64 = (1 << 64) - 1
 _GOLDEN = 0x9E3779B97F4A7C15
@@ -134,12 +140,13 @@ FLOAT8_VALUES = _float8_value(np.arange(256, dtype=np.uint8))  # code -> value
 
 def dequantize(state: Mapping[str, Any], key: str, state_dtype: str) -> FloatArray:
     """The float32 values of state array ``key`` (``"E_g2"`` or ``"E_dx2"``)."""
-    codes = state[key]
+    codes = np.asarray(state[key])
     if state_dtype == "bfloat16":
-        return (codes.astype(np.uint32) << 16).view(np.float32)  # type: ignore[no-any-return]
-    flat = _float8_value(codes.ravel())
-    scales = np.repeat(state[_SCALES[key]], BLOCK)[: flat.size]
-    return (scales * flat).reshape(codes.shape)  # type: ignore[no-any-return]
+        values = (codes.ravel().astype(np.uint32) << np.uint32(16)).view(np.float32)
+    else:
+        scales = np.repeat(state[_SCALES[key]], BLOCK)[: codes.size]
+        values = scales * _float8_value(codes.ravel())
+    return values.reshape(codes.shape)  # type: ignore[no-any-return]
 
 
 def quantize(
@@ -148,12 +155,13 @@ def quantize(
     """Codes (and float8's scales) of the float32 ``values``, rounded up with the probability
     ``bits / 2**16`` of the way to the next code (``bits``: 16-bit integers, one per element,
     or :data:`NEAREST` for round-to-nearest): ``{"codes": ..., "scales": ...}``."""
-    v = np.ascontiguousarray(values, np.float32)
-    r = np.asarray(bits, np.uint64) & np.uint64(0xFFFF)
+    shape = np.shape(values)  # kept: 0-d values give 0-d codes
+    v = np.ascontiguousarray(values, np.float32).ravel()
+    r = np.asarray(bits, np.uint64).ravel() & np.uint64(0xFFFF)
     u = v.view(np.uint32).astype(np.uint64)
     if state_dtype == "bfloat16":
-        return {"codes": ((u + r) >> np.uint64(16)).astype(np.uint16)}
-    flat, n = v.ravel(), v.size
+        return {"codes": ((u + r) >> np.uint64(16)).astype(np.uint16).reshape(shape)}
+    flat, n = v, v.size
     blocks = -(-n // BLOCK)
     padded = np.zeros(blocks * BLOCK, np.float32)
     padded[:n] = flat
@@ -161,7 +169,7 @@ def quantize(
     inverse = np.zeros_like(scales)
     np.divide(np.float32(1), scales, out=inverse, where=scales > 0)
     q = (padded.reshape(blocks, BLOCK) * inverse[:, None]).ravel()[:n]
-    return {"codes": _encode_float8(q, r.ravel()).reshape(v.shape), "scales": scales}
+    return {"codes": _encode_float8(q, r).reshape(shape), "scales": scales}
 
 
 def _encode_float8(q: Any, r: Any) -> Any:
@@ -215,6 +223,17 @@ def empty_state(x: FloatArray, state_dtype: str) -> dict[str, np.ndarray[Any, An
     if state_dtype == "float8":
         for key in ("E_g2", "E_dx2"):
             arrays[_SCALES[key]] = np.zeros(-(-x.size // BLOCK), np.float32)
+    return arrays
+
+
+def layout(x: FloatArray, state_dtype: str) -> dict[str, tuple[tuple[int, ...], np.dtype[Any]]]:
+    """The arrays of parameter ``x``'s state in ``state_dtype``: name -> (shape, dtype)."""
+    arrays: dict[str, tuple[tuple[int, ...], np.dtype[Any]]] = {
+        key: (x.shape, _CODES[state_dtype]) for key in ("E_g2", "E_dx2")
+    }
+    if state_dtype == "float8":
+        for key in _SCALES.values():
+            arrays[key] = ((-(-x.size // BLOCK),), np.dtype(np.float32))
     return arrays
 
 
@@ -295,11 +314,8 @@ def checked_state(
 def convert_state(
     state_dict: Mapping[str, Any], state_dtype: str | None, *, seed: int = 0
 ) -> dict[str, Any]:
-    """``state_dict`` of an :class:`adadelta.Adadelta` with its state in another format: a new
-    dict that an optimizer built with ``state_dtype`` loads (``None``: float32 arrays, the
-    default optimizer's; ``"bfloat16"``, ``"float8"``). Values are rounded once, to nearest;
-    converting to float32 is exact. Parameters that get compact state for the first time get
-    the seed that an optimizer built with ``seed`` gives them; others keep theirs."""
+    """The conversion of :func:`adadelta.convert_state`, on a state dict that it has checked
+    (here nothing is checked): a new dict in ``state_dtype``, values rounded once, to nearest."""
     if state_dtype is not None and state_dtype not in FORMATS:
         raise ValueError(
             f"Invalid state_dtype value: {state_dtype!r} (must be None or one of {list(FORMATS)})"
@@ -497,6 +513,8 @@ def _encode8(typingctx: Any, q: Any, r: Any, normal: Any) -> Any:
 
 
 _F8_MAX, _ONE, _ZERO = np.float32(FLOAT8_MAX), np.float32(1), np.float32(0)
+_SMALLEST_NORMAL32 = np.finfo(np.float32).smallest_normal
+_LARGEST32 = np.finfo(np.float32).max
 
 
 @intrinsic
@@ -576,8 +594,12 @@ def _update(
     maximize: bool,
     weight_decay: bool,
     decoupled: bool,
-) -> tuple[Any, Any, Any]:
-    """The float32 kernel's arithmetic (``adadelta.kernels.loops``): new x, E[g^2], E[dx^2]."""
+    two_roots: bool,
+) -> tuple[Any, Any, Any, Any]:
+    """The float32 kernel's arithmetic (``adadelta.kernels.loops``): new x, E[g^2], E[dx^2],
+    and whether the one root of the quotient was good, i.e. whether the quotient
+    (E[dx^2] + eps) / (E[g^2] + eps) is a normal float32 (not NaN, infinite, 0 or subnormal).
+    ``two_roots`` (a constant in the loops): the rule's two roots instead, always good."""
     if maximize:
         gi = -gi
     if weight_decay:
@@ -586,8 +608,14 @@ def _update(
         else:
             gi = gi + wd * xi
     Eg = rho * Eg_old + one_minus_rho * gi * gi
-    dx = -np.sqrt((Edx + eps) / (Eg + eps)) * gi
-    return xi + lr * dx, Eg, rho * Edx + one_minus_rho * dx * dx
+    if two_roots:
+        dx = -(np.sqrt(Edx + eps) / np.sqrt(Eg + eps)) * gi
+        good = True
+    else:
+        q = (Edx + eps) / (Eg + eps)
+        dx = -np.sqrt(q) * gi
+        good = (q >= _SMALLEST_NORMAL32) & (q <= _LARGEST32)
+    return xi + lr * dx, Eg, rho * Edx + one_minus_rho * dx * dx, good
 
 
 # The loops read the hyperparameters into locals before they start (read from ``c`` inside the
@@ -608,22 +636,42 @@ def _bfloat16_loop(
     start: int,
     stochastic: bool,
     flags: tuple[bool, bool, bool, bool, bool],
+    redo: Any,
 ) -> None:
+    # One pass with the quotient's one root; an element whose quotient is not a normal
+    # float32 keeps its old x and codes (a select, not a branch: the loop stays vectorized)
+    # and is marked in ``redo``; only if one is, a second pass steps the marked elements
+    # again with the rule's two roots, from those old values and with the same random bits.
     lr, rho, one_minus_rho, eps, wd = c[t, 0], c[t, 1], c[t, 2], c[t, 3], c[t, 4]
     maximize, weight_decay, decoupled, half, bf16 = flags
     w = _weyl(start)  # type: ignore[call-arg, var-annotated]
+    bad = False
     for i in range(x.size):
-        Eg_old = _from_bfloat16(E_g2[i])
-        Edx = _from_bfloat16(E_dx2[i])
-        xi, Eg, Edx = _update(
-            _widened(x[i], half, bf16), _widened(g[i], half, bf16), Eg_old, Edx,
-            lr, rho, one_minus_rho, eps, wd, maximize, weight_decay, decoupled,
+        raw, code_g, code_dx = x[i], E_g2[i], E_dx2[i]
+        new_x, Eg, Edx, good = _update(
+            _widened(raw, half, bf16), _widened(g[i], half, bf16), _from_bfloat16(code_g),
+            _from_bfloat16(code_dx), lr, rho, one_minus_rho, eps, wd,
+            maximize, weight_decay, decoupled, False,
         )  # fmt: skip
-        x[i] = _narrowed(xi, half, bf16)
         r = _random(key, w) if stochastic else _NEAREST2
         w = _next_weyl(w)
-        E_g2[i] = _to_bfloat16(Eg, _half(r, False))
-        E_dx2[i] = _to_bfloat16(Edx, _half(r, True))
+        x[i] = _narrowed(new_x, half, bf16) if good else raw
+        E_g2[i] = _to_bfloat16(Eg, _half(r, False)) if good else code_g
+        E_dx2[i] = _to_bfloat16(Edx, _half(r, True)) if good else code_dx
+        redo[i] = not good
+        bad |= not good
+    if bad:
+        for i in range(x.size):
+            if redo[i]:
+                new_x, Eg, Edx, _ = _update(
+                    _widened(x[i], half, bf16), _widened(g[i], half, bf16),
+                    _from_bfloat16(E_g2[i]), _from_bfloat16(E_dx2[i]), lr, rho,
+                    one_minus_rho, eps, wd, maximize, weight_decay, decoupled, True,
+                )  # fmt: skip
+                r = _random(key, _weyl(start + i)) if stochastic else _NEAREST2
+                x[i] = _narrowed(new_x, half, bf16)
+                E_g2[i] = _to_bfloat16(Eg, _half(r, False))
+                E_dx2[i] = _to_bfloat16(Edx, _half(r, True))
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
@@ -684,10 +732,11 @@ def _adadelta_bfloat16(
         E_g2 = _chunk(addresses, 2, t, start, end, codes)
         E_dx2 = _chunk(addresses, 3, t, start, end, codes)
         key, flags = keys[t], (maximize, weight_decay, decoupled, half, bf16)
+        redo = np.empty(end - start, np.bool_)
         if stochastic:
-            _bfloat16_loop(x, g, E_g2, E_dx2, c, t, key, start, True, flags)
+            _bfloat16_loop(x, g, E_g2, E_dx2, c, t, key, start, True, flags, redo)
         else:
-            _bfloat16_loop(x, g, E_g2, E_dx2, c, t, key, start, False, flags)
+            _bfloat16_loop(x, g, E_g2, E_dx2, c, t, key, start, False, flags, redo)
     return -1
 
 
@@ -704,24 +753,66 @@ def _float8_update(
     hyper: tuple[Any, Any, Any, Any, Any],
     flags: tuple[bool, bool, bool, bool, bool],
     normal: bool,
-) -> tuple[Any, Any, Any, Any]:
+    redo: Any,
+) -> tuple[Any, Any, Any, Any, bool]:
     """The first pass over a block: x updated, the new E[g^2] and E[dx^2] into ``new_g`` and
     ``new_dx``, and their smallest and largest values, as bits (the order of non-negative
-    floats' bits is theirs). ``normal``: every code of the block is a normal one."""
+    floats' bits is theirs). ``normal``: every code of the block is a normal one. An element
+    whose quotient is not a normal float32 keeps its old x and is marked in ``redo`` (then the
+    last value returned is True: see :func:`_float8_redo`)."""
+    lr, rho, one_minus_rho, eps, wd = hyper
+    maximize, weight_decay, decoupled, half, bf16 = flags
+    min_g, min_dx = np.uint32(0xFFFFFFFF), np.uint32(0xFFFFFFFF)
+    max_g, max_dx = np.uint32(0), np.uint32(0)
+    bad = False
+    for i in range(x.size):
+        Eg_old = sg * _decode8(codes_g[i], normal)  # type: ignore[call-arg]
+        Edx = sdx * _decode8(codes_dx[i], normal)
+        raw = x[i]
+        new_x, Eg, Edx, good = _update(
+            _widened(raw, half, bf16), _widened(g[i], half, bf16), Eg_old, Edx, lr, rho,
+            one_minus_rho, eps, wd, maximize, weight_decay, decoupled, False,
+        )  # fmt: skip
+        x[i] = _narrowed(new_x, half, bf16) if good else raw
+        redo[i] = not good
+        bad |= not good
+        new_g[i], new_dx[i] = Eg, Edx
+        min_g, max_g = min(min_g, _bits(Eg)), max(max_g, _bits(Eg))
+        min_dx, max_dx = min(min_dx, _bits(Edx)), max(max_dx, _bits(Edx))
+    return min_g, max_g, min_dx, max_dx, bad
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _float8_redo(
+    x: Any,
+    g: Any,
+    codes_g: Any,
+    codes_dx: Any,
+    sg: Any,
+    sdx: Any,
+    new_g: Any,
+    new_dx: Any,
+    hyper: tuple[Any, Any, Any, Any, Any],
+    flags: tuple[bool, bool, bool, bool, bool],
+    redo: Any,
+) -> tuple[Any, Any, Any, Any]:
+    """The elements of a block marked in ``redo`` stepped again with the rule's two roots,
+    from their old x and codes (not written yet); the block's extremes found anew."""
     lr, rho, one_minus_rho, eps, wd = hyper
     maximize, weight_decay, decoupled, half, bf16 = flags
     min_g, min_dx = np.uint32(0xFFFFFFFF), np.uint32(0xFFFFFFFF)
     max_g, max_dx = np.uint32(0), np.uint32(0)
     for i in range(x.size):
-        Eg_old = sg * _decode8(codes_g[i], normal)  # type: ignore[call-arg]
-        Edx = sdx * _decode8(codes_dx[i], normal)
-        xi, Eg, Edx = _update(
-            _widened(x[i], half, bf16), _widened(g[i], half, bf16), Eg_old, Edx,
-            lr, rho, one_minus_rho, eps, wd, maximize, weight_decay, decoupled,
-        )  # fmt: skip
-        x[i] = _narrowed(xi, half, bf16)
-        new_g[i], new_dx[i] = Eg, Edx
-        min_g, max_g = min(min_g, _bits(Eg)), max(max_g, _bits(Eg))
+        if redo[i]:
+            Eg_old = sg * _decode8(codes_g[i], False)  # type: ignore[call-arg]
+            Edx = sdx * _decode8(codes_dx[i], False)
+            new_x, new_g[i], new_dx[i], _ = _update(
+                _widened(x[i], half, bf16), _widened(g[i], half, bf16), Eg_old, Edx, lr, rho,
+                one_minus_rho, eps, wd, maximize, weight_decay, decoupled, True,
+            )  # fmt: skip
+            x[i] = _narrowed(new_x, half, bf16)
+        Eg, Edx = new_g[i], new_dx[i]
+        min_g, max_g = min(min_g, _bits(Eg)), max(max_g, _bits(Eg))  # type: ignore[call-arg]
         min_dx, max_dx = min(min_dx, _bits(Edx)), max(max_dx, _bits(Edx))
     return min_g, max_g, min_dx, max_dx
 
@@ -774,6 +865,7 @@ def _float8_loop(
     scale_g, scale_dx = scales
     new_g = np.empty(BLOCK, np.float32)  # a block's new values, before its new scale is known
     new_dx = np.empty(BLOCK, np.float32)
+    redo = np.empty(BLOCK, np.bool_)  # the elements to step again with two roots
     w = _weyl(start)  # type: ignore[call-arg, var-annotated]
     for b in range(scale_g.size):
         lo = b * BLOCK
@@ -785,13 +877,18 @@ def _float8_loop(
         smallest = np.uint8(255)
         for i in range(n):
             smallest = min(smallest, min(codes_g[i], codes_dx[i]))
+        redo_b = redo[:n]
         if smallest >= 8:
-            min_g, max_g, min_dx, max_dx = _float8_update(
-                xb, gb, codes_g, codes_dx, sg, sdx, new_gb, new_dxb, hyper, flags, True
+            min_g, max_g, min_dx, max_dx, bad = _float8_update(
+                xb, gb, codes_g, codes_dx, sg, sdx, new_gb, new_dxb, hyper, flags, True, redo_b
             )
         else:
-            min_g, max_g, min_dx, max_dx = _float8_update(
-                xb, gb, codes_g, codes_dx, sg, sdx, new_gb, new_dxb, hyper, flags, False
+            min_g, max_g, min_dx, max_dx, bad = _float8_update(
+                xb, gb, codes_g, codes_dx, sg, sdx, new_gb, new_dxb, hyper, flags, False, redo_b
+            )
+        if bad:
+            min_g, max_g, min_dx, max_dx = _float8_redo(
+                xb, gb, codes_g, codes_dx, sg, sdx, new_gb, new_dxb, hyper, flags, redo_b
             )
         sg = _float(max_g) / _F8_MAX
         sdx = _float(max_dx) / _F8_MAX
@@ -860,9 +957,13 @@ _CODE_LIKE = {name: np.zeros(1, dtype) for name, dtype in _CODES.items()}
 _FLOAT32_LIKE = np.zeros(1, np.float32)
 
 
-def _fusable(x: FloatArray) -> bool:
-    flags = x.flags
-    return bool(x.dtype == np.float32 and flags.c_contiguous and flags.aligned and flags.writeable)
+def _fusable(x: FloatArray, state: Mapping[str, Any]) -> bool:
+    """Whether the compiled loop can step ``x`` and its state in place (they are addressed as
+    contiguous arrays); others go through :func:`reference_step`."""
+    return x.dtype == np.float32 and all(
+        flags.c_contiguous and flags.aligned and flags.writeable
+        for flags in [x.flags, *(v.flags for v in state.values() if isinstance(v, np.ndarray))]
+    )
 
 
 class _Batch:
@@ -873,6 +974,10 @@ class _Batch:
         self.params, self.states = list(params), list(states)
         keys = ["E_g2", "E_dx2"] + (list(_SCALES.values()) if state_dtype == "float8" else [])
         self.watched = [(s, key, s[key]) for s in states for key in keys]
+        self.lengths = [len(s) for s in states]  # a key added or removed: not current
+        arrays = [*self.params, *(a for _, _, a in self.watched)]
+        # each array as the table describes it: not reshaped, retyped or made read-only since
+        self.layouts = [(a, a.shape, a.dtype, a.flags.num) for a in arrays]
         self.addresses = np.array(
             [[_address(x) for x in params], [0] * len(params)]
             + [[_address(s[key]) for s in states] for key in keys],
@@ -884,12 +989,28 @@ class _Batch:
         self.chunks = _chunks(units, _threads(self.elements))
 
     def current(self, params: Sequence[FloatArray], states: Sequence[StateDict]) -> bool:
-        return (
-            len(params) == len(self.params)
-            and all(p is q and p.flags.writeable for p, q in zip(params, self.params, strict=True))
-            and all(s is t for s, t in zip(states, self.states, strict=True))
-            and all(s.get(key) is a for s, key, a in self.watched)
-        )
+        """Whether the table still describes ``params`` and ``states``: the same objects, the
+        same arrays in the states, each of the same shape, dtype and flags, the same keys, and
+        counts that are ints in [0, 2**63)."""
+        if len(params) != len(self.params) or len(states) != len(self.states):
+            return False
+        if not all(map(operator.is_, params, self.params)):
+            return False
+        if not all(map(operator.is_, states, self.states)):
+            return False
+        for s, key, a in self.watched:
+            if s.get(key) is not a:
+                return False
+        for s, length in zip(states, self.lengths, strict=True):
+            step, seed = s.get("step"), s.get("seed")
+            if len(s) != length or type(step) is not int or type(seed) is not int:
+                return False
+            if not (0 <= step < 1 << 63 and 0 <= seed < 1 << 63):
+                return False
+        for a, shape, dtype, flags in self.layouts:
+            if a.shape != shape or a.dtype is not dtype or a.flags.num != flags:
+                return False
+        return True
 
 
 _VERSIONS: dict[tuple[Any, bool, bool, bool], Any] = {}
@@ -937,6 +1058,32 @@ class Stepper:
         self.stochastic = True
         self._batches: dict[int, _Batch] = {}  # group index -> its batch
 
+    def __getstate__(self) -> dict[str, Any]:
+        # copies (copy.deepcopy, pickle) leave the address tables behind: they hold the
+        # original's addresses, and the copy builds its own on its first step
+        return {k: v for k, v in self.__dict__.items() if k != "_batches"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._batches = {}
+
+    def kept(
+        self, leaves: Sequence[Sequence[FloatArray]], states: Sequence[StateDict], fused: bool
+    ) -> bool:
+        """Whether every parameter is in a batch that is still :meth:`_Batch.current` (its
+        arrays need no new check): not on the first step, with ``fused = False``, or with
+        arrays that the compiled loop cannot take."""
+        if not fused or len(self._batches) != len(leaves):
+            return False
+        position = 0
+        for g, params in enumerate(leaves):
+            batch = self._batches.get(g)
+            group_states = states[position : position + len(params)]
+            if batch is None or not batch.current(params, group_states):
+                return False
+            position += len(params)
+        return True
+
     def step(
         self,
         groups: Sequence[Mapping[str, Any]],
@@ -955,8 +1102,8 @@ class Stepper:
             check
             and fused
             and len(leaves) == 1
-            and all(_fusable(x) for x in leaves[0])
             and all("E_g2" in s for s in states)
+            and all(_fusable(x, s) for x, s in zip(leaves[0], states, strict=True))
         )
         if check and not folded:
             bad = first_non_finite([gr for group_grads in grads for gr in group_grads])
@@ -974,7 +1121,9 @@ class Stepper:
                     state.update(empty_state(params[i], self.state_dtype))
                 state.setdefault("seed", parameter_seed(self.seed, position + i))
             position += len(params)
-            fusable = [i for i, x in enumerate(params) if fused and _fusable(x)]
+            fusable = [i for i, x in enumerate(params) if fused and _fusable(x, group_states[i])]
+            if not fusable:
+                self._batches.pop(g, None)
             for i in range(len(params)):
                 if i not in fusable:
                     reference_step(
