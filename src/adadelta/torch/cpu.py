@@ -101,13 +101,13 @@ class _Plan:
         if not self.compact_reference:
             for indices in compact_members.values():
                 assert self.state_dtype is not None
-                batch = compact_state._CompactBatch(
+                compact_batch = compact_state._CompactBatch(
                     self.state_dtype,
                     [params[i] for i in indices],
                     [self.states[i] for i in indices],
                     self.hyper,
                 )
-                self.compact_batches.append((batch, indices))
+                self.compact_batches.append((compact_batch, indices))
         self.batches: list[tuple[kernels.Batch, list[int]]] = []
         for kernel_dtype, indices in cpu.items():
             kernel = _kernel(kernel_dtype)
