@@ -456,3 +456,23 @@ def test_16_bit_parameters_step_as_float32_ones_rounded(fmt: str, dtype: torch.d
                 assert torch.equal(torch.as_tensor(value), torch.as_tensor(opts[1].state[w][key]))
             torch.testing.assert_close(r, h, atol=0.02, rtol=0.02)
     assert not torch.equal(half[0].float(), start[0])
+
+
+def test_convert_state_follows_the_policy() -> None:
+    """torch.optim.Adadelta's state dict, converted with the default policy, loads into a
+    compact optimizer with the default policy: the big tensor's state compact, the small's not."""
+    big, small = torch.ones(5000, requires_grad=True), torch.ones(10, requires_grad=True)
+    theirs = torch.optim.Adadelta([big, small])
+    big.grad, small.grad = torch.ones(5000), torch.ones(10)
+    theirs.step()
+    converted = convert_state(theirs.state_dict(), "float8", seed=2)
+    assert converted["param_groups"][0]["state_dtype"] == "float8"
+    assert converted["state"][0]["square_avg"].dtype == torch.uint8
+    assert converted["state"][1]["square_avg"].dtype == torch.float32
+    ours = Adadelta([big, small], state_dtype="float8")
+    ours.load_state_dict(converted)
+    ours.step()
+    assert int(ours.state[big]["step"]) == 2 and float(ours.state[small]["step"]) == 2.0
+    back = convert_state(ours.state_dict(), None)
+    assert "state_dtype" not in back["param_groups"][0]
+    torch.optim.Adadelta([big, small]).load_state_dict(back)

@@ -312,25 +312,51 @@ def _to_torch_state(state: Mapping[str, Any], *, compact: bool) -> dict[str, Any
 
 
 def convert_state(
-    state_dict: Mapping[str, Any], state_dtype: str | None, *, seed: int = 0
+    state_dict: Mapping[str, Any],
+    state_dtype: str | None,
+    *,
+    seed: int = 0,
+    min_compact_size: int = MIN_COMPACT_SIZE,
 ) -> dict[str, Any]:
     """``state_dict`` of an :class:`Adadelta` (or of ``torch.optim.Adadelta``) with its state
-    in another format: :func:`adadelta.convert_state` with PyTorch's names and tensors.
-    ``None``: float32 ``square_avg`` / ``acc_delta`` and a float ``step``, loadable by
-    ``torch.optim.Adadelta`` (exact); ``"bfloat16"`` / ``"float8"``: loadable by
-    ``Adadelta(..., state_dtype=...)`` (rounded once, to nearest; parameters without a seed get
-    the one that an optimizer built with ``seed`` gives them)."""
+    in another format: :func:`adadelta.convert_state` with PyTorch's names and tensors, and the
+    drop-in's policy. ``None``: float32 ``square_avg`` / ``acc_delta`` and a float ``step``,
+    loadable by ``torch.optim.Adadelta`` (exact); ``"bfloat16"`` / ``"float8"``: loadable by
+    ``Adadelta(..., state_dtype=..., min_compact_size=...)``: the state of tensors with at
+    least ``min_compact_size`` elements in that format (rounded once, to nearest; parameters
+    without a seed get the one that an optimizer built with ``seed`` gives them), the others'
+    float32, and every group with that policy."""
     if not isinstance(state_dict, Mapping) or set(state_dict) != {"state", "param_groups"}:
         raise ValueError("state dict: expected a dict with exactly 'state' and 'param_groups'")
-    as_numpy = {
-        "state": {i: _to_numpy_state(s) for i, s in state_dict["state"].items()},
-        "param_groups": state_dict["param_groups"],
+    if isinstance(min_compact_size, bool) or not isinstance(min_compact_size, int):
+        raise ValueError(f"Invalid min_compact_size value: {min_compact_size!r}")
+    if min_compact_size < 0:
+        raise ValueError(f"Invalid min_compact_size value: {min_compact_size!r}")
+    as_numpy = {i: _to_numpy_state(s) for i, s in state_dict["state"].items()}
+    small = {
+        i
+        for i, s in as_numpy.items()
+        if state_dtype is not None
+        and isinstance(s, Mapping)
+        and isinstance(s.get("E_g2"), np.ndarray)
+        and s["E_g2"].size < min_compact_size
     }
-    converted = compact.convert_state(as_numpy, state_dtype, seed=seed)
-    return {
-        "state": {
-            i: _to_torch_state(s, compact=state_dtype is not None)
-            for i, s in converted["state"].items()
-        },
-        "param_groups": [{**g, "params": list(g["params"])} for g in converted["param_groups"]],
-    }
+    groups = state_dict["param_groups"]
+    out: dict[Any, Any] = {}
+    for target, indices in ((state_dtype, set(as_numpy) - small), (None, small)):
+        subset = {i: as_numpy[i] for i in indices}
+        converted = compact.convert_state(
+            {"state": subset, "param_groups": groups}, target, seed=seed
+        )
+        for i, s in converted["state"].items():
+            if target is None and "seed" in s:
+                s = {k: v for k, v in s.items() if k != "seed"}
+            out[i] = _to_torch_state(s, compact=target is not None)
+    policy = {"state_dtype": state_dtype, "min_compact_size": min_compact_size}
+    new_groups = []
+    for g in groups:
+        g = {k: v for k, v in g.items() if k not in policy}
+        new_groups.append(
+            {**g, **(policy if state_dtype is not None else {}), "params": list(g["params"])}
+        )
+    return {"state": {i: out[i] for i in state_dict["state"]}, "param_groups": new_groups}
