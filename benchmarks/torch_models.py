@@ -16,7 +16,7 @@ The table gives each one's median step and the drop-in's speed-up against compil
     python benchmarks/torch_models.py --memory-only       # bytes per parameter, peak memory
 
 Peak memory: for each state format a fresh process builds GPT-2 small's parameters and
-gradients, steps twice, and reports its peak resident set (``ru_maxrss``) and that of the
+gradients, steps twice, and reports its peak resident set (``VmHWM``) and that of the
 parameters and gradients alone; the difference is what the optimizer's state and step cost.
 """
 
@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -163,11 +162,19 @@ def peak_memory(fmt: str | None) -> tuple[float, float]:
     params = [torch.zeros(s, requires_grad=True) for s in gpt2_small()]
     for p in params:
         p.grad = torch.full(p.shape, 1e-3)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+    before = _peak_rss()
     opt = Adadelta(params, state_dtype=fmt)
     for _ in range(2):
         opt.step()
-    return before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+    return before, _peak_rss()
+
+
+def _peak_rss() -> float:
+    """This process's peak resident set in GB (``VmHWM``: unlike ``ru_maxrss``, not inherited
+    from the parent that forked it)."""
+    with open("/proc/self/status") as f:
+        kilobytes = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+    return kilobytes * 1024 / 1e9
 
 
 def memory_table() -> list[str]:
