@@ -14,6 +14,14 @@ import torch
 
 from adadelta.kernels import compact
 from adadelta.kernels.parallel import _chunk, _chunks, _launch, _threads
+from adadelta.optimizers import (
+    StateLayout,
+    _check_disjoint,
+    _check_gradients_apart,
+    _checked_record,
+    _spans,
+)
+from adadelta.optimizers import convert_state as convert_numpy_state
 from adadelta.torch.common import _PLAIN_TENSOR_TYPES, Tensors, _numpy, _scalar_dtype
 
 # Tensors with fewer elements keep float32 state in a group with compact state: a few hundred
@@ -221,6 +229,61 @@ _NAMES = {
 _CODES = {"bfloat16": torch.uint16, "float8": torch.uint8}
 
 
+def _check_compact_state(
+    states: Mapping[Any, Any], state_dtype: str, members: list[tuple[torch.Tensor, Any, int]]
+) -> None:
+    """Check the state of every parameter about to be stepped, and its gradient, as the NumPy
+    optimizer checks its own (the same checks: :func:`adadelta.optimizers._checked_record` on
+    the tensors' NumPy views, then no two arrays sharing memory, and no gradient sharing
+    memory with a parameter or a state tensor); raise ValueError naming the tensor, before
+    anything is stepped."""
+    named: list[tuple[str, Any]] = []
+    grads = []
+    for p, g, position in members:
+        where = f"parameter {position}"
+        x = _numpy(p)
+        named.append((where, x))
+        grads.append((where, _numpy(g)))
+        state = states.get(p, {})
+        if len(state) == 0:  # made by this step
+            continue
+        record: dict[str, Any] = {}
+        for name, value in state.items():
+            if name == "step":
+                if not (isinstance(value, torch.Tensor) and value.dtype == torch.int64):
+                    found = value.dtype if isinstance(value, torch.Tensor) else type(value)
+                    raise ValueError(
+                        f"state of {where}: 'step' must be a 0-d int64 tensor, got {found}"
+                    )
+                value = int(value.item()) if value.dim() == 0 else value
+            elif isinstance(value, torch.Tensor):
+                expected = torch.float32 if name.endswith("_scale") else _CODES[state_dtype]
+                if not (
+                    type(value) in _PLAIN_TENSOR_TYPES
+                    and value.device.type == "cpu"
+                    and value.layout == torch.strided
+                    and value.dtype == expected
+                ):
+                    raise ValueError(
+                        f"state of {where}: {name!r} must be a {expected} CPU tensor for "
+                        f"state_dtype={state_dtype!r}, got {value.dtype} on {value.device}"
+                    )
+                value = value.detach().numpy()
+            record[name] = value
+        layout = StateLayout(
+            {_NAMES[k]: v for k, v in compact.layout(x, state_dtype).items()}, ("seed",), True
+        )
+        arrays = _checked_record(where, record, layout)
+        if "seed" not in record or len(arrays) != len(layout.arrays):
+            raise ValueError(
+                f"state of {where}: compact state holds 'step', 'seed' and "
+                f"{list(layout.arrays)}, this one {sorted(record)}"
+            )
+        named.extend((f"state {name!r} of {where}", value) for name, value in arrays)
+    _check_disjoint(named)
+    _check_gradients_apart(_spans(named), lambda: named, grads)
+
+
 def _is_compact(saved: Any) -> bool:
     """Whether one parameter's saved state is compact: a seed, scales, or codes (integers)
     where ``torch.optim.Adadelta`` keeps floats."""
@@ -356,6 +419,15 @@ def convert_state(
     if not isinstance(saved, Mapping):
         raise ValueError("state dict: 'state' must be a dict of the parameters' states")
     as_numpy = {i: _to_numpy_state(s) if isinstance(s, Mapping) else s for i, s in saved.items()}
+    # the state checked as the NumPy optimizer's load checks it (adadelta.convert_state); the
+    # hyperparameters are PyTorch's, checked by whichever optimizer loads the result
+    # (each record alone: its format may differ from the others', by the policy)
+    for i, record in as_numpy.items():
+        one = {"state": {0: record}, "param_groups": [{**_NUMPY_GROUP, "params": [0]}]}
+        try:
+            convert_numpy_state(one, None)
+        except ValueError as error:
+            raise ValueError(str(error).replace("parameter 0", f"parameter {i}", 1)) from None
     small = {
         i
         for i, s in as_numpy.items()
@@ -382,3 +454,14 @@ def convert_state(
             {**g, **(policy if state_dtype is not None else {}), "params": list(g["params"])}
         )
     return {"state": {i: out[i] for i in state_dict["state"]}, "param_groups": new_groups}
+
+
+# hyperparameters that the NumPy checks of adadelta.convert_state take (any valid ones)
+_NUMPY_GROUP = {
+    "lr": 1.0,
+    "rho": 0.9,
+    "eps": 1e-6,
+    "weight_decay": 0.0,
+    "decoupled_weight_decay": False,
+    "maximize": False,
+}

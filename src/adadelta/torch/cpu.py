@@ -280,6 +280,7 @@ def _validate(
     state_dtype = group.get("state_dtype")
     if state_dtype is not None:
         compact_state._check_compact(group, state_dtype)
+    members = []
     for i, (p, g) in enumerate(zip(params, grads, strict=True)):
         if g is None:
             continue
@@ -290,11 +291,15 @@ def _validate(
             compact_state._check_grad(offset + i, p, g, fmt)
             if len(state) != 0:
                 compact_state._check_layout(where, state, p, fmt)
+            members.append((p, g, offset + i))
         elif "seed" in state:
             raise ValueError(
                 f"{where} is compact, but its group keeps float32 state for it "
                 "(state_dtype, min_compact_size); convert it with adadelta.torch.convert_state"
             )
+    if members:  # no array sharing memory with another, nor a gradient with any
+        assert state_dtype is not None
+        compact_state._check_compact_state(optimizer.state, state_dtype, members)
 
 
 def _flags(group: Mapping[str, Any]) -> tuple[Any, ...]:
