@@ -14,7 +14,10 @@ parallelism), distributed checkpoints, and ``ZeroRedundancyOptimizer(overlap_wit
   straddles a shard boundary) as a plain tensor of this rank. The stochastic rounding of a
   shard draws its bits from the parameter's ``seed`` mixed with the shard's offset in the
   whole tensor (a shard that starts at 0, and so an unsharded tensor, draws the parameter's own
-  bits; replicas of one shard draw the same bits and stay equal).
+  bits; replicas of one shard draw the same bits and stay equal). Each parameter's format is
+  the one its group's policy gives it (``min_compact_size`` counts the whole tensor's
+  elements, so every rank agrees); the smaller tensors' float32 state is stepped by PyTorch's
+  step on the local shards.
 - **State dicts** of sharded parameters with compact state are *portable*: ``state_dict()``
   gives their state decoded to float32 DTensors of the parameter's placements (with ``step``
   and ``seed``), which ``torch.distributed.checkpoint`` reshards like any float state;
