@@ -132,13 +132,14 @@ def test_defaults_match_torch() -> None:
     ours = inspect.signature(Adadelta)
     theirs = inspect.signature(torch.optim.Adadelta)
     # PyTorch's arguments, then "fused" (keyword-only, as in PyTorch's fused optimizers) and
-    # compact state's "state_dtype" and "seed" (tests/test_torch_compact.py)
+    # compact state's "state_dtype", "min_compact_size" and "seed" (tests/test_torch_compact.py)
     keyword_only = inspect.Parameter.KEYWORD_ONLY
     assert [(p.name, p.default, p.kind) for p in ours.parameters.values()] == [
         (p.name, p.default, p.kind) for p in theirs.parameters.values()
     ] + [
         ("fused", None, keyword_only),
         ("state_dtype", None, keyword_only),
+        ("min_compact_size", 4096, keyword_only),
         ("seed", 0, keyword_only),
     ]
     params = make_params(torch.float32)

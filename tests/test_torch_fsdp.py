@@ -104,11 +104,15 @@ def set_grads_like(params: list[torch.Tensor]) -> None:
         p.grad = torch.ones_like(p)
 
 
-def unsharded(fmt: str | None, steps: int) -> tuple[list[torch.Tensor], Any]:
+def unsharded(
+    fmt: str | None, steps: int, min_compact_size: int = 0
+) -> tuple[list[torch.Tensor], Any]:
     from adadelta.torch import Adadelta
 
     params = list(Params().parameters())
-    opt = Adadelta(params, **HYPER, state_dtype=fmt, fused=fmt is None)
+    opt = Adadelta(
+        params, **HYPER, state_dtype=fmt, fused=fmt is None, min_compact_size=min_compact_size
+    )
     for step in range(steps):
         set_grads(params, step)
         opt.step()
@@ -123,10 +127,13 @@ def _sharded_params(mesh: Any) -> tuple[Params, list[torch.Tensor]]:
     return module, list(module.parameters())
 
 
-def _compact_kwargs(fmt: str | None) -> dict[str, Any]:
+def _compact_kwargs(fmt: str | None, min_compact_size: int = 0) -> dict[str, Any]:
     # compact state: the NumPy reference step (fused=False) keeps these workers from compiling
-    # the compact kernels; the fused kernel is the same call on the same local views
-    return {"state_dtype": fmt, "fused": False} if fmt else {}
+    # the compact kernels; the fused kernel is the same call on the same local views. Every
+    # tensor compact (min_compact_size=0) unless told otherwise.
+    if fmt is None:
+        return {}
+    return {"state_dtype": fmt, "fused": False, "min_compact_size": min_compact_size}
 
 
 # --- the 2-process worker ---
@@ -187,7 +194,8 @@ def _fsdp_training(rank: int, report: dict[str, Any]) -> None:
 
 def _fsdp_compact(rank: int, report: dict[str, Any]) -> None:
     """Compact state under fully_shard: laid out as the parameters, blocks inside the local
-    shard, the shard that starts at 0 drawing the unsharded tensor's bits."""
+    shard, the shard that starts at 0 drawing the unsharded tensor's bits; with a
+    min_compact_size, the smaller tensors' state float32 DTensors, as unsharded."""
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.tensor import DTensor
 
@@ -195,18 +203,22 @@ def _fsdp_compact(rank: int, report: dict[str, Any]) -> None:
     from adadelta.torch import Adadelta
 
     mesh = init_device_mesh("cpu", (2,))
-    for fmt in ("bfloat16", "float8"):
+    for fmt, size in (("bfloat16", 0), ("float8", 0), ("float8", 30)):
         _, params = _sharded_params(mesh)
-        opt = Adadelta(params, **HYPER, **_compact_kwargs(fmt))
+        opt = Adadelta(params, **HYPER, **_compact_kwargs(fmt, size))
         for step in range(SAVED_STEPS):
             set_grads(params, step)
             opt.step()
-        want, reference = unsharded(fmt, SAVED_STEPS)
+        want, reference = unsharded(fmt, SAVED_STEPS, size)
         for p, w, r in zip(params, want, reference.param_groups[0]["params"], strict=True):
             state, local = opt.state[p], p._local_tensor
             assert isinstance(state["square_avg"], DTensor)
             assert state["square_avg"].placements == p.placements
             assert state["square_avg"]._local_tensor.shape == local.shape
+            if p.numel() < size:  # float32 state, stepped by PyTorch on the local shard
+                assert "seed" not in state and state["square_avg"].dtype == torch.float32
+                torch.testing.assert_close(p.full_tensor(), w)
+                continue
             if fmt == "float8":
                 assert state["square_avg_scale"].shape == (-(-local.numel() // BLOCK),)
             assert int(state["step"]) == SAVED_STEPS

@@ -101,6 +101,22 @@ def stream_key(seed: int, step: int) -> int:
     return _mix(seed ^ _mix((step + 1) * _GOLDEN)) >> 32
 
 
+_U64 = np.uint64
+
+
+@numba.njit(cache=True)
+def _mix64(z: Any) -> Any:  # pragma: no cover (compiled)
+    z = (z ^ (z >> _U64(30))) * _U64(_MIX1)
+    z = (z ^ (z >> _U64(27))) * _U64(_MIX2)
+    return z ^ (z >> _U64(31))
+
+
+@numba.njit(cache=True)
+def _stream_key64(seed: Any, step: Any) -> Any:  # pragma: no cover (compiled)
+    """:func:`stream_key` compiled (``seed`` and ``step`` as uint64)."""
+    return _mix64(seed ^ _mix64((step + _U64(1)) * _U64(_GOLDEN))) >> _U64(32)
+
+
 def random_bits(key: int, n: int) -> np.ndarray[Any, np.dtype[np.uint64]]:
     """32 random bits for each of the elements ``0..n-1`` under ``key``: bits 0-15 round the
     element's E[g^2], bits 16-31 its E[dx^2]."""
@@ -499,6 +515,68 @@ def _encode8(typingctx: Any, q: Any, r: Any, normal: Any) -> Any:
 _F8_MAX, _ONE, _ZERO = np.float32(FLOAT8_MAX), np.float32(1), np.float32(0)
 _SMALLEST_NORMAL32 = np.finfo(np.float32).smallest_normal
 _LARGEST32 = np.finfo(np.float32).max
+
+
+@intrinsic
+def _half_to_float(typingctx: Any, bits: Any) -> Any:
+    """float16 bits to float32 (exact)."""
+    signature = types.float32(types.uint16)
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        return builder.fpext(builder.bitcast(args[0], ir.HalfType()), ir.FloatType())
+
+    return signature, codegen
+
+
+@intrinsic
+def _float_to_half(typingctx: Any, value: Any) -> Any:
+    """float32 to float16 bits, rounded to nearest even (overflow to infinity, NaN kept)."""
+    signature = types.uint16(types.float32)
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        return builder.bitcast(builder.fptrunc(args[0], ir.HalfType()), ir.IntType(16))
+
+    return signature, codegen
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _widen(bits: Any, bf16: bool) -> Any:
+    """bfloat16 (``bf16``) or float16 bits as a float32 (exact)."""
+    if bf16:
+        return _float(np.uint32(bits) << np.uint32(16))  # type: ignore[call-arg]
+    return _half_to_float(bits)  # type: ignore[call-arg]
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _narrow(value: Any, bf16: bool) -> Any:
+    """A float32 as bfloat16 (``bf16``) or float16 bits, rounded to nearest, ties to even."""
+    if bf16:
+        u = np.int64(_bits(value))  # type: ignore[call-arg]
+        if (u & 0x7FFFFFFF) > 0x7F800000:  # NaN: kept quiet (its top mantissa bit set)
+            return np.uint16((u >> 16) | 0x40)
+        return np.uint16((u + 0x7FFF + ((u >> 16) & 1)) >> 16)  # to nearest, ties to even
+    return _float_to_half(value)  # type: ignore[call-arg]
+
+
+# The compact loops' parameters and gradients: float32, or (``half``) 16-bit floats read as
+# float32 and rounded to nearest when the parameter is written (the arithmetic is float32's).
+# ``half`` and ``bf16`` are constants of each compiled version: a float32 loop is unchanged.
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _widened(value: Any, half: bool, bf16: bool) -> Any:
+    if half:
+        return _widen(value, bf16)
+    return value
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _narrowed(value: Any, half: bool, bf16: bool) -> Any:
+    if half:
+        return _narrow(value, bf16)
+    return value
+
+
 _NEAREST2 = np.uint32(NEAREST | NEAREST << 16)
 
 
@@ -557,7 +635,7 @@ def _bfloat16_loop(
     key: Any,
     start: int,
     stochastic: bool,
-    flags: tuple[bool, bool, bool],
+    flags: tuple[bool, bool, bool, bool, bool],
     redo: Any,
 ) -> None:
     # One pass with the quotient's one root; an element whose quotient is not a normal
@@ -565,18 +643,19 @@ def _bfloat16_loop(
     # and is marked in ``redo``; only if one is, a second pass steps the marked elements
     # again with the rule's two roots, from those old values and with the same random bits.
     lr, rho, one_minus_rho, eps, wd = c[t, 0], c[t, 1], c[t, 2], c[t, 3], c[t, 4]
-    maximize, weight_decay, decoupled = flags
+    maximize, weight_decay, decoupled, half, bf16 = flags
     w = _weyl(start)  # type: ignore[call-arg, var-annotated]
     bad = False
     for i in range(x.size):
-        xi, code_g, code_dx = x[i], E_g2[i], E_dx2[i]
+        raw, code_g, code_dx = x[i], E_g2[i], E_dx2[i]
         new_x, Eg, Edx, good = _update(
-            xi, g[i], _from_bfloat16(code_g), _from_bfloat16(code_dx), lr, rho,
-            one_minus_rho, eps, wd, maximize, weight_decay, decoupled, False,
+            _widened(raw, half, bf16), _widened(g[i], half, bf16), _from_bfloat16(code_g),
+            _from_bfloat16(code_dx), lr, rho, one_minus_rho, eps, wd,
+            maximize, weight_decay, decoupled, False,
         )  # fmt: skip
         r = _random(key, w) if stochastic else _NEAREST2
         w = _next_weyl(w)
-        x[i] = new_x if good else xi
+        x[i] = _narrowed(new_x, half, bf16) if good else raw
         E_g2[i] = _to_bfloat16(Eg, _half(r, False)) if good else code_g
         E_dx2[i] = _to_bfloat16(Edx, _half(r, True)) if good else code_dx
         redo[i] = not good
@@ -585,11 +664,12 @@ def _bfloat16_loop(
         for i in range(x.size):
             if redo[i]:
                 new_x, Eg, Edx, _ = _update(
-                    x[i], g[i], _from_bfloat16(E_g2[i]), _from_bfloat16(E_dx2[i]), lr, rho,
+                    _widened(x[i], half, bf16), _widened(g[i], half, bf16),
+                    _from_bfloat16(E_g2[i]), _from_bfloat16(E_dx2[i]), lr, rho,
                     one_minus_rho, eps, wd, maximize, weight_decay, decoupled, True,
                 )  # fmt: skip
                 r = _random(key, _weyl(start + i)) if stochastic else _NEAREST2
-                x[i] = new_x
+                x[i] = _narrowed(new_x, half, bf16)
                 E_g2[i] = _to_bfloat16(Eg, _half(r, False))
                 E_dx2[i] = _to_bfloat16(Edx, _half(r, True))
 
@@ -631,23 +711,27 @@ def _adadelta_bfloat16(
     keys: Any,
     stochastic: bool,
     codes: Any,
+    values: Any,
     maximize: bool,
     weight_decay: bool,
     decoupled: bool,
+    half: bool,
+    bf16: bool,
 ) -> int:
     # addresses rows: x, g, E[g^2], E[dx^2] (bfloat16 bits); c columns: lr, rho, 1 - rho, eps,
     # weight_decay; keys[t]: the key of array t's random bits this step. With check, first the
     # gradients: the index of one that is not finite, and nothing written, or -1
     if check:
-        bad = _scan(addresses, chunks, sizes, 1, parts, c)
+        bad = _scan(addresses, chunks, sizes, 1, parts, values)
         if bad >= 0:
             return bad
     for k in numba.prange(chunks.shape[0]):
         t, start, end = chunks[k, 0], chunks[k, 1], chunks[k, 2]
-        x, g = _chunk(addresses, 0, t, start, end, c), _chunk(addresses, 1, t, start, end, c)
+        x = _chunk(addresses, 0, t, start, end, values)
+        g = _chunk(addresses, 1, t, start, end, values)
         E_g2 = _chunk(addresses, 2, t, start, end, codes)
         E_dx2 = _chunk(addresses, 3, t, start, end, codes)
-        key, flags = keys[t], (maximize, weight_decay, decoupled)
+        key, flags = keys[t], (maximize, weight_decay, decoupled, half, bf16)
         redo = np.empty(end - start, np.bool_)
         if stochastic:
             _bfloat16_loop(x, g, E_g2, E_dx2, c, t, key, start, True, flags, redo)
@@ -667,7 +751,7 @@ def _float8_update(
     new_g: Any,
     new_dx: Any,
     hyper: tuple[Any, Any, Any, Any, Any],
-    flags: tuple[bool, bool, bool],
+    flags: tuple[bool, bool, bool, bool, bool],
     normal: bool,
     redo: Any,
 ) -> tuple[Any, Any, Any, Any, bool]:
@@ -677,19 +761,19 @@ def _float8_update(
     whose quotient is not a normal float32 keeps its old x and is marked in ``redo`` (then the
     last value returned is True: see :func:`_float8_redo`)."""
     lr, rho, one_minus_rho, eps, wd = hyper
-    maximize, weight_decay, decoupled = flags
+    maximize, weight_decay, decoupled, half, bf16 = flags
     min_g, min_dx = np.uint32(0xFFFFFFFF), np.uint32(0xFFFFFFFF)
     max_g, max_dx = np.uint32(0), np.uint32(0)
     bad = False
     for i in range(x.size):
         Eg_old = sg * _decode8(codes_g[i], normal)  # type: ignore[call-arg]
         Edx = sdx * _decode8(codes_dx[i], normal)
-        xi = x[i]
+        raw = x[i]
         new_x, Eg, Edx, good = _update(
-            xi, g[i], Eg_old, Edx, lr, rho, one_minus_rho, eps, wd,
-            maximize, weight_decay, decoupled, False,
+            _widened(raw, half, bf16), _widened(g[i], half, bf16), Eg_old, Edx, lr, rho,
+            one_minus_rho, eps, wd, maximize, weight_decay, decoupled, False,
         )  # fmt: skip
-        x[i] = new_x if good else xi
+        x[i] = _narrowed(new_x, half, bf16) if good else raw
         redo[i] = not good
         bad |= not good
         new_g[i], new_dx[i] = Eg, Edx
@@ -709,23 +793,24 @@ def _float8_redo(
     new_g: Any,
     new_dx: Any,
     hyper: tuple[Any, Any, Any, Any, Any],
-    flags: tuple[bool, bool, bool],
+    flags: tuple[bool, bool, bool, bool, bool],
     redo: Any,
 ) -> tuple[Any, Any, Any, Any]:
     """The elements of a block marked in ``redo`` stepped again with the rule's two roots,
     from their old x and codes (not written yet); the block's extremes found anew."""
     lr, rho, one_minus_rho, eps, wd = hyper
-    maximize, weight_decay, decoupled = flags
+    maximize, weight_decay, decoupled, half, bf16 = flags
     min_g, min_dx = np.uint32(0xFFFFFFFF), np.uint32(0xFFFFFFFF)
     max_g, max_dx = np.uint32(0), np.uint32(0)
     for i in range(x.size):
         if redo[i]:
             Eg_old = sg * _decode8(codes_g[i], False)  # type: ignore[call-arg]
             Edx = sdx * _decode8(codes_dx[i], False)
-            x[i], new_g[i], new_dx[i], _ = _update(
-                x[i], g[i], Eg_old, Edx, lr, rho, one_minus_rho, eps, wd,
-                maximize, weight_decay, decoupled, True,
+            new_x, new_g[i], new_dx[i], _ = _update(
+                _widened(x[i], half, bf16), _widened(g[i], half, bf16), Eg_old, Edx, lr, rho,
+                one_minus_rho, eps, wd, maximize, weight_decay, decoupled, True,
             )  # fmt: skip
+            x[i] = _narrowed(new_x, half, bf16)
         Eg, Edx = new_g[i], new_dx[i]
         min_g, max_g = min(min_g, _bits(Eg)), max(max_g, _bits(Eg))  # type: ignore[call-arg]
         min_dx, max_dx = min(min_dx, _bits(Edx)), max(max_dx, _bits(Edx))
@@ -770,7 +855,7 @@ def _float8_loop(
     key: Any,
     start: int,
     stochastic: bool,
-    flags: tuple[bool, bool, bool],
+    flags: tuple[bool, bool, bool, bool, bool],
 ) -> None:
     # Each block twice: decoded, updated and its largest values found; then encoded with the new
     # scales. Where every code (first pass) or every new value (second pass) of a block is a
@@ -836,24 +921,29 @@ def _adadelta_float8(
     keys: Any,
     stochastic: bool,
     codes: Any,
+    values: Any,
     maximize: bool,
     weight_decay: bool,
     decoupled: bool,
+    half: bool,
+    bf16: bool,
 ) -> int:
     # addresses rows: x, g, E[g^2], E[dx^2] (float8 codes), their scales; chunks in blocks
     if check:
-        bad = _scan(addresses, chunks, sizes, BLOCK, parts, c)
+        bad = _scan(addresses, chunks, sizes, BLOCK, parts, values)
         if bad >= 0:
             return bad
     for k in numba.prange(chunks.shape[0]):
         t, first, last = chunks[k, 0], chunks[k, 1], chunks[k, 2]
         start, end = first * BLOCK, min(last * BLOCK, sizes[t])
-        x, g = _chunk(addresses, 0, t, start, end, c), _chunk(addresses, 1, t, start, end, c)
+        x = _chunk(addresses, 0, t, start, end, values)
+        g = _chunk(addresses, 1, t, start, end, values)
         E_g2 = _chunk(addresses, 2, t, start, end, codes)
         E_dx2 = _chunk(addresses, 3, t, start, end, codes)
         scale_g = _chunk(addresses, 4, t, first, last, c)
         scale_dx = _chunk(addresses, 5, t, first, last, c)
-        scales, key, flags = (scale_g, scale_dx), keys[t], (maximize, weight_decay, decoupled)
+        scales, key = (scale_g, scale_dx), keys[t]
+        flags = (maximize, weight_decay, decoupled, half, bf16)
         if stochastic:
             _float8_loop(x, g, E_g2, E_dx2, scales, c, t, key, start, True, flags)
         else:
@@ -864,6 +954,7 @@ def _adadelta_float8(
 # --- the optimizer's side ---
 
 _CODE_LIKE = {name: np.zeros(1, dtype) for name, dtype in _CODES.items()}
+_FLOAT32_LIKE = np.zeros(1, np.float32)
 
 
 def _fusable(x: FloatArray, state: Mapping[str, Any]) -> bool:
@@ -922,29 +1013,37 @@ class _Batch:
         return True
 
 
-_VERSIONS: dict[tuple[Any, bool], Any] = {}
+_VERSIONS: dict[tuple[Any, bool, bool, bool], Any] = {}
 
 
-def _version(kernel: Any, arguments: tuple[Any, ...], flags: tuple[bool, ...]) -> Any:
-    """``kernel``'s entry point for a call with these ``arguments`` and ``flags`` (maximize,
-    weight decay, decoupled: its last arguments). Where no flag is set, as in the paper's
+def _version(
+    kernel: Any,
+    arguments: tuple[Any, ...],
+    flags: tuple[bool, ...],
+    widths: tuple[bool, bool] = (False, False),
+) -> Any:
+    """``kernel``'s entry point for a call with these ``arguments``, ``flags`` (maximize,
+    weight decay, decoupled) and ``widths`` (half: 16-bit parameters and gradients; bf16:
+    bfloat16 ones, else float16), its last arguments. Where no flag is set, as in the paper's
     ADADELTA, a version compiled with the flags as constants (False): LLVM leaves their cases
     out of the loop, where they cost a branch each per element (between matrix products, a
     bfloat16 step of 1e7 parameters took 12.1 ms with them, 11.5 without:
     ``benchmarks/results/compact_speed.md``). Otherwise one version that reads them at run
-    time, so that at most two versions of each kernel are compiled (and cached on disk). The
-    other arguments' types are the same on every call (:meth:`Stepper._fused_step` makes them
-    so)."""
+    time. ``widths`` are always constants. So at most two versions of each kernel are compiled
+    for each parameter dtype (and cached on disk). The other arguments' types are the same on
+    every call (:meth:`Stepper._fused_step` and the PyTorch drop-in make them so)."""
     plain = not any(flags)
-    version = _VERSIONS.get((kernel, plain))
+    key = (kernel, plain, *widths)
+    version = _VERSIONS.get(key)
     if version is None:
         signature = tuple(numba.typeof(a) for a in arguments)  # type: ignore[no-untyped-call]
         if plain:
             signature += tuple(types.literal(False) for _ in flags)  # type: ignore[no-untyped-call]
         else:
             signature += (types.boolean,) * len(flags)
+        signature += tuple(types.literal(w) for w in widths)  # type: ignore[no-untyped-call]
         kernel.compile(signature)
-        version = _VERSIONS[kernel, plain] = kernel.overloads[signature].entry_point
+        version = _VERSIONS[key] = kernel.overloads[signature].entry_point
     return version
 
 
@@ -1071,8 +1170,9 @@ class Stepper:
         kernel = _adadelta_bfloat16 if self.state_dtype == "bfloat16" else _adadelta_float8
         parts = min(_threads(batch.elements), batch.chunks.shape[0])
         arguments: tuple[Any, ...] = (batch.addresses, batch.chunks, batch.sizes, bool(check))
-        arguments += (int(parts), c, keys, bool(self.stochastic), like)
-        bad = int(_launch(_version(kernel, arguments, flags), batch.elements, *arguments, *flags))
+        arguments += (int(parts), c, keys, bool(self.stochastic), like, _FLOAT32_LIKE)
+        version = _version(kernel, arguments, flags)
+        bad = int(_launch(version, batch.elements, *arguments, *flags, False, False))
         if bad < 0:
             for s in states:
                 s["step"] += 1

@@ -22,56 +22,13 @@ from typing import Any
 
 import numba
 import numpy as np
-from llvmlite import ir
-from numba import types
-from numba.extending import intrinsic
 
 from adadelta.kernels.batch import ADADELTA, BoolArray, Kernel, StateDict
-from adadelta.kernels.compact import _bits as _float_bits
-from adadelta.kernels.compact import _float as _bits_float
+from adadelta.kernels.compact import _narrow, _widen
 from adadelta.kernels.loops import _adadelta_gradient
 from adadelta.kernels.parallel import _chunk, _part
 
 _LIKE = np.zeros(1, np.uint16)  # the element type of the arrays' memory, for _chunk
-
-
-@intrinsic
-def _half_to_float(typingctx: Any, bits: Any) -> Any:
-    """float16 bits to float32 (exact)."""
-    signature = types.float32(types.uint16)
-
-    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
-        return builder.fpext(builder.bitcast(args[0], ir.HalfType()), ir.FloatType())
-
-    return signature, codegen
-
-
-@intrinsic
-def _float_to_half(typingctx: Any, value: Any) -> Any:
-    """float32 to float16 bits, rounded to nearest even (overflow to infinity, NaN kept)."""
-    signature = types.uint16(types.float32)
-
-    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
-        return builder.bitcast(builder.fptrunc(args[0], ir.HalfType()), ir.IntType(16))
-
-    return signature, codegen
-
-
-@numba.njit(cache=True, error_model="numpy", inline="always")
-def _widen(bits: Any, bf16: bool) -> Any:
-    if bf16:
-        return _bits_float(np.uint32(bits) << np.uint32(16))  # type: ignore[call-arg]
-    return _half_to_float(bits)  # type: ignore[call-arg]
-
-
-@numba.njit(cache=True, error_model="numpy", inline="always")
-def _narrow(value: Any, bf16: bool) -> Any:
-    if bf16:
-        u = np.int64(_float_bits(value))  # type: ignore[call-arg]
-        if (u & 0x7FFFFFFF) > 0x7F800000:  # NaN: kept quiet (its top mantissa bit set)
-            return np.uint16((u >> 16) | 0x40)
-        return np.uint16((u + 0x7FFF + ((u >> 16) & 1)) >> 16)  # to nearest, ties to even
-    return _float_to_half(value)  # type: ignore[call-arg]
 
 
 @numba.njit(cache=True, error_model="numpy", parallel=True)

@@ -35,12 +35,17 @@ both ways with ``torch.optim.Adadelta``) and parameter groups. What differs:
   ``torch.compile`` the step is PyTorch's, traced like ``torch.optim.Adadelta``'s (its
   ``_init_group`` has the signature that TorchDynamo expects), so it compiles to what
   PyTorch's compiles to.
-- Compact state (``state_dtype="bfloat16"`` or ``"float8"``, keyword-only, with ``seed``;
-  contiguous float32 CPU parameters only): ``square_avg`` and ``acc_delta`` kept as the codes
-  of :mod:`adadelta.kernels.compact` (uint16, or uint8 plus float32 ``*_scale`` tensors), an
-  int64 ``step`` and the parameter's ``seed``; the step is :class:`adadelta.Adadelta`'s with the
-  same state, bit for bit, and under ``torch.compile`` a graph break (it runs uncompiled).
-  :func:`convert_state` moves state dicts to and from ``torch.optim.Adadelta``'s float32 ones.
+- Compact state (``state_dtype="bfloat16"`` or ``"float8"``, keyword-only, with ``seed`` and
+  ``min_compact_size``; per parameter group too; contiguous float32, bfloat16 or float16 CPU
+  parameters): ``square_avg`` and ``acc_delta`` of the tensors with at least
+  ``min_compact_size`` (4096) elements kept as the codes of :mod:`adadelta.kernels.compact`
+  (uint16, or uint8 plus float32 ``*_scale`` tensors), an int64 ``step`` and the parameter's
+  ``seed``; smaller tensors keep float32 state. A group's compact tensors are stepped by one
+  compiled call (per parameter dtype), kept from step to step as the float32 path's; a float32
+  parameter's step is :class:`adadelta.Adadelta`'s with the same state, bit for bit, a 16-bit
+  one's that step on its values rounded to nearest. Under ``torch.compile`` a step with
+  compact state is a graph break (it runs uncompiled). :func:`convert_state` moves state dicts
+  to and from ``torch.optim.Adadelta``'s float32 ones.
 - Validation: the hyperparameters are checked in ``add_param_group`` and ``load_state_dict``
   too (PyTorch checks only the constructor's), with PyTorch's messages, e.g.
   ``Invalid rho value: 1.5``.

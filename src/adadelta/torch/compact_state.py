@@ -1,16 +1,19 @@
-"""The drop-in's compact state (``state_dtype="bfloat16"`` or ``"float8"``): its checks, its
-state tensors (the codes of :mod:`adadelta.kernels.compact` under PyTorch's names), its step,
-and :func:`convert_state` between it and ``torch.optim.Adadelta``'s float32 state."""
+"""The drop-in's compact state (``state_dtype="bfloat16"`` or ``"float8"``): its policy and
+checks, its state tensors (the codes of :mod:`adadelta.kernels.compact` under PyTorch's names),
+its step (:class:`_CompactBatch`: one compiled call for the compact tensors of a group), and
+:func:`convert_state` between it and ``torch.optim.Adadelta``'s float32 state."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import numba
 import numpy as np
 import torch
 
 from adadelta.kernels import compact
+from adadelta.kernels.parallel import _chunk, _chunks, _launch, _threads
 from adadelta.optimizers import (
     StateLayout,
     _check_disjoint,
@@ -19,63 +22,202 @@ from adadelta.optimizers import (
     _spans,
 )
 from adadelta.optimizers import convert_state as convert_numpy_state
-from adadelta.torch.common import _PLAIN_TENSOR_TYPES, _hyper, _numpy, _scalar_dtype
+from adadelta.torch.common import _PLAIN_TENSOR_TYPES, Tensors, _numpy, _scalar_dtype
 
-if TYPE_CHECKING:
-    from adadelta.torch.optimizer import Adadelta
+# Tensors with fewer elements keep float32 state in a group with compact state: a few hundred
+# biases and norms hold a negligible part of a model's state, and each compact tensor costs
+# its per-tensor work (bitsandbytes' and torchao's 8-bit optimizers use the same threshold).
+MIN_COMPACT_SIZE = 4096
+
+# the parameter dtypes that compact state serves: (half, bf16), the kernels' widths
+_WIDTHS = {
+    torch.float32: (False, False),
+    torch.bfloat16: (True, True),
+    torch.float16: (True, False),
+}
+_VALUES_LIKE = {False: np.zeros(1, np.float32), True: np.zeros(1, np.uint16)}
+_STEP_LIKE = np.zeros(1, np.int64)
 
 
-def _compact_step(optimizer: Adadelta) -> None:
-    """A step with compact state: the CPU kernel of :mod:`adadelta.kernels.compact` on
-    zero-copy NumPy views, everything checked first."""
-    assert optimizer._compact is not None and optimizer.state_dtype is not None
-    work, position = [], 0
-    for group in optimizer.param_groups:
-        _check_compact(group, optimizer.state_dtype)
-        members = []
-        for p in group["params"]:
-            g = p.grad
-            if g is not None:
-                if g.is_sparse:
-                    raise RuntimeError("Adadelta does not support sparse gradients")
-                if not (
-                    type(g) in _PLAIN_TENSOR_TYPES
-                    and g.device.type == "cpu"
-                    and g.dtype == torch.float32
-                    and g.layout == torch.strided
-                    and g.shape == p.shape
-                ):
-                    raise ValueError(
-                        f"state_dtype={optimizer.state_dtype!r}: parameter {position} needs a "
-                        f"float32 CPU gradient of its shape, got {g.dtype} on {g.device}"
-                    )
-                members.append((p, g, position))
-            position += 1
-        work.append((group, members))
-    _check_compact_state(optimizer, [m for _, members in work for m in members])
-    for group, members in work:
-        if not members:
-            continue
-        hyper = {**_hyper(group)}
-        views, grads, states = [], [], []
-        for p, g, pos in members:
-            state = optimizer.state[p]
-            if len(state) == 0:
-                state.update(_empty_compact(p, optimizer.state_dtype, optimizer.seed, pos))
-            views.append(_numpy(p))
-            grads.append(_numpy(g))
-            states.append(_as_numpy_state(state))
-        before = [dict(s) for s in states]
-        optimizer._compact.step(
-            [hyper], [views], states, [grads], fused=group.get("fused") is not False
+def _format(group: Mapping[str, Any], p: torch.Tensor) -> str | None:
+    """The state format of ``p`` in ``group``: its ``state_dtype`` where ``p`` has at least its
+    ``min_compact_size`` elements, else None (float32 state, ``torch.optim.Adadelta``'s)."""
+    state_dtype: str | None = group.get("state_dtype")
+    if state_dtype is None or p.numel() < group["min_compact_size"]:
+        return None
+    return state_dtype
+
+
+@numba.njit(cache=True)
+def _next_keys(steps: Any, seeds: Any, keys: Any, like: Any) -> None:  # pragma: no cover
+    """For each parameter t: the key of this step's random bits from its seed and its step
+    count (an int64 scalar at address ``steps[0, t]``), and the count plus one."""
+    for t in range(seeds.size):
+        count = _chunk(steps, 0, t, 0, 1, like)
+        keys[t] = compact._stream_key64(seeds[t], np.uint64(count[0]))
+        count[0] += 1
+
+
+class _CompactBatch:
+    """The compact-state tensors of one group and one parameter dtype, stepped by one compiled
+    call: the table of addresses (parameters, gradients, codes, float8's scales), the chunks,
+    the seeds and the addresses of the step counts, made once and kept with the group's plan
+    (:class:`adadelta.torch.cpu._Plan`), which checks each step that nothing moved."""
+
+    def __init__(
+        self, state_dtype: str, params: Tensors, states: list[dict[str, Any]], hyper: list[Any]
+    ) -> None:
+        names = ["square_avg", "acc_delta"]
+        if state_dtype == "float8":
+            names += ["square_avg_scale", "acc_delta_scale"]
+        self.widths = _WIDTHS[params[0].dtype]
+        self.values = _VALUES_LIKE[self.widths[0]]
+        self.addresses = np.array(
+            [[p.data_ptr() for p in params], [0] * len(params)]
+            + [[s[name].data_ptr() for s in states] for name in names],
+            np.intp,
         )
-        # the reference path (fused=False) writes new arrays: copy them into the tensors
-        for (p, _, _), arrays, old in zip(members, states, before, strict=True):
-            state = optimizer.state[p]
-            state["step"].fill_(arrays["step"])
-            for key, name in _NAMES.items():
-                if key in arrays and arrays[key] is not old[key]:
-                    state[name].copy_(torch.from_numpy(arrays[key]))
+        self.sizes = np.array([p.numel() for p in params], np.intp)
+        self.elements = int(self.sizes.sum())
+        bfloat16 = state_dtype == "bfloat16"
+        units = self.sizes if bfloat16 else -(-self.sizes // compact.BLOCK)
+        self.chunks = _chunks(units, _threads(self.elements))
+        self.parts = min(_threads(self.elements), self.chunks.shape[0])
+        self.seeds = np.array([s["seed"] for s in states], np.uint64)
+        self.steps = np.array([[s["step"].data_ptr() for s in states]], np.intp)
+        self.keys = np.zeros(len(params), np.uint64)
+        self.kernel = compact._adadelta_bfloat16 if bfloat16 else compact._adadelta_float8
+        self.codes = compact._CODE_LIKE[state_dtype]
+        self.set_hyper(hyper)
+
+    def set_hyper(self, hyper: list[Any]) -> None:
+        """The hyperparameters (``_hyper``'s values) as the kernel reads them."""
+        lr, rho, eps, wd, maximize, _ = hyper
+        row = [lr, rho, 1 - rho, eps, wd]
+        self.c = np.array([row] * self.keys.size, np.float32)
+        self.flags = (bool(maximize), bool(wd != 0), False)
+        arguments = self._arguments()
+        self.version = compact._version(self.kernel, arguments, self.flags, self.widths)
+
+    def _arguments(self) -> tuple[Any, ...]:
+        return (
+            self.addresses, self.chunks, self.sizes, False, int(self.parts), self.c,
+            self.keys, True, self.codes, self.values,
+        )  # fmt: skip
+
+    def step(self, grads: list[torch.Tensor]) -> None:
+        self.addresses[1] = [g.data_ptr() for g in grads]
+        _next_keys(self.steps, self.seeds, self.keys, _STEP_LIKE)
+        _launch(self.version, self.elements, *self._arguments(), *self.flags, *self.widths)
+
+
+def _signatures(
+    params: Tensors,
+    grads: list[Any],
+    states: list[dict[str, Any]],
+    state: Mapping[Any, Any],
+    indices: list[int],
+) -> list[tuple[Any, ...]]:
+    """For each compact parameter of ``indices``: what its batch relies on (the parameter's
+    address and size, its state's identity, its entries' identities and the tensors'
+    addresses, the gradient's type, dtype, size and layout), in one pass of cheap calls."""
+    return [
+        (
+            id(s := state.get(p := params[i]) or {}),
+            p.data_ptr(),
+            p.numel(),
+            p.dtype,
+            *map(id, s.values()),  # the seed among them
+            *[t.data_ptr() for t in s.values() if type(t) is torch.Tensor],
+            type(g := grads[i]),
+            g.layout,
+            g.device,
+            g.dtype,
+            g.numel(),
+            g.is_contiguous(),
+        )
+        for i in indices
+    ]
+
+
+def _check_layout(where: str, state: Mapping[str, Any], p: torch.Tensor, state_dtype: str) -> None:
+    """Refuse (ValueError) compact state whose tensors the kernel could not address: each of
+    the right type, dtype, shape and contiguous, on the CPU; seed and step in range."""
+    names = {"square_avg": p.shape, "acc_delta": p.shape}
+    codes = torch.uint16 if state_dtype == "bfloat16" else torch.uint8
+    if state_dtype == "float8":
+        blocks = torch.Size([-(-p.numel() // compact.BLOCK)])
+        names |= {"square_avg_scale": blocks, "acc_delta_scale": blocks}
+    expected = {"step", "seed", *names}
+    if "seed" not in state:
+        raise ValueError(
+            f"{where}: float32 state, but its group keeps state_dtype={state_dtype!r} for a "
+            f"parameter of {p.numel()} elements; convert it with adadelta.torch.convert_state"
+        )
+    if set(state) != expected:
+        raise ValueError(f"{where}: has keys {sorted(state)}, expected {sorted(expected)}")
+    seed, step = state["seed"], state["step"]
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 1 << 63:
+        raise ValueError(f"{where}: 'seed' must be a non-negative integer, got {seed!r}")
+    tensors = {"step": (torch.Size([]), torch.int64), **{
+        name: (shape, torch.float32 if name.endswith("scale") else codes)
+        for name, shape in names.items()
+    }}  # fmt: skip
+    for name, (shape, dtype) in tensors.items():
+        t = state[name]
+        if not (
+            type(t) in _PLAIN_TENSOR_TYPES
+            and t.device.type == "cpu"
+            and t.dtype == dtype
+            and t.shape == shape
+            and t.layout == torch.strided
+            and t.is_contiguous()
+        ):
+            what = f"{t.dtype} {tuple(t.shape)}" if isinstance(t, torch.Tensor) else type(t)
+            raise ValueError(
+                f"{where}: {name!r} must be a contiguous {dtype} CPU tensor of shape "
+                f"{tuple(shape)} for state_dtype={state_dtype!r}, got {what}"
+            )
+    if int(step) < 0:
+        raise ValueError(f"{where}: 'step' must be non-negative, got {int(step)}")
+
+
+def _check_grad(position: int, p: torch.Tensor, g: Any, state_dtype: str) -> None:
+    """Refuse a gradient that the compact kernel cannot read as ``p``'s."""
+    if not (
+        type(g) in _PLAIN_TENSOR_TYPES
+        and g.device.type == "cpu"
+        and g.dtype == p.dtype
+        and g.layout == torch.strided
+        and g.shape == p.shape
+    ):
+        raise ValueError(
+            f"state_dtype={state_dtype!r}: parameter {position} needs a {p.dtype} CPU "
+            f"gradient of its shape, got {g.dtype} on {g.device}"
+        )
+
+
+def _reference_step(
+    group: Mapping[str, Any],
+    params: Tensors,
+    grads: Tensors,
+    states: list[dict[str, Any]],
+    state_dtype: str,
+    hyper: Mapping[str, Any],
+) -> None:
+    """The reference (``fused=False``): :func:`adadelta.kernels.compact.reference_step` on NumPy
+    copies, float32 ones for 16-bit parameters, written back (rounded to nearest)."""
+    for p, g, state in zip(params, grads, states, strict=True):
+        x = p.detach().float().numpy().copy()
+        arrays = _as_numpy_state(state)
+        compact.reference_step(
+            x, g.detach().float().contiguous().numpy(), arrays, state_dtype, hyper
+        )
+        p.detach().copy_(torch.from_numpy(x))
+        state["step"].fill_(arrays["step"])
+        for key, name in _NAMES.items():
+            if key in arrays:
+                state[name].copy_(torch.from_numpy(arrays[key]))
 
 
 _NAMES = {
@@ -88,15 +230,13 @@ _CODES = {"bfloat16": torch.uint16, "float8": torch.uint8}
 
 
 def _check_compact_state(
-    optimizer: Adadelta, members: list[tuple[torch.Tensor, torch.Tensor, int]]
+    states: Mapping[Any, Any], state_dtype: str, members: list[tuple[torch.Tensor, Any, int]]
 ) -> None:
     """Check the state of every parameter about to be stepped, and its gradient, as the NumPy
     optimizer checks its own (the same checks: :func:`adadelta.optimizers._checked_record` on
     the tensors' NumPy views, then no two arrays sharing memory, and no gradient sharing
     memory with a parameter or a state tensor); raise ValueError naming the tensor, before
     anything is stepped."""
-    assert optimizer.state_dtype is not None
-    state_dtype = optimizer.state_dtype
     named: list[tuple[str, Any]] = []
     grads = []
     for p, g, position in members:
@@ -104,7 +244,7 @@ def _check_compact_state(
         x = _numpy(p)
         named.append((where, x))
         grads.append((where, _numpy(g)))
-        state = optimizer.state[p]
+        state = states.get(p, {})
         if len(state) == 0:  # made by this step
             continue
         record: dict[str, Any] = {}
@@ -159,24 +299,27 @@ def _is_compact(saved: Any) -> bool:
 
 
 def _check_compact(group: Mapping[str, Any], state_dtype: str) -> None:
-    """Refuse what compact state does not support: ValueError naming it."""
+    """Refuse what compact state does not support: ValueError naming it. Parameters below the
+    group's ``min_compact_size`` keep float32 state and may be anything."""
     for flag in ("differentiable", "capturable"):
         if group[flag]:
             raise ValueError(f"state_dtype={state_dtype!r} does not support {flag}=True")
     if group["foreach"]:
         raise ValueError(f"state_dtype={state_dtype!r} does not support foreach=True")
     for i, p in enumerate(group["params"]):
+        if isinstance(p, torch.Tensor) and _format(group, p) is None:
+            continue
         if not (
             isinstance(p, torch.Tensor)
             and p.device.type == "cpu"
-            and p.dtype == torch.float32
+            and p.dtype in _WIDTHS
             and p.layout == torch.strided
             and p.is_contiguous()
         ):
             what = f"{p.dtype} on {p.device}" if isinstance(p, torch.Tensor) else type(p).__name__
             raise ValueError(
-                f"state_dtype={state_dtype!r} needs contiguous float32 CPU parameters; "
-                f"parameter {i} of the group is {what}"
+                f"state_dtype={state_dtype!r} needs contiguous float32, bfloat16 or float16 CPU "
+                f"parameters; parameter {i} of the group is {what}"
             )
 
 
@@ -247,16 +390,26 @@ def _to_torch_state(state: Mapping[str, Any], *, compact: bool) -> dict[str, Any
 
 
 def convert_state(
-    state_dict: Mapping[str, Any], state_dtype: str | None, *, seed: int = 0
+    state_dict: Mapping[str, Any],
+    state_dtype: str | None,
+    *,
+    seed: int = 0,
+    min_compact_size: int = MIN_COMPACT_SIZE,
 ) -> dict[str, Any]:
     """``state_dict`` of an :class:`Adadelta` (or of ``torch.optim.Adadelta``) with its state
-    in another format: :func:`adadelta.convert_state` with PyTorch's names and tensors.
-    ``None``: float32 ``square_avg`` / ``acc_delta`` and a float ``step``, loadable by
-    ``torch.optim.Adadelta`` (exact); ``"bfloat16"`` / ``"float8"``: loadable by
-    ``Adadelta(..., state_dtype=...)`` (rounded once, to nearest; parameters without a seed get
-    the one that an optimizer built with ``seed`` gives them)."""
+    in another format: :func:`adadelta.convert_state` with PyTorch's names and tensors, and the
+    drop-in's policy. ``None``: float32 ``square_avg`` / ``acc_delta`` and a float ``step``,
+    loadable by ``torch.optim.Adadelta`` (exact); ``"bfloat16"`` / ``"float8"``: loadable by
+    ``Adadelta(..., state_dtype=..., min_compact_size=...)``: the state of tensors with at
+    least ``min_compact_size`` elements in that format (rounded once, to nearest; parameters
+    without a seed get the one that an optimizer built with ``seed`` gives them), the others'
+    float32, and every group with that policy."""
     if not isinstance(state_dict, Mapping) or set(state_dict) != {"state", "param_groups"}:
         raise ValueError("state dict: expected a dict with exactly 'state' and 'param_groups'")
+    if isinstance(min_compact_size, bool) or not isinstance(min_compact_size, int):
+        raise ValueError(f"Invalid min_compact_size value: {min_compact_size!r}")
+    if min_compact_size < 0:
+        raise ValueError(f"Invalid min_compact_size value: {min_compact_size!r}")
     groups = state_dict["param_groups"]
     if not isinstance(groups, (list, tuple)) or not all(
         isinstance(g, Mapping) and isinstance(g.get("params"), (list, tuple)) for g in groups
@@ -265,20 +418,42 @@ def convert_state(
     saved = state_dict["state"]
     if not isinstance(saved, Mapping):
         raise ValueError("state dict: 'state' must be a dict of the parameters' states")
-    # the state checked by adadelta.convert_state (the NumPy optimizer's load checks); the
+    as_numpy = {i: _to_numpy_state(s) if isinstance(s, Mapping) else s for i, s in saved.items()}
+    # the state checked as the NumPy optimizer's load checks it (adadelta.convert_state); the
     # hyperparameters are PyTorch's, checked by whichever optimizer loads the result
-    as_numpy = {
-        "state": {i: _to_numpy_state(s) if isinstance(s, Mapping) else s for i, s in saved.items()},
-        "param_groups": [{**_NUMPY_GROUP, "params": list(g["params"])} for g in groups],
+    # (each record alone: its format may differ from the others', by the policy)
+    for i, record in as_numpy.items():
+        one = {"state": {0: record}, "param_groups": [{**_NUMPY_GROUP, "params": [0]}]}
+        try:
+            convert_numpy_state(one, None)
+        except ValueError as error:
+            raise ValueError(str(error).replace("parameter 0", f"parameter {i}", 1)) from None
+    small = {
+        i
+        for i, s in as_numpy.items()
+        if state_dtype is not None
+        and isinstance(s, Mapping)
+        and isinstance(s.get("E_g2"), np.ndarray)
+        and s["E_g2"].size < min_compact_size
     }
-    converted = convert_numpy_state(as_numpy, state_dtype, seed=seed)
-    return {
-        "state": {
-            i: _to_torch_state(s, compact=state_dtype is not None)
-            for i, s in converted["state"].items()
-        },
-        "param_groups": [{**g, "params": list(g["params"])} for g in groups],
-    }
+    out: dict[Any, Any] = {}
+    for target, indices in ((state_dtype, set(as_numpy) - small), (None, small)):
+        subset = {i: as_numpy[i] for i in indices}
+        converted = compact.convert_state(
+            {"state": subset, "param_groups": groups}, target, seed=seed
+        )
+        for i, s in converted["state"].items():
+            if target is None and "seed" in s:
+                s = {k: v for k, v in s.items() if k != "seed"}
+            out[i] = _to_torch_state(s, compact=target is not None)
+    policy = {"state_dtype": state_dtype, "min_compact_size": min_compact_size}
+    new_groups = []
+    for g in groups:
+        g = {k: v for k, v in g.items() if k not in policy}
+        new_groups.append(
+            {**g, **(policy if state_dtype is not None else {}), "params": list(g["params"])}
+        )
+    return {"state": {i: out[i] for i in state_dict["state"]}, "param_groups": new_groups}
 
 
 # hyperparameters that the NumPy checks of adadelta.convert_state take (any valid ones)

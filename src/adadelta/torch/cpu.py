@@ -15,7 +15,7 @@ import torch
 from adadelta import kernels
 from adadelta.kernels import half
 from adadelta.kernels.parallel import _chunk
-from adadelta.torch import gpu
+from adadelta.torch import compact_state, gpu
 from adadelta.torch.common import (
     _PLAIN_TENSOR_TYPES,
     Tensors,
@@ -27,11 +27,15 @@ from adadelta.torch.common import (
 
 
 class _StateOwner(Protocol):
-    """What a plan reads of an optimizer: its state, and its state of a parameter, created on
-    first use (:class:`adadelta.torch.Adadelta`, or its view of DTensors' local shards)."""
+    """What a plan reads of an optimizer: its state, its seed (compact state's), and its state
+    of a parameter, created on first use (:class:`adadelta.torch.Adadelta`, or its view of
+    DTensors' local shards)."""
 
     @property
     def state(self) -> Any: ...
+
+    @property
+    def seed(self) -> int: ...
 
     def _state(self, p: torch.Tensor, group: Mapping[str, Any]) -> dict[str, Any]: ...
 
@@ -47,7 +51,12 @@ class _Plan:
     """
 
     def __init__(
-        self, optimizer: _StateOwner, group: dict[str, Any], params: Tensors, grads: list[Any]
+        self,
+        optimizer: _StateOwner,
+        group: dict[str, Any],
+        params: Tensors,
+        grads: list[Any],
+        offset: int = 0,
     ) -> None:
         self.group, self.params = group, list(params)
         self.flags = _flags(group)
@@ -59,8 +68,19 @@ class _Plan:
         cpu: dict[torch.dtype, list[int]] = {}
         self.triton: list[int] = []
         self.rest: list[int] = []
+        # compact state: by parameter dtype, stepped by one call each (or the reference)
+        self.state_dtype: str | None = group.get("state_dtype")
+        compact_members: dict[torch.dtype, list[int]] = {}
+        _validate(optimizer, group, params, grads, offset)
         for i, (p, g) in enumerate(zip(params, grads, strict=True)):
             if g is None:
+                continue
+            fmt = compact_state._format(group, p) if self.state_dtype else None
+            if fmt is not None:
+                state = optimizer.state[p]
+                if len(state) == 0:
+                    state.update(compact_state._empty_compact(p, fmt, optimizer.seed, offset + i))
+                compact_members.setdefault(p.dtype, []).append(i)
                 continue
             state = optimizer._state(p, group)
             v, u = state["square_avg"], state["acc_delta"]
@@ -73,14 +93,32 @@ class _Plan:
         self.states: list[dict[str, Any]] = [
             optimizer.state[p] if g is not None else {} for p, g in zip(params, grads, strict=True)
         ]
-        self.indices = [i for i, g in enumerate(grads) if g is not None]
+        self.compact = [i for indices in compact_members.values() for i in indices]
+        self.indices = [i for i, g in enumerate(grads) if g is not None and i not in self.compact]
         self.complex = [i for i in self.indices if params[i].is_complex()]
         self.fused = [i for indices in cpu.values() for i in indices]
         # what the kernels read through addresses, and the state, as they were
         self.signature = _signatures(params, grads, self.states, optimizer.state, self.indices)
+        self.compact_signature = compact_state._signatures(
+            params, grads, self.states, optimizer.state, self.compact
+        )
         self.lazy = _lazy_bits(params, grads, self.complex)
         hyper = _hyper(group)
         self.hyper = list(hyper.values())
+        # compact members: one batch per parameter dtype, or the reference (fused=False)
+        self.compact_batches: list[tuple[compact_state._CompactBatch, list[int]]] = []
+        self.compact_reference = group.get("fused") is False
+        self.contiguous_grads = all(grads[i].is_contiguous() for i in self.compact)
+        if not self.compact_reference:
+            for indices in compact_members.values():
+                assert self.state_dtype is not None
+                compact_batch = compact_state._CompactBatch(
+                    self.state_dtype,
+                    [params[i] for i in indices],
+                    [self.states[i] for i in indices],
+                    self.hyper,
+                )
+                self.compact_batches.append((compact_batch, indices))
         self.batches: list[tuple[kernels.Batch, list[int]]] = []
         for kernel_dtype, indices in cpu.items():
             kernel = _kernel(kernel_dtype)
@@ -123,7 +161,10 @@ class _Plan:
         if [g is not None for g in grads] != self.has_grad:
             return False
         signature = _signatures(params, grads, self.states, state, self.indices)
-        return signature == self.signature and _lazy_bits(params, grads, self.complex) == self.lazy
+        if signature != self.signature or _lazy_bits(params, grads, self.complex) != self.lazy:
+            return False
+        compact = compact_state._signatures(params, grads, self.states, state, self.compact)
+        return compact == self.compact_signature
 
     def step(
         self,
@@ -132,6 +173,8 @@ class _Plan:
         scaler: tuple[torch.Tensor | None, torch.Tensor | None],
     ) -> None:
         params, states = self.params, self.states
+        if self.compact:
+            self._compact_step(group, grads, scaler)
         if self.batches:
             if scaler[0] is not None or scaler[1] is not None:
                 unscaled = _unscaled([grads[i] for i in self.fused], scaler)
@@ -142,9 +185,7 @@ class _Plan:
                     grads[i] = g
             hyper = _hyper(group)
             values = list(hyper.values())
-            same = len(values) == len(self.hyper) and all(
-                type(a) is type(b) and a == b for a, b in zip(values, self.hyper, strict=True)
-            )
+            same = self._same_hyper(values)
             for batch, indices in self.batches:
                 batch.addresses[1] = [grads[i].data_ptr() for i in indices]
                 if not same:
@@ -180,10 +221,97 @@ class _Plan:
             has_complex = any(torch.is_complex(p) for p in lists[0])
             _torch_step(group, *lists, has_complex=has_complex, scaler=scaler)
 
+    def _same_hyper(self, values: list[Any]) -> bool:
+        return len(values) == len(self.hyper) and all(
+            type(a) is type(b) and a == b for a, b in zip(values, self.hyper, strict=True)
+        )
+
+    def _compact_step(
+        self,
+        group: dict[str, Any],
+        grads: list[Any],
+        scaler: tuple[torch.Tensor | None, torch.Tensor | None],
+    ) -> None:
+        """The compact members' step: one compiled call per batch, after the hyperparameters
+        (if they changed) and the gradients' addresses; non-contiguous gradients copied."""
+        compact_grads = [grads[i] for i in self.compact]
+        if scaler[0] is not None or scaler[1] is not None:
+            unscaled = _unscaled(compact_grads, scaler)
+            if unscaled is None:
+                return
+            grads = list(grads)
+            for i, g in zip(self.compact, unscaled, strict=True):
+                grads[i] = g
+            compact_grads = unscaled
+        hyper = _hyper(group)
+        values = list(hyper.values())
+        if self.compact_reference:
+            assert self.state_dtype is not None
+            compact_state._reference_step(
+                group,
+                [self.params[i] for i in self.compact],
+                compact_grads,
+                [self.states[i] for i in self.compact],
+                self.state_dtype,
+                hyper,
+            )
+            return
+        same = self._same_hyper(values)
+        for batch, indices in self.compact_batches:
+            if not same:
+                batch.set_hyper(values)
+            if self.contiguous_grads:
+                batch.step([grads[i] for i in indices])
+            else:  # copies, held until the call ends
+                batch.step([grads[i].contiguous() for i in indices])
+        if not same and not self.batches:
+            self.hyper = values
+
+
+def _validate(
+    optimizer: _StateOwner, group: dict[str, Any], params: Tensors, grads: list[Any], offset: int
+) -> None:
+    """Refuse, before anything changes, a step that a plan for these could not make: sparse
+    gradients; with compact state, what it does not support (ValueError naming it), and state
+    in another format than the group's policy gives the parameter."""
+    for g in grads:
+        if g is not None and g.is_sparse:
+            raise RuntimeError("Adadelta does not support sparse gradients")
+    state_dtype = group.get("state_dtype")
+    if state_dtype is not None:
+        compact_state._check_compact(group, state_dtype)
+    members = []
+    for i, (p, g) in enumerate(zip(params, grads, strict=True)):
+        if g is None:
+            continue
+        where = f"state of parameter {offset + i}"
+        state = optimizer.state.get(p, {})
+        fmt = compact_state._format(group, p) if state_dtype else None
+        if fmt is not None:
+            compact_state._check_grad(offset + i, p, g, fmt)
+            if len(state) != 0:
+                compact_state._check_layout(where, state, p, fmt)
+            members.append((p, g, offset + i))
+        elif "seed" in state:
+            raise ValueError(
+                f"{where} is compact, but its group keeps float32 state for it "
+                "(state_dtype, min_compact_size); convert it with adadelta.torch.convert_state"
+            )
+    if members:  # no array sharing memory with another, nor a gradient with any
+        assert state_dtype is not None
+        compact_state._check_compact_state(optimizer.state, state_dtype, members)
+
 
 def _flags(group: Mapping[str, Any]) -> tuple[Any, ...]:
     """The hyperparameters that choose the paths."""
-    return group["differentiable"], group["capturable"], group.get("fused"), group["foreach"]
+    return (
+        group["differentiable"],
+        group["capturable"],
+        group.get("fused"),
+        group["foreach"],
+        group.get("state_dtype"),
+        group.get("min_compact_size"),
+    )
 
 
 def _signatures(

@@ -14,7 +14,10 @@ parallelism), distributed checkpoints, and ``ZeroRedundancyOptimizer(overlap_wit
   straddles a shard boundary) as a plain tensor of this rank. The stochastic rounding of a
   shard draws its bits from the parameter's ``seed`` mixed with the shard's offset in the
   whole tensor (a shard that starts at 0, and so an unsharded tensor, draws the parameter's own
-  bits; replicas of one shard draw the same bits and stay equal).
+  bits; replicas of one shard draw the same bits and stay equal). Each parameter's format is
+  the one its group's policy gives it (``min_compact_size`` counts the whole tensor's
+  elements, so every rank agrees); the smaller tensors' float32 state is stepped by PyTorch's
+  step on the local shards.
 - **State dicts** of sharded parameters with compact state are *portable*: ``state_dict()``
   gives their state decoded to float32 DTensors of the parameter's placements (with ``step``
   and ``seed``), which ``torch.distributed.checkpoint`` reshards like any float state;
@@ -30,7 +33,7 @@ parallelism), distributed checkpoints, and ``ZeroRedundancyOptimizer(overlap_wit
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -40,8 +43,9 @@ from torch.distributed.tensor import DTensor
 from torch.distributed.tensor._utils import compute_local_shape_and_global_offset
 
 from adadelta.kernels import compact
-from adadelta.torch.common import Tensors, _hyper, _numpy
-from adadelta.torch.compact_state import _NAMES
+from adadelta.torch import compact_state
+from adadelta.torch.common import Tensors, _hyper, _numpy, _torch_step, _unscaled
+from adadelta.torch.compact_state import _NAMES, _format
 
 if TYPE_CHECKING:
     from adadelta.torch.optimizer import Adadelta
@@ -82,7 +86,7 @@ class _LocalView:
     and ``_state``)."""
 
     def __init__(self, optimizer: Adadelta, params: Tensors) -> None:
-        self.optimizer = optimizer
+        self.optimizer, self.seed = optimizer, optimizer.seed
         self.owners = {id(_local(p)): p for p in params}
         self.state: dict[torch.Tensor, dict[str, Any]] = {}
         for p in params:
@@ -145,109 +149,116 @@ def _like(p: DTensor, local: torch.Tensor) -> torch.Tensor:
     )
 
 
-def _empty_state(optimizer: Adadelta, p: torch.Tensor, position: int) -> dict[str, Any]:
-    assert optimizer.state_dtype is not None
-    arrays = compact.empty_state(_numpy(_local(p)), optimizer.state_dtype)
-    state: dict[str, Any] = {"step": torch.zeros((), dtype=torch.int64)}
-    for key, array in arrays.items():
-        t = torch.from_numpy(array)
-        if isinstance(p, DTensor) and not key.endswith("_scale"):
-            t = _like(p, t)
-        state[_NAMES[key]] = t
-    state["seed"] = compact.parameter_seed(optimizer.seed, position)
+def _empty_state(optimizer: Adadelta, p: torch.Tensor, fmt: str, position: int) -> dict[str, Any]:
+    state = compact_state._empty_compact(_local(p), fmt, optimizer.seed, position)
+    if isinstance(p, DTensor):
+        for name in ("square_avg", "acc_delta"):
+            state[name] = _like(p, state[name])
     return state
 
 
-def compact_step(optimizer: Adadelta) -> None:
-    """A step with compact state of an optimizer with DTensor parameters: the compact kernel on
-    each parameter's local shard; everything checked before anything changes."""
-    assert optimizer._compact is not None and optimizer.state_dtype is not None
-    fmt = optimizer.state_dtype
-    work, position = [], 0
-    for group in optimizer.param_groups:
-        members = []
-        for p in group["params"]:
-            g = p.grad
-            if g is not None:
-                if g.is_sparse:
-                    raise RuntimeError("Adadelta does not support sparse gradients")
-                local = _local_grad(p, g, position)
-                if not (
-                    type(local) in (torch.Tensor, torch.nn.Parameter)
-                    and local.device.type == "cpu"
-                    and local.dtype == torch.float32
-                    and local.layout == torch.strided
-                    and local.shape == _local(p).shape
-                ):
-                    raise ValueError(
-                        f"state_dtype={fmt!r}: parameter {position} needs a float32 CPU "
-                        f"gradient of its shape, got {local.dtype} on {local.device} of shape "
-                        f"{tuple(local.shape)}"
-                    )
-                members.append((p, local, position))
-            position += 1
-        work.append((group, members))
-    for group, members in work:
-        if not members:
+def compact_step(
+    optimizer: Adadelta,
+    group: dict[str, Any],
+    grads: list[Any],
+    offset: int,
+    scaler: tuple[torch.Tensor | None, torch.Tensor | None],
+) -> Callable[[], None]:
+    """The step of a group with compact state (its policy) holding DTensor parameters: each
+    parameter on its local shard, in the format that the policy gives it (compact: the compact
+    kernel, one call per parameter dtype; float32: PyTorch's step). Everything is checked now;
+    the step is returned, to run when every group is checked."""
+    fmt: str = group["state_dtype"]
+    compact_state._check_compact(group, fmt)
+    members: dict[torch.dtype, list[tuple[torch.Tensor, torch.Tensor, int]]] = {}
+    floats: list[tuple[torch.Tensor, torch.Tensor]] = []
+    for i, (p, g) in enumerate(zip(group["params"], grads, strict=True)):
+        if g is None:
             continue
-        views, grads = [], []
-        states: list[dict[str, Any]] = []
-        for p, g, pos in members:
-            state = optimizer.state[p]
-            if len(state) == 0:
-                state.update(_empty_state(optimizer, p, pos))
-            views.append(_numpy(_local(p)))
-            grads.append(_numpy(g))
-            arrays = {
-                key: _numpy(_local(state[name])) for key, name in _NAMES.items() if name in state
-            }
-            states.append(
-                {
-                    "step": int(state["step"]),
-                    "seed": _shard_seed(int(state["seed"]), p),
-                    **arrays,
-                }
-            )
-        before = [dict(s) for s in states]
-        optimizer._compact.step(
-            [_hyper(group)], [views], states, [grads], fused=group.get("fused") is not False
-        )
-        # the reference path (fused=False) writes new arrays: copy them into the tensors
-        for (p, _, _), arrays, old in zip(members, states, before, strict=True):
-            state = optimizer.state[p]
-            state["step"].fill_(arrays["step"])
-            for key, name in _NAMES.items():
-                if key in arrays and arrays[key] is not old[key]:
-                    _local(state[name]).copy_(torch.from_numpy(arrays[key]))
+        if g.is_sparse:
+            raise RuntimeError("Adadelta does not support sparse gradients")
+        position = offset + i
+        local = _local_grad(p, g, position)
+        state = optimizer.state.get(p, {})
+        if _format(group, p) is None:
+            if "seed" in state:
+                raise ValueError(
+                    f"state of parameter {position} is compact, but its group keeps float32 "
+                    "state for it (state_dtype, min_compact_size); convert it with "
+                    "adadelta.torch.convert_state"
+                )
+            floats.append((p, local))
+            continue
+        compact_state._check_grad(position, _local(p), local, fmt)
+        if len(state) != 0:
+            where = f"state of parameter {position}"
+            compact_state._check_layout(where, _local_state(optimizer, p), _local(p), fmt)
+        members.setdefault(p.dtype, []).append((p, local, position))
+
+    def step() -> None:
+        if floats:
+            lists: tuple[Tensors, Tensors, Tensors, Tensors, Tensors] = ([], [], [], [], [])
+            for p, g in floats:
+                state = optimizer._state(p, group)
+                local = (_local(p), g, _local(state["square_avg"]), _local(state["acc_delta"]))
+                for target, t in zip(lists, (*local, state["step"]), strict=True):
+                    target.append(t)
+            has_complex = any(torch.is_complex(p) for p in lists[0])
+            _torch_step(group, *lists, has_complex=has_complex, scaler=scaler)
+        hyper = _hyper(group)
+        for batch in members.values():
+            grads = [g.contiguous() for _, g, _ in batch]
+            if scaler[0] is not None or scaler[1] is not None:
+                unscaled = _unscaled(grads, scaler)
+                if unscaled is None:  # the scaler found inf or NaN: no step
+                    return
+                grads = unscaled
+            params, states = [], []
+            for p, _, position in batch:
+                if len(optimizer.state[p]) == 0:
+                    optimizer.state[p].update(_empty_state(optimizer, p, fmt, position))
+                seed = _shard_seed(int(optimizer.state[p]["seed"]), p)
+                params.append(_local(p))
+                states.append({**_local_state(optimizer, p), "seed": seed})
+            if group.get("fused") is False:
+                compact_state._reference_step(group, params, grads, states, fmt, hyper)
+                continue
+            kept = [j for j, p in enumerate(params) if p.numel() > 0]
+            for j in set(range(len(params))) - set(kept):  # an empty shard: only counted
+                states[j]["step"].add_(1)
+            if kept:
+                compact_state._CompactBatch(
+                    fmt, [params[j] for j in kept], [states[j] for j in kept], list(hyper.values())
+                ).step([grads[j] for j in kept])
+
+    return step
 
 
 def portable_state_dict(optimizer: Adadelta, state_dict: dict[str, Any]) -> dict[str, Any]:
     """``state_dict`` with the compact state of DTensor parameters decoded to float32 DTensors
     of the parameter's placements (``step``, ``seed``, ``square_avg``, ``acc_delta``)."""
-    assert optimizer.state_dtype is not None
-    params = [p for group in optimizer.param_groups for p in group["params"]]
+    formats = [(p, _format(g, p)) for g in optimizer.param_groups for p in g["params"]]
     state = dict(state_dict["state"])
-    for i, p in enumerate(params):
+    for i, (p, fmt) in enumerate(formats):
         saved = state.get(i)
-        if not isinstance(p, DTensor) or saved is None or "square_avg" not in saved:
+        if not isinstance(p, DTensor) or fmt is None or saved is None or "seed" not in saved:
             continue
         arrays = {key: _numpy(_local(saved[name])) for key, name in _NAMES.items() if name in saved}
         portable = {"step": saved["step"], "seed": saved["seed"]}
         for key in ("E_g2", "E_dx2"):
-            values = compact.dequantize(arrays, key, optimizer.state_dtype)
+            values = compact.dequantize(arrays, key, fmt)
             portable[_NAMES[key]] = _like(p, torch.from_numpy(values))
         state[i] = portable
     return {"state": state, "param_groups": state_dict["param_groups"]}
 
 
 def checked_state(
-    optimizer: Adadelta, i: Any, saved: Any, p: torch.Tensor, position: int
+    optimizer: Adadelta, i: Any, saved: Any, p: torch.Tensor, position: int, fmt: str
 ) -> dict[str, Any]:
     """A checked copy of the saved portable state of DTensor parameter ``p``, encoded into the
     optimizer's compact format on this rank's shard (the inverse of
     :func:`portable_state_dict`); ValueError naming what is wrong."""
-    fmt = optimizer.state_dtype
-    assert fmt is not None and isinstance(p, DTensor)
+    assert isinstance(p, DTensor)
     where = f"state dict: state of parameter {i}"
     if not isinstance(saved, Mapping):
         raise ValueError(f"{where}: expected a dict")
@@ -317,23 +328,26 @@ def _check_like(where: str, name: str, t: Any, p: DTensor, dtype: torch.dtype | 
         )
 
 
-def check_float_state(optimizer: Adadelta, state_dict: Mapping[str, Any]) -> None:
-    """Refuse, before anything is loaded, float state of a DTensor parameter that is not laid
-    out as the parameter (another shape, mesh or placement) or holds NaN, infinity or
+def check_float_state(i: Any, saved: Any, p: torch.Tensor) -> Any:
+    """``saved``, the float state of DTensor parameter ``p``, refused (ValueError) if it is not
+    laid out as the parameter (another shape, mesh or placement) or holds NaN, infinity or
     negative values."""
-    saved_ids = [i for group in state_dict["param_groups"] for i in group["params"]]
-    params = [p for group in optimizer.param_groups for p in group["params"]]
-    for i, p in zip(saved_ids, params, strict=False):
-        saved = state_dict["state"].get(i)
-        if not isinstance(p, DTensor) or not isinstance(saved, Mapping):
-            continue
-        where = f"state dict: state of parameter {i}"
-        for name in ("square_avg", "acc_delta"):
-            if name in saved:
-                _check_like(where, name, saved[name], p, None)
-                local = _local(saved[name])
-                if not bool(torch.isfinite(local).all()) or bool((local < 0).any()):
-                    raise ValueError(f"{where}: {name!r} holds NaN, infinity or negative values")
+    assert isinstance(p, DTensor)
+    if not isinstance(saved, Mapping):
+        return saved
+    where = f"state dict: state of parameter {i}"
+    if "seed" in saved:
+        raise ValueError(
+            f"{where} is compact, its group keeps float32 state for it; convert it first with "
+            "adadelta.torch.convert_state(state_dict, None)"
+        )
+    for name in ("square_avg", "acc_delta"):
+        if name in saved:
+            _check_like(where, name, saved[name], p, None)
+            local = _local(saved[name])
+            if not bool(torch.isfinite(local).all()) or bool((local < 0).any()):
+                raise ValueError(f"{where}: {name!r} holds NaN, infinity or negative values")
+    return saved
 
 
 # --- ZeroRedundancyOptimizer(overlap_with_ddp=True) ---

@@ -15,12 +15,13 @@ from adadelta.kernels import compact
 from adadelta.torch import gpu
 from adadelta.torch.common import Tensors, _check_hyperparameters, _scalar_dtype, _torch_step
 from adadelta.torch.compact_state import (
+    MIN_COMPACT_SIZE,
     _check_compact,
     _checked_compact_state,
-    _compact_step,
+    _format,
     _is_compact,
 )
-from adadelta.torch.cpu import _Plan, _StateOwner
+from adadelta.torch.cpu import _Plan, _StateOwner, _validate
 
 
 def _sharded(params: list[Any]) -> bool:
@@ -71,17 +72,13 @@ class Adadelta(torch.optim.Optimizer):
         differentiable: bool = False,
         fused: bool | None = None,
         state_dtype: str | None = None,
+        min_compact_size: int = MIN_COMPACT_SIZE,
         seed: int = 0,
     ) -> None:
-        if state_dtype is not None and state_dtype not in compact.FORMATS:
-            raise ValueError(
-                f"Invalid state_dtype value: {state_dtype!r} "
-                f"(must be None or one of {list(compact.FORMATS)})"
-            )
+        _check_policy(state_dtype, min_compact_size)
         if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 1 << 63:
             raise ValueError(f"Invalid seed value: {seed!r} (must be a non-negative integer)")
-        self.state_dtype, self.seed = state_dtype, seed
-        self._compact = None if state_dtype is None else compact.Stepper(state_dtype, seed)
+        self.state_dtype, self.min_compact_size, self.seed = state_dtype, min_compact_size, seed
         defaults: dict[str, Any] = {
             "lr": lr,
             "rho": rho,
@@ -100,66 +97,91 @@ class Adadelta(torch.optim.Optimizer):
         super().__init__(params, defaults)
         # A grad scaler hands its scale and inf flag to the step instead of unscaling the
         # gradients and reading the flag itself when every parameter goes to the GPU kernel.
-        self._step_supports_amp_scaling = state_dtype is None and all(
-            gpu._triton_wanted(group) and p.device.type in gpu._TRITON_DEVICES
+        self._step_supports_amp_scaling = all(
+            "state_dtype" not in group
+            and gpu._triton_wanted(group)
+            and p.device.type in gpu._TRITON_DEVICES
             for group in self.param_groups
             for p in group["params"]
         )
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
-        """Add a group of parameters; its hyperparameters are checked like the constructor's."""
+        """Add a group of parameters; its hyperparameters are checked like the constructor's.
+        Its ``state_dtype`` and ``min_compact_size`` default to the constructor's; a group with
+        compact state keeps both among its hyperparameters, one with float32 state neither (its
+        hyperparameters are then exactly ``torch.optim.Adadelta``'s)."""
         _check_hyperparameters({**self.defaults, **param_group})
-        if self.state_dtype is not None:
+        param_group = _with_policy(
+            param_group,
+            param_group.get("state_dtype", self.state_dtype),
+            param_group.get("min_compact_size", self.min_compact_size),
+        )
+        if "state_dtype" in param_group:
             params = param_group["params"]
             params = [params] if isinstance(params, torch.Tensor) else params
             if not isinstance(params, set):  # PyTorch refuses sets
                 param_group = {**param_group, "params": list(params)}
-                _check_compact({**self.defaults, **param_group}, self.state_dtype)
+                _check_compact({**self.defaults, **param_group}, param_group["state_dtype"])
         super().add_param_group(param_group)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Load a state dict (ours or ``torch.optim.Adadelta``'s); its hyperparameters are checked
-        first, and a refused state dict changes nothing."""
-        for group in state_dict["param_groups"]:
-            _check_hyperparameters({**self.defaults, **group})
+        first, and a refused state dict changes nothing. A saved group's ``state_dtype`` and
+        ``min_compact_size`` replace the group's, as its other hyperparameters do; a saved group
+        without them (float32 state) keeps the group's. Each parameter's saved state must be in
+        the format that its group's policy gives it (:func:`convert_state` converts)."""
+        saved_groups = state_dict["param_groups"]
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError("loaded state dict has a different number of parameter groups")
+        groups = []
+        for group, saved in zip(self.param_groups, saved_groups, strict=True):
+            _check_hyperparameters({**self.defaults, **saved})
+            if "state_dtype" in saved:
+                policy = saved["state_dtype"], saved.get("min_compact_size", MIN_COMPACT_SIZE)
+            else:
+                policy = group.get("state_dtype"), group.get("min_compact_size", 0)
+            _check_policy(*policy)
+            groups.append(_with_policy({**saved, "params": group["params"]}, *policy))
+        saved_ids = [i for group in saved_groups for i in group["params"]]
         params = [p for group in self.param_groups for p in group["params"]]
-        if self.state_dtype is None:
-            if _sharded(params):
-                from adadelta.torch import distributed
+        if len(saved_ids) != len(params):
+            raise ValueError("loaded state dict has a different number of parameters")
+        loaded, plain = {}, {}
+        position = 0
+        for group in groups:
+            if "state_dtype" in group:
+                _check_compact({**self.defaults, **group}, group["state_dtype"])
+            for p in group["params"]:
+                i = saved_ids[position]
+                position += 1
+                if i not in state_dict["state"]:
+                    continue
+                saved = state_dict["state"][i]
+                fmt = _format(group, p)
+                if _sharded([p]):  # compact state saved decoded (distributed.portable_state_dict)
+                    from adadelta.torch import distributed
 
-                distributed.check_float_state(self, state_dict)
-            for i, saved in state_dict["state"].items():
-                if _is_compact(saved):  # PyTorch would cast the codes to floats
+                    if fmt is None:
+                        plain[i] = distributed.check_float_state(i, saved, p)
+                    else:
+                        loaded[p] = distributed.checked_state(self, i, saved, p, position - 1, fmt)
+                elif fmt is not None:
+                    loaded[p] = _checked_compact_state(i, saved, p, fmt)
+                elif _is_compact(saved):  # PyTorch would cast the codes to floats
                     raise ValueError(
-                        f"state dict: state of parameter {i} is compact, this optimizer keeps "
-                        "state_dtype=None; convert it first with "
+                        f"state dict: state of parameter {i} is compact, its group keeps "
+                        "float32 state for it; convert it first with "
                         "adadelta.torch.convert_state(state_dict, None)"
                     )
-            super().load_state_dict(state_dict)
-            return
-        # compact: PyTorch would cast the codes to the parameters' dtype; check, then install
-        for group in state_dict["param_groups"]:
-            _check_compact({**self.defaults, **group, "params": []}, self.state_dtype)
-        saved_ids = [i for group in state_dict["param_groups"] for i in group["params"]]
-        if len(saved_ids) != len(params) or len(state_dict["param_groups"]) != len(
-            self.param_groups
-        ):
-            raise ValueError(
-                "loaded state dict has a different number of parameter groups or parameters"
-            )
-        loaded = {}
-        for position, (i, p) in enumerate(zip(saved_ids, params, strict=True)):
-            if i not in state_dict["state"]:
-                continue
-            if _sharded([p]):  # saved decoded (distributed.portable_state_dict)
-                from adadelta.torch import distributed
-
-                loaded[p] = distributed.checked_state(self, i, state_dict["state"][i], p, position)
-            else:
-                loaded[p] = _checked_compact_state(i, state_dict["state"][i], p, self.state_dtype)
-        super().load_state_dict({"state": {}, "param_groups": state_dict["param_groups"]})
-        self.state.clear()
+                else:
+                    plain[i] = saved
+        super().load_state_dict({"state": plain, "param_groups": saved_groups})
+        for group, new in zip(self.param_groups, groups, strict=True):
+            group.pop("state_dtype", None)
+            group.pop("min_compact_size", None)
+            group.update({k: new[k] for k in ("state_dtype", "min_compact_size") if k in new})
         self.state.update(loaded)
+        self._plans = {}
 
     def state_dict(self) -> dict[str, Any]:
         """The state dict, as ``torch.optim.Adadelta``'s; the compact state of DTensor
@@ -167,14 +189,15 @@ class Adadelta(torch.optim.Optimizer):
         (:mod:`adadelta.torch.distributed`)."""
         state_dict = super().state_dict()
         params = [p for group in self.param_groups for p in group["params"]]
-        if self.state_dtype is not None and _sharded(params):
+        if any("state_dtype" in group for group in self.param_groups) and _sharded(params):
             from adadelta.torch import distributed
 
             return distributed.portable_state_dict(self, state_dict)
         return state_dict
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**super().__getstate__(), "state_dtype": self.state_dtype, "seed": self.seed}
+        policy = {"state_dtype": self.state_dtype, "min_compact_size": self.min_compact_size}
+        return {**super().__getstate__(), **policy, "seed": self.seed}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # As torch.optim.Adadelta: old pickles and state dicts may hold "step" as a number.
@@ -183,8 +206,8 @@ class Adadelta(torch.optim.Optimizer):
         # (load_state_dict calls this too, with state and groups only: the format stays)
         self.state_dtype = state.get("state_dtype", getattr(self, "state_dtype", None))
         self.seed = state.get("seed", getattr(self, "seed", 0))
-        self._compact = (
-            None if self.state_dtype is None else compact.Stepper(self.state_dtype, self.seed)
+        self.min_compact_size = state.get(
+            "min_compact_size", getattr(self, "min_compact_size", MIN_COMPACT_SIZE)
         )
         for group in self.param_groups:
             group.setdefault("foreach", None)
@@ -255,44 +278,94 @@ class Adadelta(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        if self._compact is not None:
-            if _sharded([p for group in self.param_groups for p in group["params"]]):
-                from adadelta.torch import distributed
-
-                distributed.compact_step(self)
-            else:
-                self._compact_step()
-            return loss
         scaler = getattr(self, "grad_scale", None), getattr(self, "found_inf", None)
+        if any("state_dtype" in group for group in self.param_groups):
+            self._step_with_compact_state(scaler)
+            return loss
         if torch.compiler.is_compiling():
             for group in self.param_groups:
                 lists: tuple[Tensors, Tensors, Tensors, Tensors, Tensors] = ([], [], [], [], [])
                 has_complex = self._init_group(group, *lists)
                 _torch_step(group, *lists, has_complex=has_complex, scaler=scaler)
             return loss
-        work = []
+        self._fused_step(scaler)
+        return loss
+
+    def _fused_step(self, scaler: tuple[torch.Tensor | None, torch.Tensor | None]) -> None:
+        """Every group by its plan (checked for all groups before any group steps); DTensor
+        parameters on their local shards (:mod:`adadelta.torch.distributed`)."""
+        steps, offset = [], 0
         for group in self.param_groups:
             params = group["params"]
             grads = [p.grad for p in params]
-            # refused before anything changes (PyTorch would have stepped the earlier groups)
-            for g in grads:
-                if g is not None and g.is_sparse:
-                    raise RuntimeError("Adadelta does not support sparse gradients")
-            work.append((group, params, grads))
-        for group, params, grads in work:
-            owner: _StateOwner = self
-            if _sharded(params):  # stepped on their local shards
+            if _sharded(params):
                 from adadelta.torch import distributed
 
-                owner, params, grads = distributed.local_view(self, group, params, grads)
-            plan = self._plans.get(id(group))
-            if plan is None or not plan.current(group, params, grads, owner.state):
-                plan = self._plans[id(group)] = _Plan(owner, group, params, grads)
+                if "state_dtype" in group:
+                    steps.append(distributed.compact_step(self, group, grads, offset, scaler))
+                else:
+                    owner, local, local_grads = distributed.local_view(self, group, params, grads)
+                    steps.append(self._planned(group, owner, local, local_grads, offset, scaler))
+            else:
+                steps.append(self._planned(group, self, params, grads, offset, scaler))
+            offset += len(params)
+        for step in steps:
+            step()
+
+    def _planned(
+        self,
+        group: dict[str, Any],
+        owner: _StateOwner,
+        params: Tensors,
+        grads: list[Any],
+        offset: int,
+        scaler: tuple[torch.Tensor | None, torch.Tensor | None],
+    ) -> Callable[[], None]:
+        """The group's step by its plan (made again if stale), checked now, to run later."""
+        plan = self._plans.get(id(group))
+        if plan is None or not plan.current(group, params, grads, owner.state):
+            _validate(owner, group, params, grads, offset)
+            plan = None
+
+        def step() -> None:
+            nonlocal plan
+            if plan is None:
+                plan = self._plans[id(group)] = _Plan(owner, group, params, grads, offset)
             plan.step(group, grads, scaler)
-        return loss
+
+        return step
 
     # under torch.compile: a graph break, the step runs as it does without (as PyTorch's
     # load_state_dict; this decorator imports TorchDynamo only when called)
     @_disable_dynamo
-    def _compact_step(self) -> None:
-        _compact_step(self)
+    def _step_with_compact_state(
+        self, scaler: tuple[torch.Tensor | None, torch.Tensor | None]
+    ) -> None:
+        self._fused_step(scaler)
+
+
+def _check_policy(state_dtype: Any, min_compact_size: Any) -> None:
+    if state_dtype is not None and state_dtype not in compact.FORMATS:
+        raise ValueError(
+            f"Invalid state_dtype value: {state_dtype!r} "
+            f"(must be None or one of {list(compact.FORMATS)})"
+        )
+    if (
+        isinstance(min_compact_size, bool)
+        or not isinstance(min_compact_size, int)
+        or min_compact_size < 0
+    ):
+        raise ValueError(
+            f"Invalid min_compact_size value: {min_compact_size!r} (must be a non-negative integer)"
+        )
+
+
+def _with_policy(
+    group: dict[str, Any], state_dtype: str | None, min_compact_size: int
+) -> dict[str, Any]:
+    """``group`` with the policy keys: both for compact state, neither for float32 state."""
+    _check_policy(state_dtype, min_compact_size)
+    group = {k: v for k, v in group.items() if k not in ("state_dtype", "min_compact_size")}
+    if state_dtype is not None:
+        group.update(state_dtype=state_dtype, min_compact_size=min_compact_size)
+    return group
