@@ -98,11 +98,6 @@ def test_replaced_compact_state_is_refused_and_nothing_is_stepped(state_dtype: s
     opt.step()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a kept plan checks the gradients' types and sizes each step, not their memory: "
-    "a gradient moved onto another parameter's memory after the first step is not refused",
-)
 @pytest.mark.parametrize("state_dtype", FORMATS)
 def test_a_gradient_sharing_memory_with_a_parameter_is_refused(state_dtype: str) -> None:
     opt, params = _stepped(state_dtype)

@@ -18,6 +18,7 @@ from adadelta.kernels.parallel import _chunk
 from adadelta.torch import compact_state, gpu
 from adadelta.torch.common import (
     _PLAIN_TENSOR_TYPES,
+    FloatArray,
     Tensors,
     _hyper,
     _numpy,
@@ -103,6 +104,12 @@ class _Plan:
             params, grads, self.states, optimizer.state, self.compact
         )
         self.lazy = _lazy_bits(params, grads, self.complex)
+        self.compact_memory = _spans(
+            t
+            for i in self.compact
+            for t in (params[i], *self.states[i].values())
+            if isinstance(t, torch.Tensor)
+        )
         hyper = _hyper(group)
         self.hyper = list(hyper.values())
         # compact members: one batch per parameter dtype, or the reference (fused=False)
@@ -164,7 +171,12 @@ class _Plan:
         if signature != self.signature or _lazy_bits(params, grads, self.complex) != self.lazy:
             return False
         compact = compact_state._signatures(params, grads, self.states, state, self.compact)
-        return compact == self.compact_signature
+        if compact != self.compact_signature:
+            return False
+        # gradients move from step to step: one that now overlaps what the compact kernel
+        # writes (a parameter or state of the plan) makes the plan stale, and the full
+        # checks then name it
+        return not _overlaps(self.compact_memory, [grads[i] for i in self.compact])
 
     def step(
         self,
@@ -266,6 +278,28 @@ class _Plan:
                 batch.step([grads[i].contiguous() for i in indices])
         if not same and not self.batches:
             self.hyper = values
+
+
+def _spans(tensors: Any) -> tuple[FloatArray, FloatArray]:
+    """The memory of ``tensors`` as start addresses in order and, for each, the furthest end
+    among it and those before (for :func:`_overlaps`)."""
+    spans = sorted((t.data_ptr(), t.data_ptr() + t.numel() * t.element_size()) for t in tensors)
+    starts = np.array([start for start, _ in spans], np.int64)
+    ends = np.array([end for _, end in spans], np.int64)
+    return starts, np.maximum.accumulate(ends) if len(ends) else ends
+
+
+def _overlaps(spans: tuple[FloatArray, FloatArray], tensors: Tensors) -> bool:
+    """Whether the memory of any of ``tensors`` overlaps a span of :func:`_spans` (a few
+    microseconds for hundreds of tensors)."""
+    starts, reach = spans
+    if not tensors or not len(starts):
+        return False
+    first = np.array([t.data_ptr() for t in tensors], np.int64)
+    last = first + np.array([t.numel() * t.element_size() for t in tensors], np.int64)
+    before = np.searchsorted(starts, last, side="left")  # spans that start before each end
+    seen = before > 0
+    return bool(np.any(reach[before[seen] - 1] > first[seen]))
 
 
 def _validate(
