@@ -182,6 +182,15 @@ def _check_layout(where: str, state: Mapping[str, Any], p: torch.Tensor, state_d
         raise ValueError(f"{where}: 'step' must be non-negative, got {int(step)}")
 
 
+def _check_float(position: int, state: Mapping[str, Any]) -> None:
+    """Refuse compact state kept for a parameter whose group's policy gives it float32 state."""
+    if "seed" in state:
+        raise ValueError(
+            f"state of parameter {position} is compact, but its group keeps float32 state for it "
+            "(state_dtype, min_compact_size); convert it with adadelta.torch.convert_state"
+        )
+
+
 def _check_grad(position: int, p: torch.Tensor, g: Any, state_dtype: str) -> None:
     """Refuse a gradient that the compact kernel cannot read as ``p``'s."""
     if not (

@@ -318,19 +318,15 @@ def _validate(
     for i, (p, g) in enumerate(zip(params, grads, strict=True)):
         if g is None:
             continue
-        where = f"state of parameter {offset + i}"
         state = optimizer.state.get(p, {})
         fmt = compact_state._format(group, p) if state_dtype else None
         if fmt is not None:
             compact_state._check_grad(offset + i, p, g, fmt)
             if len(state) != 0:
-                compact_state._check_layout(where, state, p, fmt)
+                compact_state._check_layout(f"state of parameter {offset + i}", state, p, fmt)
             members.append((p, g, offset + i))
-        elif "seed" in state:
-            raise ValueError(
-                f"{where} is compact, but its group keeps float32 state for it "
-                "(state_dtype, min_compact_size); convert it with adadelta.torch.convert_state"
-            )
+        else:
+            compact_state._check_float(offset + i, state)
     if members:  # no array sharing memory with another, nor a gradient with any
         assert state_dtype is not None
         compact_state._check_compact_state(optimizer.state, state_dtype, members)

@@ -181,12 +181,7 @@ def compact_step(
         local = _local_grad(p, g, position)
         state = optimizer.state.get(p, {})
         if _format(group, p) is None:
-            if "seed" in state:
-                raise ValueError(
-                    f"state of parameter {position} is compact, but its group keeps float32 "
-                    "state for it (state_dtype, min_compact_size); convert it with "
-                    "adadelta.torch.convert_state"
-                )
+            compact_state._check_float(position, state)
             floats.append((p, local))
             continue
         compact_state._check_grad(position, _local(p), local, fmt)
