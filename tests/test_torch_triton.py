@@ -207,3 +207,91 @@ def test_grad_scaler_hands_its_scale_to_the_kernel(cpu_to_triton: list[int]) -> 
     for a, b in zip(params, twins, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
         assert ours.state[a]["step"].item() == theirs.state[b]["step"].item() == 2
+
+
+# --- compact state: the Triton kernel gives the CPU kernel's bits ---
+
+COMPACT_SHAPES = [(33, 37), (5,), (3000,), (1024,), (2, 2055)]  # rows and programs partly filled
+
+
+def mixed(shape: tuple[int, ...], seed: int, dtype: torch.dtype) -> torch.Tensor:
+    """Finite values spanning 20 decades inside each block (float8's subnormal codes; quotients
+    out of float32's range with a tiny eps); 10 decades in float16."""
+    gen = torch.Generator().manual_seed(seed)
+    low, high = (-6, 4) if dtype == torch.float16 else (-15, 5)
+    magnitude = 10 ** (torch.rand(shape, generator=gen, dtype=torch.float64) * (high - low) + low)
+    return (torch.randn(shape, generator=gen, dtype=torch.float64) * magnitude).to(dtype)
+
+
+def triton_compact_step(
+    state_dtype: str, params: list[torch.Tensor], grads: list[torch.Tensor], states: list[dict],
+    group: dict,
+) -> None:  # fmt: skip
+    """The Triton kernel's step of ``params``, with the keys and counts the optimizer keeps."""
+    import numpy as np
+
+    from adadelta.kernels import compact
+
+    keys = torch.tensor(
+        [compact.stream_key(s["seed"], int(s["step"])) for s in states], dtype=torch.int64
+    )
+    rho = group["rho"]
+    row = [group["lr"], rho, 1 - rho, group["eps"], group["weight_decay"]]
+    hyper = [float(v) for v in np.array(row, np.float32)]
+    triton_kernel.compact_step(
+        state_dtype, params, grads, states, keys, hyper, maximize=group["maximize"]
+    )
+    for s in states:
+        s["step"] += 1
+
+
+def huge_quotient(state: dict, state_dtype: str) -> None:  # type: ignore[type-arg]
+    """E[dx^2] = 1e30 and E[g^2] = 0 in the first 4 elements: with a gradient of 1e-7 and eps
+    = 1e-30, (E[dx^2] + eps) / (E[g^2] + eps) overflows float32, and the kernels take the
+    rule's two roots for them."""
+    state["square_avg"].view(-1)[:4] = 0
+    if state_dtype == "bfloat16":
+        state["acc_delta"].view(-1)[:4] = int(torch.tensor(1e30).view(torch.int32)) >> 16
+    else:
+        state["acc_delta_scale"][0] = 1e30 / 1.875
+        state["acc_delta"].view(-1)[:4] = 255
+
+
+@pytest.mark.parametrize("state_dtype", ["bfloat16", "float8"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"eps": 1e-30}, {"lr": 0.5, "rho": 0.5, "eps": 1e-3, "weight_decay": 0.1, "maximize": True}],
+    ids=["tiny-eps", "weight-decay-maximize"],
+)
+def test_compact_kernel_gives_the_cpu_kernels_bits(
+    state_dtype: str, dtype: torch.dtype, kwargs: dict[str, object]
+) -> None:
+    params = [mixed(s, i, dtype) for i, s in enumerate(COMPACT_SHAPES)]
+    opt = Adadelta(params, state_dtype=state_dtype, min_compact_size=0, seed=11, **kwargs)  # type: ignore[arg-type]
+    for step in range(4):
+        grads = [mixed(s, 100 * step + i, dtype) for i, s in enumerate(COMPACT_SHAPES)]
+        if step == 2:
+            for p, g in zip(params, grads, strict=True):
+                g.view(-1)[::3] = 0
+                if kwargs.get("eps") == 1e-30:  # quotients beyond float32: the two roots
+                    huge_quotient(opt.state[p], state_dtype)
+                    g.view(-1)[:4] = 1e-7
+        if step > 0:  # from the CPU kernel's state: the same step on copies, by Triton
+            twins = [p.clone() for p in params]
+            states = [{k: v.clone() if isinstance(v, torch.Tensor) else v
+                       for k, v in opt.state[p].items()} for p in params]  # fmt: skip
+            triton_compact_step(state_dtype, twins, grads, states, opt.param_groups[0])
+        for p, g in zip(params, grads, strict=True):
+            p.grad = g.clone()
+        opt.step()
+        if dtype != torch.float16:  # (one root: infinite steps; in float16 two overflow too)
+            assert all(torch.isfinite(p).all() for p in params)
+        if step > 0:
+            for p, twin, state in zip(params, twins, states, strict=True):
+                assert torch.equal(p.view(-1).view(torch.uint8), twin.view(-1).view(torch.uint8))
+                for name, value in opt.state[p].items():
+                    if isinstance(value, torch.Tensor):
+                        assert torch.equal(value, state[name]), name
+                    else:
+                        assert value == state[name]
