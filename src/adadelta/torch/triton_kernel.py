@@ -25,7 +25,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-
 import torch
 import triton
 import triton.language as tl
@@ -225,8 +224,9 @@ def _compact_kernel(  # type: ignore[no-untyped-def]
         u_max = tl.reduce(tl.where(mask, u.to(tl.uint32, bitcast=True), 0), 1, _maximum)
         v_scales = tl.div_rn(v_max.to(tl.float32, bitcast=True), 1.875)
         u_scales = tl.div_rn(u_max.to(tl.float32, bitcast=True), 1.875)
-        v_inverse = tl.where(v_scales > 0, tl.div_rn(tl.full([ROWS], 1.0, tl.float32), v_scales), 0.0)
-        u_inverse = tl.where(u_scales > 0, tl.div_rn(tl.full([ROWS], 1.0, tl.float32), u_scales), 0.0)
+        one = tl.full([ROWS], 1.0, tl.float32)
+        v_inverse = tl.where(v_scales > 0, tl.div_rn(one, v_scales), 0.0)
+        u_inverse = tl.where(u_scales > 0, tl.div_rn(one, u_scales), 0.0)
         v_codes = _encode8(v * v_inverse[:, None], r_v)
         u_codes = _encode8(u * u_inverse[:, None], r_u)
         tl.store(v_scale_ptr + rows, v_scales, mask=row_mask)
