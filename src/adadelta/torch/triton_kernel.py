@@ -122,14 +122,14 @@ ROWS = 4  # scale blocks per program of the compact kernel
 _WEYL, _LOWBIAS1 = 0x9E3779B9, 0x7FEB352D  # adadelta.kernels.compact's hash
 
 
-@triton.jit  # type: ignore[untyped-decorator]
+@triton.jit
 def _maximum(a, b):  # type: ignore[no-untyped-def]
     """(``tl.max``, a function of Triton's library, is not interpreted in a process that
     imported Triton before the tests set ``TRITON_INTERPRET``.)"""
     return tl.maximum(a, b)
 
 
-@triton.jit  # type: ignore[untyped-decorator]
+@triton.jit
 def _decode8(codes, scales):  # type: ignore[no-untyped-def]
     """float8 codes (uint8, [rows, SCALE_BLOCK]) times their blocks' scales ([rows, 1])."""
     c = codes.to(tl.uint32)
@@ -138,7 +138,7 @@ def _decode8(codes, scales):  # type: ignore[no-untyped-def]
     return scales * value
 
 
-@triton.jit  # type: ignore[untyped-decorator]
+@triton.jit
 def _encode8(q, r):  # type: ignore[no-untyped-def]
     """The float8 code of ``q`` (a value over its block's scale), rounded up with the
     probability ``r / 2**16`` of the way to the next code (``r``: 16 random bits, uint32)."""
@@ -306,7 +306,8 @@ def _tables(
         )
         if len(_TABLES) >= _KEPT:
             del _TABLES[next(iter(_TABLES))]
-        cached = _TABLES[key] = tuple(t.to(device) for t in made)  # type: ignore[assignment]
+        on_device = [t.to(device) for t in made]
+        cached = _TABLES[key] = (on_device[0], on_device[1], on_device[2], on_device[3])
     return cached
 
 
