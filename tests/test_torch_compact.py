@@ -225,8 +225,8 @@ def test_compiled_step_runs_the_same_step() -> None:
             lambda: Adadelta(
                 [torch.zeros(3, dtype=torch.float64)], state_dtype="bfloat16", min_compact_size=0
             ),
-            "needs contiguous float32, bfloat16 or float16 CPU parameters; "
-            "parameter 0 of the group is torch.float64",
+            "needs contiguous float32, bfloat16 or float16 parameters on the CPU or a CUDA "
+            "device; parameter 0 of the group is torch.float64",
         ),
         (
             lambda: Adadelta(
@@ -236,7 +236,7 @@ def test_compiled_step_runs_the_same_step() -> None:
         ),
         (
             lambda: Adadelta([torch.zeros(4, 4).t()], state_dtype="float8", min_compact_size=0),
-            "needs contiguous float32, bfloat16 or float16 CPU parameters",
+            "needs contiguous float32, bfloat16 or float16 parameters",
         ),
         (
             lambda: Adadelta(
@@ -271,7 +271,9 @@ def test_refusals_change_nothing() -> None:
     assert len(opt.param_groups) == 1
     w.grad_dtype = None  # PyTorch refuses such a gradient otherwise
     w.grad = torch.ones(5, dtype=torch.float64)
-    with pytest.raises(ValueError, match=r"parameter 0 needs a torch\.float32 CPU gradient"):
+    with pytest.raises(
+        ValueError, match=r"parameter 0 needs a torch\.float32 gradient of its shape on cpu"
+    ):
         opt.step()
     assert torch.equal(w, torch.ones(5)) and len(opt.state) == 0
     w.grad = torch.ones(5)
@@ -476,3 +478,34 @@ def test_convert_state_follows_the_policy() -> None:
     back = convert_state(ours.state_dict(), None)
     assert "state_dtype" not in back["param_groups"][0]
     torch.optim.Adadelta([big, small]).load_state_dict(back)
+
+
+def test_memory_checks_of_gpu_members() -> None:
+    """The memory checks that compact state on a GPU takes (its tensors have no NumPy views),
+    run here on CPU tensors: tensors sharing memory, a gradient inside a state tensor or
+    another parameter, refused by name; a gradient that is its parameter itself taken."""
+    from adadelta.torch.compact_state import _check_apart, _empty_compact
+
+    buffer = torch.zeros(300)
+    p, q = buffer[:100], buffer[100:200]
+    states = {p: _empty_compact(p, "float8", 0, 0), q: _empty_compact(q, "float8", 0, 1)}
+    members = [(p, torch.zeros(100), 0), (q, torch.zeros(100), 1)]
+    _check_apart(states, members)  # apart: nothing raised
+    _check_apart(states, [(p, p, 0), (q, q, 1)])  # each gradient its parameter itself
+    with pytest.raises(ValueError, match="gradient for parameter 0 shares memory with parameter 1"):
+        _check_apart(states, [(p, buffer[150:250], 0), (q, torch.zeros(100), 1)])
+    with pytest.raises(ValueError, match="gradient for parameter 1 shares memory with parameter 1"):
+        _check_apart(states, [(q, buffer[101:201], 1)])  # its parameter, shifted
+    codes = states[q]["acc_delta"]
+    grad = codes.view(torch.uint8)[:0]  # empty: no memory
+    _check_apart(states, [(q, grad, 1)])
+    message = "gradient for parameter 0 shares memory with state 'acc_delta' of parameter 1"
+    alias = codes.view(torch.uint8)[:8].view(torch.float32)
+    with pytest.raises(ValueError, match=message):
+        _check_apart(states, [(p, alias, 0), (q, torch.zeros(100), 1)])
+    states[q]["square_avg"] = states[p]["square_avg"]
+    with pytest.raises(ValueError, match="shares memory with state 'square_avg' of parameter 0"):
+        _check_apart(states, members)
+    strided = torch.zeros(100, 3)[:, 0]  # a strided gradient: its span is checked
+    assert strided.stride() == (3,)
+    _check_apart({p: _empty_compact(p, "float8", 0, 0)}, [(p, strided, 0)])

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 import os
+from typing import Any
 
 import pytest
 
@@ -295,3 +296,64 @@ def test_compact_kernel_gives_the_cpu_kernels_bits(
                         assert torch.equal(value, state[name]), name
                     else:
                         assert value == state[name]
+
+
+def counted(kernel: Any, launches: list[int]) -> Any:
+    """``kernel`` (``compact_step``), appending the number of tensors of each launch."""
+
+    def launch(*args: Any, **kwargs: Any) -> None:
+        launches.append(len(args[1]))
+        kernel(*args, **kwargs)
+
+    return launch
+
+
+@pytest.mark.parametrize("state_dtype", ["bfloat16", "float8"])
+def test_optimizer_steps_compact_state_by_triton_with_the_cpu_bits(
+    state_dtype: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the optimizer: compact state on the CPU routed to the Triton kernel, against the
+    CPU kernel; a state dict of the CPU's loaded half way (as a checkpoint moves between
+    devices) continues with the same bits; small tensors keep float32 state (the float32
+    kernel's)."""
+    shapes = [(40, 130), (7,), (3000,)]  # the second below min_compact_size=64
+
+    def make_params() -> list[torch.Tensor]:
+        return [mixed(s, i, torch.float32).requires_grad_() for i, s in enumerate(shapes)]
+
+    cpu_params, triton_params = make_params(), make_params()
+    options = {"state_dtype": state_dtype, "min_compact_size": 64, "seed": 5, "eps": 1e-30}
+    on_cpu = Adadelta(cpu_params, **options)  # type: ignore[arg-type]
+    for step in range(4):
+        grads = [mixed(s, 50 + 10 * step + i, torch.float32) for i, s in enumerate(shapes)]
+        for p, g in zip(cpu_params, grads, strict=True):
+            p.grad = g.clone()
+        on_cpu.step()
+        if step == 1:  # the CPU's state, loaded by an optimizer whose tensors go to Triton
+            monkeypatch.setattr(torch_gpu, "_TRITON_DEVICES", ("cpu",))
+            with torch.no_grad():
+                for p, q in zip(triton_params, cpu_params, strict=True):
+                    p.copy_(q)
+            on_triton = Adadelta(triton_params, **options)  # type: ignore[arg-type]
+            on_triton.load_state_dict(on_cpu.state_dict())
+            monkeypatch.undo()
+        elif step > 1:
+            monkeypatch.setattr(torch_gpu, "_TRITON_DEVICES", ("cpu",))
+            launches: list[int] = []
+            monkeypatch.setattr(
+                triton_kernel, "compact_step", counted(triton_kernel.compact_step, launches)
+            )
+            for p, g in zip(triton_params, grads, strict=True):
+                p.grad = g.clone()
+            on_triton.step()
+            monkeypatch.undo()
+            assert launches == [2]  # one launch for the two compact tensors
+            for p, q in zip(triton_params, cpu_params, strict=True):
+                state, expected = on_triton.state[p], on_cpu.state[q]
+                if "seed" in state:
+                    assert torch.equal(p, q)
+                    for name in ("square_avg", "acc_delta", "step"):
+                        assert torch.equal(state[name], expected[name]), name
+                else:  # float32 state: the float32 kernels, to rounding
+                    torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+                    assert state["square_avg"].dtype == torch.float32

@@ -5,6 +5,8 @@ its step (:class:`_CompactBatch`: one compiled call for the compact tensors of a
 
 from __future__ import annotations
 
+import bisect
+import importlib.util
 from collections.abc import Mapping
 from typing import Any
 
@@ -142,7 +144,8 @@ def _signatures(
 
 def _check_layout(where: str, state: Mapping[str, Any], p: torch.Tensor, state_dtype: str) -> None:
     """Refuse (ValueError) compact state whose tensors the kernel could not address: each of
-    the right type, dtype, shape and contiguous, on the CPU; seed and step in range."""
+    the right type, dtype, shape and contiguous, on the parameter's device (the step count on
+    the CPU, as ``torch.optim.Adadelta`` keeps it); seed and step in range."""
     names = {"square_avg": p.shape, "acc_delta": p.shape}
     codes = torch.uint16 if state_dtype == "bfloat16" else torch.uint8
     if state_dtype == "float8":
@@ -159,24 +162,29 @@ def _check_layout(where: str, state: Mapping[str, Any], p: torch.Tensor, state_d
     seed, step = state["seed"], state["step"]
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 1 << 63:
         raise ValueError(f"{where}: 'seed' must be a non-negative integer, got {seed!r}")
-    tensors = {"step": (torch.Size([]), torch.int64), **{
-        name: (shape, torch.float32 if name.endswith("scale") else codes)
+    cpu = torch.device("cpu")
+    tensors = {"step": (torch.Size([]), torch.int64, cpu), **{
+        name: (shape, torch.float32 if name.endswith("scale") else codes, p.device)
         for name, shape in names.items()
     }}  # fmt: skip
-    for name, (shape, dtype) in tensors.items():
+    for name, (shape, dtype, device) in tensors.items():
         t = state[name]
         if not (
             type(t) in _PLAIN_TENSOR_TYPES
-            and t.device.type == "cpu"
+            and t.device == device
             and t.dtype == dtype
             and t.shape == shape
             and t.layout == torch.strided
             and t.is_contiguous()
         ):
-            what = f"{t.dtype} {tuple(t.shape)}" if isinstance(t, torch.Tensor) else type(t)
+            what = (
+                f"{t.dtype} {tuple(t.shape)} on {t.device}"
+                if isinstance(t, torch.Tensor)
+                else type(t)
+            )
             raise ValueError(
-                f"{where}: {name!r} must be a contiguous {dtype} CPU tensor of shape "
-                f"{tuple(shape)} for state_dtype={state_dtype!r}, got {what}"
+                f"{where}: {name!r} must be a contiguous {dtype} tensor of shape "
+                f"{tuple(shape)} on {device} for state_dtype={state_dtype!r}, got {what}"
             )
     if int(step) < 0:
         raise ValueError(f"{where}: 'step' must be non-negative, got {int(step)}")
@@ -195,14 +203,14 @@ def _check_grad(position: int, p: torch.Tensor, g: Any, state_dtype: str) -> Non
     """Refuse a gradient that the compact kernel cannot read as ``p``'s."""
     if not (
         type(g) in _PLAIN_TENSOR_TYPES
-        and g.device.type == "cpu"
+        and g.device == p.device
         and g.dtype == p.dtype
         and g.layout == torch.strided
         and g.shape == p.shape
     ):
         raise ValueError(
-            f"state_dtype={state_dtype!r}: parameter {position} needs a {p.dtype} CPU "
-            f"gradient of its shape, got {g.dtype} on {g.device}"
+            f"state_dtype={state_dtype!r}: parameter {position} needs a {p.dtype} gradient "
+            f"of its shape on {p.device}, got {g.dtype} on {g.device}"
         )
 
 
@@ -217,10 +225,10 @@ def _reference_step(
     """The reference (``fused=False``): :func:`adadelta.kernels.compact.reference_step` on NumPy
     copies, float32 ones for 16-bit parameters, written back (rounded to nearest)."""
     for p, g, state in zip(params, grads, states, strict=True):
-        x = p.detach().float().numpy().copy()
+        x = p.detach().float().cpu().numpy().copy()
         arrays = _as_numpy_state(state)
         compact.reference_step(
-            x, g.detach().float().contiguous().numpy(), arrays, state_dtype, hyper
+            x, g.detach().float().cpu().contiguous().numpy(), arrays, state_dtype, hyper
         )
         p.detach().copy_(torch.from_numpy(x))
         state["step"].fill_(arrays["step"])
@@ -245,10 +253,16 @@ def _check_compact_state(
     optimizer checks its own (the same checks: :func:`adadelta.optimizers._checked_record` on
     the tensors' NumPy views, then no two arrays sharing memory, and no gradient sharing
     memory with a parameter or a state tensor); raise ValueError naming the tensor, before
-    anything is stepped."""
+    anything is stepped. On a GPU (its state's layout checked by :func:`_check_layout`), the
+    memory checks of :func:`_check_apart`."""
+    on_device = [m for m in members if m[0].device.type != "cpu"]
+    if on_device:
+        _check_apart(states, on_device)
     named: list[tuple[str, Any]] = []
     grads = []
     for p, g, position in members:
+        if p.device.type != "cpu":
+            continue
         where = f"parameter {position}"
         x = _numpy(p)
         named.append((where, x))
@@ -293,6 +307,57 @@ def _check_compact_state(
     _check_gradients_apart(_spans(named), lambda: named, grads)
 
 
+def _check_apart(states: Mapping[Any, Any], members: list[tuple[torch.Tensor, Any, int]]) -> None:
+    """Raise ValueError, naming them, if two of the members' parameters and state tensors
+    share memory, or a gradient's span of memory meets one of them (other than its own
+    parameter, element for element). The parameters and state tensors are contiguous
+    (:func:`_check_layout`, :func:`_check_compact`), so each one's memory is one span of
+    bytes: one sort and one sweep, on any device."""
+    named: list[tuple[int, int, str]] = []
+    for p, _, position in members:
+        where = f"parameter {position}"
+        tensors = [(where, p)] + [
+            (f"state {name!r} of {where}", t)
+            for name, t in states.get(p, {}).items()
+            if name != "step" and isinstance(t, torch.Tensor)
+        ]
+        named.extend((*_span(t), name) for name, t in tensors if t.numel())
+    named.sort()
+    reach, holder = 0, ""
+    for start, end, name in named:
+        if start < reach:
+            raise ValueError(
+                f"{name} shares memory with {holder}: each tensor of an optimizer must have "
+                "memory of its own (pass one view of a buffer once)"
+            )
+        reach, holder = end, name
+    starts = [start for start, _, _ in named]
+    for p, g, position in members:
+        if not g.numel():
+            continue
+        first, last = _span(g)
+        i = bisect.bisect_left(starts, last) - 1  # the last span that starts before g ends
+        if i < 0 or named[i][1] <= first:
+            continue
+        if (first, last) == _span(p) and g.stride() == p.stride() and i == starts.index(first):
+            continue  # the parameter itself, element for element
+        raise ValueError(
+            f"gradient for parameter {position} shares memory with {named[i][2]}: a step "
+            "writes that memory while it reads the gradient; pass a gradient of its own "
+            "(e.g. a copy). Nothing was changed."
+        )
+
+
+def _span(t: torch.Tensor) -> tuple[int, int]:
+    """The bytes that a tensor's elements lie between, whatever its strides: (first, end)."""
+    low = high = 0
+    for size, stride in zip(t.shape, t.stride(), strict=True):
+        extent = (size - 1) * stride
+        low, high = (low + extent, high) if extent < 0 else (low, high + extent)
+    size = t.element_size()
+    return t.data_ptr() + low * size, t.data_ptr() + (high + 1) * size
+
+
 def _is_compact(saved: Any) -> bool:
     """Whether one parameter's saved state is compact: a seed, scales, or codes (integers)
     where ``torch.optim.Adadelta`` keeps floats."""
@@ -320,38 +385,45 @@ def _check_compact(group: Mapping[str, Any], state_dtype: str) -> None:
             continue
         if not (
             isinstance(p, torch.Tensor)
-            and p.device.type == "cpu"
+            and p.device.type in ("cpu", "cuda")
             and p.dtype in _WIDTHS
             and p.layout == torch.strided
             and p.is_contiguous()
         ):
             what = f"{p.dtype} on {p.device}" if isinstance(p, torch.Tensor) else type(p).__name__
             raise ValueError(
-                f"state_dtype={state_dtype!r} needs contiguous float32, bfloat16 or float16 CPU "
-                f"parameters; parameter {i} of the group is {what}"
+                f"state_dtype={state_dtype!r} needs contiguous float32, bfloat16 or float16 "
+                f"parameters on the CPU or a CUDA device; parameter {i} of the group is {what}"
+            )
+        if p.device.type != "cpu" and importlib.util.find_spec("triton") is None:
+            raise ValueError(
+                f"state_dtype={state_dtype!r} on {p.device} needs Triton (pip install triton); "
+                f"parameter {i} of the group is there"
             )
 
 
 def _empty_compact(p: torch.Tensor, state_dtype: str, seed: int, position: int) -> dict[str, Any]:
-    """Zero compact state of ``p`` (the parameter at ``position`` of an optimizer)."""
+    """Zero compact state of ``p`` (the parameter at ``position`` of an optimizer), on its
+    device; the step count on the CPU."""
     state: dict[str, Any] = {"step": torch.zeros((), dtype=torch.int64)}
     for key, array in compact.empty_state(np.empty(p.shape, np.float32), state_dtype).items():
-        state[_NAMES[key]] = torch.from_numpy(array)
+        state[_NAMES[key]] = torch.from_numpy(array).to(p.device)
     state["seed"] = compact.parameter_seed(seed, position)
     return state
 
 
 def _as_numpy_state(state: dict[str, Any]) -> dict[str, Any]:
     """The NumPy optimizer's state dict of one parameter, its arrays zero-copy views of the
-    tensors of ``state``."""
+    tensors of ``state`` (copies of a GPU's)."""
     arrays: dict[str, Any] = {
-        key: _numpy(state[name]) for key, name in _NAMES.items() if name in state
+        key: _numpy(state[name].cpu()) for key, name in _NAMES.items() if name in state
     }
     return {"step": int(state["step"]), "seed": int(state["seed"]), **arrays}
 
 
 def _checked_compact_state(i: Any, saved: Any, p: torch.Tensor, state_dtype: str) -> dict[str, Any]:
-    """A checked copy of one parameter's saved compact state, as tensors."""
+    """A checked copy of one parameter's saved compact state, as tensors on its device (the
+    step count on the CPU): a state dict saved on one device loads on another."""
     where = f"state dict: state of parameter {i}"
     if not isinstance(saved, Mapping):
         raise ValueError(f"{where}: expected a dict")
@@ -364,7 +436,11 @@ def _checked_compact_state(i: Any, saved: Any, p: torch.Tensor, state_dtype: str
             f"adadelta.torch.convert_state(state_dict, {state_dtype!r})"
         )
     checked = compact.checked_state(where, as_numpy, np.empty(p.shape, np.float32), state_dtype)
-    return _to_torch_state(checked, compact=True)
+    state = _to_torch_state(checked, compact=True)
+    for name, value in state.items():
+        if name != "step" and isinstance(value, torch.Tensor):
+            state[name] = value.to(p.device)
+    return state
 
 
 def _to_numpy_state(saved: Mapping[str, Any]) -> dict[str, Any]:

@@ -71,7 +71,7 @@ class _Plan:
         self.rest: list[int] = []
         # compact state: by parameter dtype, stepped by one call each (or the reference)
         self.state_dtype: str | None = group.get("state_dtype")
-        compact_members: dict[torch.dtype, list[int]] = {}
+        compact_members: dict[tuple[torch.device, torch.dtype], list[int]] = {}
         _validate(optimizer, group, params, grads, offset)
         for i, (p, g) in enumerate(zip(params, grads, strict=True)):
             if g is None:
@@ -81,7 +81,7 @@ class _Plan:
                 state = optimizer.state[p]
                 if len(state) == 0:
                     state.update(compact_state._empty_compact(p, fmt, optimizer.seed, offset + i))
-                compact_members.setdefault(p.dtype, []).append(i)
+                compact_members.setdefault((p.device, p.dtype), []).append(i)
                 continue
             state = optimizer._state(p, group)
             v, u = state["square_avg"], state["acc_delta"]
@@ -112,14 +112,22 @@ class _Plan:
         )
         hyper = _hyper(group)
         self.hyper = list(hyper.values())
-        # compact members: one batch per parameter dtype, or the reference (fused=False)
-        self.compact_batches: list[tuple[compact_state._CompactBatch, list[int]]] = []
+        # compact members: one batch per device and parameter dtype (the CPU's compiled loop,
+        # or the Triton kernel on a GPU), or the reference (fused=False)
+        self.compact_batches: list[
+            tuple[compact_state._CompactBatch | gpu._TritonCompactBatch, list[int]]
+        ] = []
         self.compact_reference = group.get("fused") is False
         self.contiguous_grads = all(grads[i].is_contiguous() for i in self.compact)
         if not self.compact_reference:
-            for indices in compact_members.values():
+            for (device, _), indices in compact_members.items():
                 assert self.state_dtype is not None
-                compact_batch = compact_state._CompactBatch(
+                kind = (
+                    gpu._TritonCompactBatch
+                    if device.type in gpu._TRITON_DEVICES
+                    else compact_state._CompactBatch
+                )
+                compact_batch: compact_state._CompactBatch | gpu._TritonCompactBatch = kind(
                     self.state_dtype,
                     [params[i] for i in indices],
                     [self.states[i] for i in indices],

@@ -6,8 +6,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import torch
 
+from adadelta.torch import compact_state
 from adadelta.torch.common import Tensors, _torch_step
 
 # the devices whose tensors go to the Triton kernel (the tests add "cpu", with its interpreter)
@@ -70,3 +72,42 @@ def _triton_step(
         torch._foreach_sub_(steps, [found_inf.to(s.dtype) for s in steps])
     elif not bool(found_inf.item()):
         torch._foreach_add_(steps, 1.0)
+
+
+class _TritonCompactBatch:
+    """The compact-state tensors of one group, device and parameter dtype on a GPU, stepped by
+    one launch of :func:`adadelta.torch.triton_kernel.compact_step`, with the CPU loop's bits
+    (the interface of :class:`compact_state._CompactBatch`).
+    The keys of the random bits come from the seeds and the step counts, which stay on the
+    CPU as the CPU path keeps them (:func:`compact_state._next_keys`), and reach the device by
+    one asynchronous copy a step."""
+
+    def __init__(
+        self, state_dtype: str, params: Tensors, states: list[dict[str, Any]], hyper: list[Any]
+    ) -> None:
+        self.state_dtype, self.params, self.states = state_dtype, list(params), list(states)
+        self.seeds = np.array([s["seed"] for s in states], np.uint64)
+        self.steps = np.array([[s["step"].data_ptr() for s in states]], np.intp)
+        self.keys = np.zeros(len(params), np.uint64)
+        self.set_hyper(hyper)
+
+    def set_hyper(self, hyper: list[Any]) -> None:
+        """The hyperparameters (``_hyper``'s values) as the kernel reads them: float32."""
+        lr, rho, eps, wd, maximize, _ = hyper
+        self.hyper = [float(v) for v in np.array([lr, rho, 1 - rho, eps, wd], np.float32)]
+        self.maximize = bool(maximize)
+
+    def step(self, grads: list[torch.Tensor]) -> None:
+        """One step of the batch's tensors with these (contiguous) gradients."""
+        from adadelta.torch import triton_kernel
+
+        compact_state._next_keys(self.steps, self.seeds, self.keys, compact_state._STEP_LIKE)
+        keys = torch.from_numpy(self.keys.view(np.int64))
+        device = self.params[0].device
+        if device.type == "cuda":  # pinned, so that the copy is asynchronous; the allocator
+            # keeps the pinned block until the copy has run
+            keys = keys.pin_memory().to(device, non_blocking=True)
+        triton_kernel.compact_step(
+            self.state_dtype, self.params, grads, self.states, keys, self.hyper,
+            maximize=self.maximize,
+        )  # fmt: skip
