@@ -9,14 +9,16 @@ gradients:
 - ``torch.compile``: ``torch.optim.Adadelta`` whose ``step`` runs under
   ``torch.compile`` (PyTorch's documented way to fuse an optimizer step; backend inductor,
   static shapes: each layout compiled for its sizes);
-- ``adadelta.torch``: the drop-in, as a user calls it (``opt.step()``).
+- ``adadelta.torch``: the drop-in, as a user calls it (``opt.step()``), with float32 state,
+  and with bfloat16 and float8 state (``state_dtype``, the default ``min_compact_size``; on a
+  GPU the Triton kernels).
 
 The optimizers take turns, one step each per round (so drifts in the machine's load hit all of
 them alike), and before each timed step a matrix product runs, as a forward and backward pass
 would between two steps (it takes the caches and, on the CPU, the cores). The table shows each
 one's median step time, the drop-in's speed-up against the other two and, for the drop-in, the
-memory bandwidth its step reaches (28 bytes per float32 element: reads x, g, E[g^2], E[dx^2],
-writes x, E[g^2], E[dx^2]).
+memory bandwidth its float32-state step reaches (28 bytes per float32 element: reads x, g,
+E[g^2], E[dx^2], writes x, E[g^2], E[dx^2]).
 
     python benchmarks/torch_step.py                            # CPU: 1e5 and 1e7
     python benchmarks/torch_step.py --n 1e5 --rounds 300
@@ -50,6 +52,8 @@ from adadelta.torch import Adadelta
 
 Step = Callable[[], object]
 OURS, FOREACH, COMPILED = "adadelta.torch", "torch foreach", "torch.compile"
+BF16, F8 = "adadelta.torch bfloat16 state", "adadelta.torch float8 state"
+STATE_DTYPES = {OURS: None, BF16: "bfloat16", F8: "float8"}
 BYTES_PER_ELEMENT = 28  # float32: 4 arrays read, 3 written
 
 
@@ -67,12 +71,12 @@ def make_steps(
     gen = torch.Generator().manual_seed(0)
     grads = [torch.randn(s, generator=gen).to(device) for s in sizes]  # no optimizer writes them
     steps: dict[str, Step] = {}
-    for name in (FOREACH, COMPILED, OURS):
+    for name in (FOREACH, COMPILED, OURS, BF16, F8):
         params = [torch.randn(s, generator=gen).to(device).requires_grad_() for s in sizes]
         for p, g in zip(params, grads, strict=True):
             p.grad = g
-        if name == OURS:
-            steps[name] = Adadelta(params).step
+        if name in STATE_DTYPES:  # the drop-in's default policy (min_compact_size)
+            steps[name] = Adadelta(params, state_dtype=STATE_DTYPES[name]).step
         elif name == FOREACH:
             steps[name] = torch.optim.Adadelta(params, foreach=True).step
         else:
@@ -141,10 +145,14 @@ def main(argv: list[str] | None = None) -> None:
     if min(sizes_n) < args.tensors or args.tensors < 1 or (args.rounds or 1) < 1:
         parser.error("need --n >= --tensors >= 1 and --rounds >= 1")
 
+    ours = (OURS, BF16, F8)
     rows = [
-        f"| float32 parameters | {FOREACH} (ms) | {COMPILED} (ms) | {OURS} (ms) "
-        f"| vs {COMPILED} | vs {FOREACH} | {OURS} GB/s |",
-        "|---|---|---|---|---|---|---|",
+        f"| float32 parameters | {FOREACH} (ms) | {COMPILED} (ms) | "
+        + " | ".join(f"{name} (ms)" for name in ours)
+        + " | "
+        + " | ".join(f"{name} vs {COMPILED}" for name in ours)
+        + f" | {OURS} vs {FOREACH} | {OURS} GB/s |",
+        "|---" * 11 + "|",
     ]
     for n in sizes_n:
         rounds = args.rounds or (300 if n < 1_000_000 else 30)
@@ -153,11 +161,12 @@ def main(argv: list[str] | None = None) -> None:
             (f"{args.tensors} tensors, {n:.0e} in all", layout_sizes(n, args.tensors)),
         ]:
             medians = median_step_times(sizes, rounds, device, args.backend)
-            cells = " | ".join(f"{1e3 * medians[name]:.3f}" for name in (FOREACH, COMPILED, OURS))
-            ours = medians[OURS]
+            times = " | ".join(f"{1e3 * medians[name]:.3f}" for name in (FOREACH, COMPILED, *ours))
+            ratios = " | ".join(f"{medians[COMPILED] / medians[name]:.2f}x" for name in ours)
+            mine = medians[OURS]
             rows.append(
-                f"| {label} | {cells} | {medians[COMPILED] / ours:.2f}x "
-                f"| {medians[FOREACH] / ours:.2f}x | {BYTES_PER_ELEMENT * n / ours / 1e9:.1f} |"
+                f"| {label} | {times} | {ratios} | {medians[FOREACH] / mine:.2f}x "
+                f"| {BYTES_PER_ELEMENT * n / mine / 1e9:.1f} |"
             )
             print(rows[-1], flush=True)
     print(f"\nMachine: {machine(device)}\n")
