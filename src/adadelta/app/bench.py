@@ -1225,8 +1225,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         default=Path("bench-results"),
         metavar="DIR",
-        help="output directory: bench.md, bench.json, bench.png (step), epoch.md, epoch.json "
-        "(epoch) or models.md, models.json, models.png (models) (default: %(default)s)",
+        help="output directory: bench.md, .json, .png (step), epoch.md, .json (epoch) or "
+        "models.md, .json, .png (models) (default: %(default)s)",
     )
     parser.add_argument(
         "--sizes",
