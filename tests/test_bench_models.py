@@ -45,6 +45,7 @@ def test_bench_models_writes_its_table_json_and_plot(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["models.json", "models.md", "models.png"]
     record = json.loads((tmp_path / "models.json").read_text())
     assert record["what"] == "models" and record["peak_memory_gb"] == {}
+    assert record["settings"]["models"] == ["mobilenet_v2"] and record["settings"]["repeats"] == 1
     assert record["machine"]["OMP_WAIT_POLICY"] is not None
     [result] = record["results"]
     assert (result["model"], result["tensors"], result["parameters"]) == (

@@ -742,8 +742,8 @@ def _command() -> str:
 
 def _plain_args(args: argparse.Namespace) -> dict[str, Any]:
     def plain(value: Any) -> Any:
-        if isinstance(value, tuple):
-            return list(value)
+        if isinstance(value, (tuple, list)):
+            return [plain(v) for v in value]
         return value if isinstance(value, (int, float, str, bool, type(None))) else str(value)
 
     return {k: plain(v) for k, v in vars(args).items() if k not in ("command", "func")}
