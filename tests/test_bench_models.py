@@ -56,8 +56,9 @@ def test_bench_models_writes_its_table_json_and_plot(
     assert set(result["ratio_vs_compiled"]) == set(bench_models.FORMATS)
     assert all(0 < r < math.inf for r in result["ratio_vs_compiled"].values())
     state = result["state_bytes_per_parameter"]  # two state tensors per parameter, and a step
-    assert 8 <= state["torch foreach"] < 8.01 and 8 <= state["adadelta.torch float32 state"] < 8.01
-    assert 4 < state["adadelta.torch bfloat16 state"] < 5 < 8 < state["torch.compile"] + 1
+    for name in ("torch foreach", "torch.compile", "adadelta.torch float32 state"):
+        assert 8 <= state[name] < 8.01, (name, state)
+    assert 4 < state["adadelta.torch bfloat16 state"] < 5
     assert 2 < state["adadelta.torch float8 state"] < 3
     table = (tmp_path / "models.md").read_text()
     row = next(line for line in table.splitlines() if line.startswith("| mobilenet_v2 (158, "))

@@ -1023,6 +1023,9 @@ def models_plot(
 
 
 def run_models(args: argparse.Namespace) -> int:
+    """``bench models``: each model's timing in one torch process, each state format's peak
+    memory in a fresh one; the tables printed and written with the plot to ``--out``."""
+
     def progress(message: str) -> None:
         if args.progress:
             print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
@@ -1057,10 +1060,8 @@ def run_models(args: argparse.Namespace) -> int:
         f"{bench_models.COMPILED}'s time / the drop-in's (> 1: the drop-in is faster); "
         f"torch.compile backend: {args.backend}; the drop-in's default policy "
         "(min_compact_size=4096); torch and the drop-in in one process\n"
-        f"{_machine_line(info)}\n"
+        f"{_machine_line(info)}\n\n{models_table(results)}\n"
     )
-    if results:
-        text += "\n" + models_table(results) + "\n"
     if memory:
         text += (
             "\nPeak resident set of a GPT-2-small step (a fresh process per state format: the "
@@ -1073,14 +1074,15 @@ def run_models(args: argparse.Namespace) -> int:
         "results": [
             {
                 "model": model,
-                "tensors": len(bench_models.MODELS[model]()),
-                "parameters": sum(math.prod(s) for s in bench_models.MODELS[model]()),
+                "tensors": len(shapes),
+                "parameters": sum(math.prod(s) for s in shapes),
                 "median_s": timing.median_s,
                 "times_s": timing.times_s,
                 "ratio_vs_compiled": {f: timing.ratio(f) for f in bench_models.FORMATS},
                 "state_bytes_per_parameter": timing.state_bytes_per_parameter,
             }
             for model, timing in results
+            for shapes in [bench_models.MODELS[model]()]
         ],
         "peak_memory_gb": {
             f: {"parameters_and_gradients": before, "after_two_steps": after}
