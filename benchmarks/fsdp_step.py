@@ -36,41 +36,10 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import torch
 import torch.distributed as dist
 
+from adadelta.app.bench_models import Shapes, gpt2_small, resnet50
+
 WORLD = 2
-Shapes = list[tuple[int, ...]]
-
-
-def resnet50_shapes() -> Shapes:
-    """The parameter shapes of ResNet-50 (torchvision's ``resnet50``): convolutions without
-    biases, each followed by a batch norm (weight and bias), bottleneck blocks [3, 4, 6, 3]."""
-    shapes: Shapes = [(64, 3, 7, 7), (64,), (64,)]
-    channels = 64
-    for width, blocks in ((64, 3), (128, 4), (256, 6), (512, 3)):
-        for block in range(blocks):
-            shapes += [(width, channels, 1, 1), (width,), (width,)]
-            shapes += [(width, width, 3, 3), (width,), (width,)]
-            shapes += [(4 * width, width, 1, 1), (4 * width,), (4 * width,)]
-            if block == 0:  # the projection of the shortcut
-                shapes += [(4 * width, channels, 1, 1), (4 * width,), (4 * width,)]
-            channels = 4 * width
-    return [*shapes, (1000, 2048), (1000,)]
-
-
-def gpt2_small_shapes() -> Shapes:
-    """The parameter shapes of GPT-2 small (Hugging Face's ``GPT2LMHeadModel``, the output
-    layer tied to the token embedding): 12 blocks of width 768, 50257 tokens, 1024 positions."""
-    d, vocabulary, positions = 768, 50257, 1024
-    shapes: Shapes = [(vocabulary, d), (positions, d)]
-    for _ in range(12):
-        shapes += [(d,), (d,), (d, 3 * d), (3 * d,), (d, d), (d,)]  # ln_1, attention
-        shapes += [(d,), (d,), (d, 4 * d), (4 * d,), (4 * d, d), (d,)]  # ln_2, MLP
-    return [*shapes, (d,), (d,)]
-
-
-LISTS: dict[str, Callable[[], Shapes]] = {
-    "resnet50": resnet50_shapes,
-    "gpt2-small": gpt2_small_shapes,
-}
+LISTS: dict[str, Callable[[], Shapes]] = {"resnet50": resnet50, "gpt2-small": gpt2_small}
 
 
 def _optimizers(params: list[Any], compiled: bool) -> dict[str, Callable[[], Any]]:

@@ -360,12 +360,19 @@ BAD_OPTIONS = [
     (["bench", "--min-time", "nan"], "argument --min-time: expected seconds above 0"),
     (["bench", "--min-time", "inf"], "argument --min-time"),
     (["bench", "--min-time", "0"], "argument --min-time"),
-    (["bench", "--repeats", "0"], "argument --repeats: expected a positive integer"),
+    (["bench", "--repeats", "0"], "argument --repeats/--rounds: expected a positive integer"),
     (["bench", "epoch", "--n-train", "70000"], "MNIST has 60000 training images"),
     (["bench", "epoch", "--sizes", "1e5", "--conditions", "tight"], "--sizes, --conditions: not "),
     (["bench", "step", "--data", "mnist"], "--data: not an option of bench step"),
     (["bench", "epoch", "--data", "missing"], "--data missing: MNIST files missing: train-"),
     (["bench", "sideways"], "argument what: invalid choice: 'sideways'"),
+    (["bench", "models", "--models", "vgg16"], "--models: unknown model(s) vgg16; choose from "),
+    (["bench", "models", "--models", "gpt2", "gpt2"], "--models: gpt2 listed more than once"),
+    (["bench", "models", "--rounds", "0"], "argument --repeats/--rounds: expected a positive"),
+    (["bench", "models", "--backend", "tvm"], "argument --backend: invalid choice: 'tvm'"),
+    (["bench", "models", "--only", "ours"], "--only: not an option of bench models"),
+    (["bench", "--models", "gpt2", "models"], "name the mode first: adadelta bench models --"),
+    (["bench", "epoch", "--memory"], "--memory: not an option of bench epoch"),
     (["explore", "--steps", "100000000"], "argument --steps: expected an integer from 1 to 20000"),
     (["explore", "--steps", "0"], "argument --steps"),
     (["explore", "--frames", "1000"], "argument --frames: expected an integer from 1 to 120"),
@@ -405,7 +412,9 @@ def test_every_bad_option_is_one_line_before_any_work(
     assert sorted(tmp_path.rglob("*")) == before  # nothing left on disk
 
 
-@pytest.mark.parametrize("command", [["explore"], ["bench"], ["bench", "epoch"], ["demo"]])
+@pytest.mark.parametrize(
+    "command", [["explore"], ["bench"], ["bench", "epoch"], ["bench", "models"], ["demo"]]
+)
 def test_an_out_that_is_a_file_is_refused_before_any_work(
     command: list[str],
     tmp_path: Path,
@@ -413,6 +422,9 @@ def test_an_out_that_is_a_file_is_refused_before_any_work(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     from adadelta.app import bench, explore
+
+    if "models" in command:
+        pytest.importorskip("torch", reason="bench models needs the torch extra")
 
     def trap(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("the command started working")
@@ -425,10 +437,9 @@ def test_an_out_that_is_a_file_is_refused_before_any_work(
     assert line == "adadelta: error: --out a-file: is a file, not a directory; choose a directory"
     assert (tmp_path / "a-file").read_text() == "mine"
     # one of the files it would write is a directory
-    written = {"explore": "settings.json", "bench": "bench.md", "demo": "demo.json"}
-    (tmp_path / "out" / ("epoch.md" if "epoch" in command else written[command[0]])).mkdir(
-        parents=True
-    )
+    written = {"explore": "settings.json", "bench": "bench.md", "demo": "demo.json",
+               "epoch": "epoch.md", "models": "models.png"}  # fmt: skip
+    (tmp_path / "out" / written[command[-1]]).mkdir(parents=True)
     line = fails([*command, "--out", "out"], capsys)
     assert line.startswith("adadelta: error: --out out: ") and "is a directory" in line
 

@@ -1,6 +1,6 @@
 """Benchmarks: one ADADELTA step against its peers, as a training loop runs it and back to back,
-and one epoch of the paper's network against PyTorch (``adadelta bench`` and ``adadelta bench
-epoch``).
+one epoch of the paper's network against PyTorch, and the PyTorch drop-in's step on real models'
+parameter lists (``adadelta bench``, ``adadelta bench epoch`` and ``adadelta bench models``).
 
 ``step``: every implementation updates the same float32 parameters with the same fixed
 gradients (lr=1, rho=0.9, eps=1e-6: PyTorch's defaults) at each size, under three conditions:
@@ -36,8 +36,14 @@ median over rounds of the mean time per step. Implementations (the default five 
 the same network in PyTorch eager and with a ``torch.compile``d training step; ours again with
 a competing process; with ``--demo``, ``adadelta demo``'s wall time without and with one.
 
+``models``: the parameter lists of ResNet-50, GPT-2 small and MobileNetV2 stepped by every
+state format of :class:`adadelta.torch.Adadelta` and by compiled and eager
+``torch.optim.Adadelta`` in one process (:mod:`adadelta.app.bench_models`), each step after a
+forward and backward pass of the paper's network; bytes of state per parameter; with
+``--memory``, the peak resident set of a GPT-2-small step per state format.
+
 PyTorch and JAX/optax are optional: their columns are left out, with a note, when they are
-not installed.
+not installed (``models`` needs PyTorch, and says so).
 """
 
 from __future__ import annotations
@@ -67,6 +73,7 @@ import numba
 import numpy as np
 
 import adadelta
+from adadelta.app import bench_models
 from adadelta.checkpoint import atomic_write
 from adadelta.rules import FloatArray
 
@@ -377,6 +384,10 @@ def _serve(framework: str, threads: int, connection: Any) -> None:  # pragma: no
                 reply = None
             elif command == "epoch":
                 reply = EPOCHS[args[0]](*args[1:])
+            elif command == "model":
+                reply = bench_models.time_model(*args)
+            elif command == "peak":
+                reply = bench_models.peak_memory(*args)
             else:
                 raise ValueError(f"unknown request {command!r}")
             connection.send(("ok", reply))
@@ -387,10 +398,12 @@ def _serve(framework: str, threads: int, connection: Any) -> None:  # pragma: no
 class Workers:
     """One process per framework (started on first use), each with its thread pools as in a
     program that uses that framework alone: NumPy and Numba with ``threads`` threads, PyTorch
-    imported before anything else and set to ``threads``, JAX as it starts."""
+    imported before anything else and set to ``threads``, JAX as it starts. ``defaults``:
+    environment variables the processes start with, unless this process has them set."""
 
-    def __init__(self, threads: int) -> None:
+    def __init__(self, threads: int, defaults: dict[str, str] | None = None) -> None:
         self.threads = threads
+        self.defaults = defaults or {}
         self.processes: dict[str, tuple[Any, Any]] = {}
 
     def ask(self, framework: str, *request: Any) -> Any:
@@ -399,18 +412,13 @@ class Workers:
             ours, theirs = context.Pipe()
             # Numba reads its thread count when it is imported (numba.set_num_threads would
             # start its pool before adadelta's first step does, see adadelta.kernels.parallel)
-            saved = os.environ.get("NUMBA_NUM_THREADS")
-            os.environ["NUMBA_NUM_THREADS"] = str(self.threads)
-            try:
+            variables = {k: v for k, v in self.defaults.items() if k not in os.environ}
+            variables["NUMBA_NUM_THREADS"] = str(self.threads)
+            with _environment(variables):
                 process = context.Process(
                     target=_serve, args=(framework, self.threads, theirs), daemon=True
                 )
                 process.start()
-            finally:
-                if saved is None:
-                    del os.environ["NUMBA_NUM_THREADS"]
-                else:
-                    os.environ["NUMBA_NUM_THREADS"] = saved
             self.processes[framework] = (process, ours)
         connection = self.processes[framework][1]
         connection.send(request)
@@ -424,6 +432,21 @@ class Workers:
             connection.send(("stop",))
             process.join(timeout=30)
         self.processes.clear()
+
+
+@contextmanager
+def _environment(variables: dict[str, str]) -> Iterator[None]:
+    """These environment variables set meanwhile (for the processes started), then as before."""
+    saved = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                del os.environ[name]
+            else:
+                os.environ[name] = value
 
 
 @contextmanager
@@ -719,8 +742,8 @@ def _command() -> str:
 
 def _plain_args(args: argparse.Namespace) -> dict[str, Any]:
     def plain(value: Any) -> Any:
-        if isinstance(value, tuple):
-            return list(value)
+        if isinstance(value, (tuple, list)):
+            return [plain(v) for v in value]
         return value if isinstance(value, (int, float, str, bool, type(None))) else str(value)
 
     return {k: plain(v) for k, v in vars(args).items() if k not in ("command", "func")}
@@ -921,6 +944,157 @@ def run_epoch(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- real models' parameter lists inside torch's loop (``bench models``) ---
+
+# torch's OpenMP threads and the drop-in's Numba threads share the models' process: threads that
+# spin after a parallel loop would take the cores from the next step (on 2 cores they slowed
+# PyTorch's step several times over, see benchmarks/torch_step.py), so they wait passively
+MODELS_ENVIRONMENT = {"OMP_WAIT_POLICY": "PASSIVE"}
+BACKENDS = ("inductor", "aot_eager", "eager")  # torch.compile's, for --backend
+
+
+def models_table(results: Sequence[tuple[str, bench_models.ModelTiming]]) -> str:
+    """The markdown tables of :func:`run_models`: median step by optimizer with the drop-in's
+    ratios to compiled torch, and bytes of state per parameter."""
+    names = bench_models.OPTIMIZERS
+    header = ["model (tensors, parameters)", *(f"{n} (ms)" for n in names)]
+    header += [f"{bench_models.dropin(f)} vs {bench_models.COMPILED}" for f in bench_models.FORMATS]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for model, timing in results:
+        shapes = bench_models.MODELS[model]()
+        n = sum(math.prod(s) for s in shapes)
+        median = timing.median_s
+        row = [f"{model} ({len(shapes)}, {n / 1e6:.1f}M)"]
+        row += [f"{1e3 * median[name]:.2f}" for name in names]
+        row += [f"{timing.ratio(f):.2f}x" for f in bench_models.FORMATS]
+        lines.append("| " + " | ".join(row) + " |")
+    lines += [
+        "",
+        "Bytes of optimizer state per parameter (step counters included):",
+        "",
+        "| model | " + " | ".join(names) + " |",
+        "|" + "---|" * (len(names) + 1),
+    ]
+    for model, timing in results:
+        cells = [f"{timing.state_bytes_per_parameter[name]:.2f}" for name in names]
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def memory_table(memory: dict[str, tuple[float, float]]) -> str:
+    """The markdown table of the peak resident set of a GPT-2-small step, by state format."""
+    lines = [
+        "| GPT-2 small step | peak RSS, parameters + gradients (GB) | peak RSS after 2 steps "
+        "(GB) | optimizer's share (GB) | vs float32 state (GB) |",
+        "|---|---|---|---|---|",
+    ]
+    base = memory["float32"][1]
+    for state_format, (before, after) in memory.items():
+        lines.append(
+            f"| {state_format} state | {before:.2f} | {after:.2f} | {after - before:.2f} "
+            f"| {after - base:+.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def models_plot(
+    results: Sequence[tuple[str, bench_models.ModelTiming]], backend: str, path: Path
+) -> None:
+    """Bars: the drop-in's speed-up over compiled torch per model and state format."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 4), dpi=120)
+    ax = fig.add_subplot()
+    width = 0.8 / len(bench_models.FORMATS)
+    for i, state_format in enumerate(bench_models.FORMATS):
+        ratios = [timing.ratio(state_format) for _, timing in results]
+        where = [m + (i - (len(bench_models.FORMATS) - 1) / 2) * width for m in range(len(results))]
+        bars = ax.bar(where, ratios, width, color=f"C{i}", label=f"{state_format} state")
+        ax.bar_label(bars, fmt="%.2f", fontsize=7)
+    ax.axhline(
+        1.0, color="black", linewidth=0.8, linestyle="--", label=f"torch.compile ({backend})"
+    )
+    ax.set_xticks(range(len(results)), [bench_models.TITLES[model] for model, _ in results])
+    ax.set_ylabel("torch.compile's step / adadelta.torch's")
+    ax.set_title("adadelta.torch on real models' parameter lists (> 1: faster)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    atomic_write(path, lambda f: fig.savefig(f, format="png"))
+
+
+def run_models(args: argparse.Namespace) -> int:
+    """``bench models``: each model's timing in one torch process, each state format's peak
+    memory in a fresh one; the tables printed and written with the plot to ``--out``."""
+
+    def progress(message: str) -> None:
+        if args.progress:
+            print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+    results: list[tuple[str, bench_models.ModelTiming]] = []
+    workers = Workers(args.threads, MODELS_ENVIRONMENT)
+    try:
+        for model in args.models:
+            progress(f"{model}: compiling, then {args.repeats} round(s) of every optimizer")
+            results.append(
+                (model, workers.ask("torch", "model", model, args.repeats, args.backend))
+            )
+    finally:
+        workers.close()
+    memory: dict[str, tuple[float, float]] = {}
+    for state_format in bench_models.FORMATS if args.memory else ():
+        progress(f"peak memory of a GPT-2-small step, {state_format} state")
+        fresh = Workers(args.threads, MODELS_ENVIRONMENT)  # the peak is the process's
+        try:
+            before, after = fresh.ask("torch", "peak", state_format)
+        finally:
+            fresh.close()
+        memory[state_format] = (before, after)
+    info = machine(args.threads)
+    info["OMP_WAIT_POLICY"] = os.environ.get(
+        "OMP_WAIT_POLICY", MODELS_ENVIRONMENT["OMP_WAIT_POLICY"]
+    )
+    text = (
+        "Real models' parameter lists (built from the architectures, no weights) inside torch's "
+        f"loop: median of {args.repeats} step(s) of each optimizer, taking turns, each after a "
+        f"forward and backward pass of the paper's network (batch {BATCH}); ratio = "
+        f"{bench_models.COMPILED}'s time / the drop-in's (> 1: the drop-in is faster); "
+        f"torch.compile backend: {args.backend}; the drop-in's default policy "
+        "(min_compact_size=4096); torch and the drop-in in one process\n"
+        f"{_machine_line(info)}\n\n{models_table(results)}\n"
+    )
+    if memory:
+        text += (
+            "\nPeak resident set of a GPT-2-small step (a fresh process per state format: the "
+            "parameters and gradients, then two steps):\n\n" + memory_table(memory) + "\n"
+        )
+    record = {
+        "what": "models",
+        "machine": info,
+        "settings": _plain_args(args),
+        "results": [
+            {
+                "model": model,
+                "tensors": len(shapes),
+                "parameters": sum(math.prod(s) for s in shapes),
+                "median_s": timing.median_s,
+                "times_s": timing.times_s,
+                "ratio_vs_compiled": {f: timing.ratio(f) for f in bench_models.FORMATS},
+                "state_bytes_per_parameter": timing.state_bytes_per_parameter,
+            }
+            for model, timing in results
+            for shapes in [bench_models.MODELS[model]()]
+        ],
+        "peak_memory_gb": {
+            f: {"parameters_and_gradients": before, "after_two_steps": after}
+            for f, (before, after) in memory.items()
+        },
+    }
+    out = _write_outputs(Path(args.out), "models", text, record)
+    models_plot(results, args.backend, out / "models.png")
+    print(f"wrote {out / 'models.md'}, {out / 'models.json'}, {out / 'models.png'}")
+    return 0
+
+
 # --- the command line (``adadelta bench``) ---
 
 # Roughly the bytes per element that the implementations' processes hold at once (parameters,
@@ -930,8 +1104,12 @@ BYTES_PER_ELEMENT = 100
 MAX_MIN_TIME = 60.0  # seconds per timing
 MNIST_TRAIN = 60_000
 QUICK = {"sizes": (10**5, 10**6), "mix": 20, "mix_total": 10**6, "repeats": 3, "min_time": 0.05}
-STEP_ONLY = ("sizes", "mix", "mix_total", "conditions", "min_time")
-EPOCH_ONLY = ("n_train", "data")
+# the options of each mode (the others refuse them)
+OPTIONS = {
+    "step": ("sizes", "mix", "mix_total", "conditions", "min_time", "only"),
+    "epoch": ("n_train", "data", "only"),
+    "models": ("models", "memory", "backend"),
+}
 
 
 def cores() -> int:
@@ -1038,18 +1216,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "what",
         nargs="?",
-        choices=["step", "epoch"],
+        choices=list(OPTIONS),
         default="step",
         help="step: one optimizer step at several sizes; epoch: one epoch of the paper's "
-        "network, ours against PyTorch (default: %(default)s)",
+        "network, ours against PyTorch; models: the PyTorch drop-in's step on real models' "
+        "parameter lists against torch.compile (default: %(default)s)",
     )
     parser.add_argument(
         "--out",
         type=Path,
         default=Path("bench-results"),
         metavar="DIR",
-        help="output directory: bench.md, bench.json, bench.png (step) or epoch.md, epoch.json "
-        "(epoch) (default: %(default)s)",
+        help="output directory: bench.md, .json, .png (step), epoch.md, .json (epoch) or "
+        "models.md, .json, .png (models) (default: %(default)s)",
     )
     parser.add_argument(
         "--sizes",
@@ -1084,7 +1263,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"step: of {', '.join(CONDITIONS)} (default: all)",
     )
     parser.add_argument(
-        "--repeats", type=_positive, metavar="N", help="rounds (default: 5 for step, 3 for epoch)"
+        "--repeats",
+        "--rounds",
+        dest="repeats",
+        type=_positive,
+        metavar="N",
+        help="rounds (default: 5 for step, 3 for epoch, 10 for models)",
     )
     parser.add_argument(
         "--min-time",
@@ -1103,7 +1287,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--quick",
         action="store_true",
         help="a fast check: step: sizes 1e5,1e6, a 20-tensor mix of 1e6, 3 rounds of 0.05 s; "
-        "epoch: 10,000 images, 1 round (options given explicitly win)",
+        "epoch: 10,000 images, 1 round; models: MobileNetV2, 3 rounds (options given "
+        "explicitly win)",
     )
     parser.add_argument(
         "--n-train",
@@ -1118,6 +1303,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="epoch: directory of the four MNIST .gz files (default: synthetic images)",
     )
     parser.add_argument(
+        "--models",
+        nargs="+",
+        metavar="NAME",
+        help=f"models: parameter lists, of {', '.join(bench_models.MODELS)} (default: all)",
+    )
+    parser.add_argument(
+        "--memory",
+        action="store_true",
+        default=None,
+        help="models: also the peak memory of a GPT-2-small step with each state format, a "
+        "fresh process each (Linux)",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        help="models: torch.compile's backend (default: inductor; eager skips Inductor's "
+        "compilation, for quick checks)",
+    )
+    parser.add_argument(
         "--no-progress",
         dest="progress",
         action="store_false",
@@ -1129,10 +1333,23 @@ def check(args: argparse.Namespace) -> str | None:
     """What is wrong with the options together (None: nothing), before any work; fills in the
     defaults of the options left out."""
     step = args.what == "step"
-    foreign = [f"--{n.replace('_', '-')}" for n in (EPOCH_ONLY if step else STEP_ONLY)]
-    given = [flag for flag in foreign if getattr(args, flag[2:].replace("-", "_")) is not None]
+    foreign = [
+        name
+        for what, names in OPTIONS.items()
+        if what != args.what
+        for name in names
+        if name not in OPTIONS[args.what]
+    ]
+    given = [
+        f"--{n.replace('_', '-')}" for n in dict.fromkeys(foreign) if getattr(args, n) is not None
+    ]
     if given:
-        return f"{', '.join(given)}: not an option of bench {args.what}"
+        problem = f"{', '.join(given)}: not an option of bench {args.what}"
+        if args.models and args.models[-1] in OPTIONS:  # --models took the mode as a name
+            problem += f"; name the mode first: adadelta bench {args.models[-1]} --models ..."
+        return problem
+    if args.what == "models":
+        return _check_models(args)
     quick = args.quick
     if step:
         defaults: dict[str, Any] = {
@@ -1181,6 +1398,35 @@ def check(args: argparse.Namespace) -> str | None:
     return None
 
 
+def _check_models(args: argparse.Namespace) -> str | None:
+    defaults: dict[str, Any] = {
+        "models": ["mobilenet_v2"] if args.quick else list(bench_models.MODELS),
+        "repeats": 3 if args.quick else 10,
+        "memory": False,
+        "backend": "inductor",
+    }
+    for name, value in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    unknown = [n for n in args.models if n not in bench_models.MODELS]
+    if unknown:
+        return (
+            f"--models: unknown model(s) {', '.join(unknown)}; choose from "
+            f"{', '.join(bench_models.MODELS)}"
+        )
+    twice = sorted({n for n in args.models if args.models.count(n) > 1})
+    if twice:
+        return f"--models: {', '.join(twice)} listed more than once"
+    if not importlib.util.find_spec("torch"):  # not imported here: the models' process does
+        return (
+            "bench models steps the PyTorch drop-in, which needs the torch extra: "
+            "pip install 'adadelta[torch]'"
+        )
+    if args.memory and not Path("/proc/self/status").is_file():
+        return "--memory reads the peak resident set from /proc (Linux); leave --memory out"
+    return None
+
+
 def _memory_bytes() -> int | None:
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
@@ -1192,13 +1438,16 @@ def output_files(args: argparse.Namespace) -> tuple[str, ...]:
     """The files a run writes in ``--out``."""
     if args.what == "epoch":
         return ("epoch.md", "epoch.json")
+    if args.what == "models":
+        return ("models.md", "models.json", "models.png")
     return ("bench.md", "bench.json", "bench.png")
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``adadelta bench`` with the options of :func:`add_arguments`, checked by
     :func:`check`."""
-    return run_epoch(args) if args.what == "epoch" else run_steps(args)
+    runs = {"step": run_steps, "epoch": run_epoch, "models": run_models}
+    return runs[args.what](args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -139,8 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
         "bench",
         help="optimizer step benchmarks against the peers",
         description="Time one ADADELTA step at several sizes (step), or one epoch of the "
-        "paper's network (epoch), against PyTorch, optax and a NumPy tutorial implementation. "
-        "Prints the tables and writes them, with the machine and its load, to --out.",
+        "paper's network (epoch), against PyTorch, optax and a NumPy tutorial implementation; "
+        "or the PyTorch drop-in's step on real models' parameter lists against torch.compile "
+        "(models). Prints the tables and writes them, with the machine and its load, to --out.",
     )
     from adadelta.app import bench as bench_module
 
