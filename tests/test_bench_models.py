@@ -115,3 +115,18 @@ def test_bench_models_options_take_their_defaults() -> None:
     quick = parser.parse_args(["models", "--quick", "--rounds", "2"])
     assert bench.check(quick) is None
     assert (quick.models, quick.repeats) == (["mobilenet_v2"], 2)  # given explicitly: wins
+
+
+def test_bench_models_on_cuda_without_a_gpu_is_refused_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device: the command would run")
+    out = tmp_path / "out"
+    assert cli.main(["bench", "models", "--device", "cuda", "--out", str(out)]) == 2
+    assert capsys.readouterr().err == (
+        "adadelta: error: --device cuda: PyTorch sees no CUDA device here; leave --device out "
+        "(cpu)\n"
+    )
+    assert not out.exists()

@@ -373,6 +373,8 @@ BAD_OPTIONS = [
     (["bench", "models", "--only", "ours"], "--only: not an option of bench models"),
     (["bench", "--models", "gpt2", "models"], "name the mode first: adadelta bench models --"),
     (["bench", "epoch", "--memory"], "--memory: not an option of bench epoch"),
+    (["bench", "models", "--device", "tpu"], "argument --device: invalid choice: 'tpu'"),
+    (["bench", "--device", "cuda"], "--device: not an option of bench step"),
     (["explore", "--steps", "100000000"], "argument --steps: expected an integer from 1 to 20000"),
     (["explore", "--steps", "0"], "argument --steps"),
     (["explore", "--frames", "1000"], "argument --frames: expected an integer from 1 to 120"),

@@ -981,10 +981,12 @@ def models_table(results: Sequence[tuple[str, bench_models.ModelTiming]]) -> str
     return "\n".join(lines)
 
 
-def memory_table(memory: dict[str, tuple[float, float]]) -> str:
-    """The markdown table of the peak resident set of a GPT-2-small step, by state format."""
+def memory_table(memory: dict[str, tuple[float, float]], device: str = "cpu") -> str:
+    """The markdown table of the peak memory of a GPT-2-small step, by state format: the
+    resident set on the CPU, PyTorch's allocated memory on a GPU."""
+    peak = "peak RSS" if device == "cpu" else f"peak {device} memory"
     lines = [
-        "| GPT-2 small step | peak RSS, parameters + gradients (GB) | peak RSS after 2 steps "
+        f"| GPT-2 small step | {peak}, parameters + gradients (GB) | {peak} after 2 steps "
         "(GB) | optimizer's share (GB) | vs float32 state (GB) |",
         "|---|---|---|---|---|",
     ]
@@ -1022,6 +1024,13 @@ def models_plot(
     atomic_write(path, lambda f: fig.savefig(f, format="png"))
 
 
+def workers_gpu_name() -> str:
+    """The name of CUDA device 0 (torch imported here, for the machine line)."""
+    import torch
+
+    return str(torch.cuda.get_device_name(0))
+
+
 def run_models(args: argparse.Namespace) -> int:
     """``bench models``: each model's timing in one torch process, each state format's peak
     memory in a fresh one; the tables printed and written with the plot to ``--out``."""
@@ -1036,7 +1045,10 @@ def run_models(args: argparse.Namespace) -> int:
         for model in args.models:
             progress(f"{model}: compiling, then {args.repeats} round(s) of every optimizer")
             results.append(
-                (model, workers.ask("torch", "model", model, args.repeats, args.backend))
+                (
+                    model,
+                    workers.ask("torch", "model", model, args.repeats, args.backend, args.device),
+                )
             )
     finally:
         workers.close()
@@ -1045,27 +1057,33 @@ def run_models(args: argparse.Namespace) -> int:
         progress(f"peak memory of a GPT-2-small step, {state_format} state")
         fresh = Workers(args.threads, MODELS_ENVIRONMENT)  # the peak is the process's
         try:
-            before, after = fresh.ask("torch", "peak", state_format)
+            before, after = fresh.ask("torch", "peak", state_format, args.device)
         finally:
             fresh.close()
         memory[state_format] = (before, after)
     info = machine(args.threads)
+    device_name = "the CPU"
+    if args.device == "cuda":
+        device_name = info["gpu"] = workers_gpu_name()
     info["OMP_WAIT_POLICY"] = os.environ.get(
         "OMP_WAIT_POLICY", MODELS_ENVIRONMENT["OMP_WAIT_POLICY"]
     )
     text = (
         "Real models' parameter lists (built from the architectures, no weights) inside torch's "
-        f"loop: median of {args.repeats} step(s) of each optimizer, taking turns, each after a "
-        f"forward and backward pass of the paper's network (batch {BATCH}); ratio = "
-        f"{bench_models.COMPILED}'s time / the drop-in's (> 1: the drop-in is faster); "
+        f"loop on {device_name}: median of {args.repeats} step(s) of each optimizer, taking "
+        "turns, each after a forward and backward pass of the paper's network "
+        f"(batch {BATCH}); ratio = {bench_models.COMPILED}'s time / the drop-in's "
+        "(> 1: the drop-in is faster); "
         f"torch.compile backend: {args.backend}; the drop-in's default policy "
         "(min_compact_size=4096); torch and the drop-in in one process\n"
         f"{_machine_line(info)}\n\n{models_table(results)}\n"
     )
     if memory:
         text += (
-            "\nPeak resident set of a GPT-2-small step (a fresh process per state format: the "
-            "parameters and gradients, then two steps):\n\n" + memory_table(memory) + "\n"
+            f"\nPeak memory of a GPT-2-small step on {device_name} (a fresh process per state "
+            "format: the parameters and gradients, then two steps):\n\n"
+            + memory_table(memory, args.device)
+            + "\n"
         )
     record = {
         "what": "models",
@@ -1108,7 +1126,7 @@ QUICK = {"sizes": (10**5, 10**6), "mix": 20, "mix_total": 10**6, "repeats": 3, "
 OPTIONS = {
     "step": ("sizes", "mix", "mix_total", "conditions", "min_time", "only"),
     "epoch": ("n_train", "data", "only"),
-    "models": ("models", "memory", "backend"),
+    "models": ("models", "memory", "backend", "device"),
 }
 
 
@@ -1316,6 +1334,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "fresh process each (Linux)",
     )
     parser.add_argument(
+        "--device",
+        choices=("cpu", "cuda"),
+        help="models: the device of the parameters (default: cpu; cuda: the GPU's kernels)",
+    )
+    parser.add_argument(
         "--backend",
         choices=BACKENDS,
         help="models: torch.compile's backend (default: inductor; eager skips Inductor's "
@@ -1404,6 +1427,7 @@ def _check_models(args: argparse.Namespace) -> str | None:
         "repeats": 3 if args.quick else 10,
         "memory": False,
         "backend": "inductor",
+        "device": "cpu",
     }
     for name, value in defaults.items():
         if getattr(args, name) is None:
@@ -1422,8 +1446,15 @@ def _check_models(args: argparse.Namespace) -> str | None:
             "bench models steps the PyTorch drop-in, which needs the torch extra: "
             "pip install 'adadelta[torch]'"
         )
-    if args.memory and not Path("/proc/self/status").is_file():
+    if args.memory and args.device == "cpu" and not Path("/proc/self/status").is_file():
         return "--memory reads the peak resident set from /proc (Linux); leave --memory out"
+    if args.device == "cuda":
+        import torch  # (only for --device cuda: a second or two)
+
+        if not torch.cuda.is_available():
+            return "--device cuda: PyTorch sees no CUDA device here; leave --device out (cpu)"
+        if not importlib.util.find_spec("triton"):
+            return "--device cuda steps the drop-in's Triton kernels: pip install triton"
     return None
 
 

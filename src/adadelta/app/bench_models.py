@@ -144,16 +144,17 @@ def state_bytes(opt: torch.optim.Optimizer) -> int:
     )
 
 
-def paper_network() -> Step:
-    """One forward and backward pass of the paper's network on a batch of 100."""
+def paper_network(device: str = "cpu") -> Step:
+    """One forward and backward pass of the paper's network on a batch of 100, on ``device``."""
     import torch
 
     gen = torch.Generator().manual_seed(1)
     net = torch.nn.Sequential(
         torch.nn.Linear(784, 500), torch.nn.Tanh(), torch.nn.Linear(500, 300), torch.nn.Tanh(),
         torch.nn.Linear(300, 10),
-    )  # fmt: skip
-    x, y = torch.randn(100, 784, generator=gen), torch.randint(0, 10, (100,), generator=gen)
+    ).to(device)  # fmt: skip
+    x = torch.randn(100, 784, generator=gen).to(device)
+    y = torch.randint(0, 10, (100,), generator=gen).to(device)
 
     def forward_backward() -> None:
         net.zero_grad()
@@ -163,19 +164,19 @@ def paper_network() -> Step:
 
 
 def make_peers(
-    shapes: Shapes, backend: str = "inductor"
+    shapes: Shapes, backend: str = "inductor", device: str = "cpu"
 ) -> tuple[dict[str, Step], dict[str, torch.optim.Optimizer]]:
-    """Every optimizer of :data:`OPTIMIZERS` over the same parameters (seeded normal values,
-    gradients 1e-2 times as large): their steps, ``torch.compile``'s with ``backend``, and the
-    optimizers."""
+    """Every optimizer of :data:`OPTIMIZERS` over the same parameters on ``device`` (seeded
+    normal values, gradients 1e-2 times as large): their steps, ``torch.compile``'s with
+    ``backend``, and the optimizers."""
     import torch
 
     from adadelta.torch import Adadelta
 
     gen = torch.Generator().manual_seed(0)
-    params = [torch.randn(s, generator=gen).requires_grad_() for s in shapes]
+    params = [torch.randn(s, generator=gen).to(device).requires_grad_() for s in shapes]
     for p in params:
-        p.grad = torch.randn(p.shape, generator=gen) * 1e-2
+        p.grad = (torch.randn(p.shape, generator=gen) * 1e-2).to(device)
     opts: dict[str, torch.optim.Optimizer] = {
         FOREACH: torch.optim.Adadelta(params, foreach=True),
         COMPILED: torch.optim.Adadelta(params, foreach=False),
@@ -189,13 +190,19 @@ def make_peers(
     return steps, opts
 
 
-def time_model(model: str, rounds: int, backend: str = "inductor") -> ModelTiming:
-    """``rounds`` timed steps of every optimizer on ``model``'s parameters (:data:`MODELS`),
-    taking turns, each after a forward and backward pass of :func:`paper_network` (not timed);
-    two untimed steps each first (the state created, the compiled step compiled)."""
+def time_model(
+    model: str, rounds: int, backend: str = "inductor", device: str = "cpu"
+) -> ModelTiming:
+    """``rounds`` timed steps of every optimizer on ``model``'s parameters (:data:`MODELS`) on
+    ``device``, taking turns, each after a forward and backward pass of :func:`paper_network`
+    (not timed); two untimed steps each first (the state created, the compiled step compiled).
+    On a GPU the device is synchronized before and after each timed step."""
+    import torch
+
     shapes = MODELS[model]()
-    steps, opts = make_peers(shapes, backend)
-    between = paper_network()
+    steps, opts = make_peers(shapes, backend, device)
+    between = paper_network(device)
+    sync: Step = torch.cuda.synchronize if device == "cuda" else lambda: None
     for step in steps.values():
         for _ in range(2):
             step()
@@ -203,30 +210,40 @@ def time_model(model: str, rounds: int, backend: str = "inductor") -> ModelTimin
     for _ in range(rounds):
         for name, step in steps.items():
             between()
+            sync()
             start = time.perf_counter()
             step()
+            sync()
             times[name].append(time.perf_counter() - start)
     n = sum(p.numel() for p in opts[FOREACH].param_groups[0]["params"])
     per_parameter = {name: state_bytes(opt) / n for name, opt in opts.items()}
     return ModelTiming(times, per_parameter)
 
 
-def peak_memory(state_format: str) -> tuple[float, float]:
-    """In this process: GPT-2 small's parameters and gradients, then two steps of the drop-in
-    with state in ``state_format``; the peak resident set (GB) after the tensors and after the
-    steps. Run it in a fresh process: the peak is the process's."""
+def peak_memory(state_format: str, device: str = "cpu") -> tuple[float, float]:
+    """In this process: GPT-2 small's parameters and gradients on ``device``, then two steps of
+    the drop-in with state in ``state_format``; the peak memory (GB) after the tensors and after
+    the steps: the resident set on the CPU, the memory PyTorch allocated on a GPU. Run it in a
+    fresh process: the peak is the process's."""
     import torch
 
     from adadelta.torch import Adadelta
 
-    params = [torch.zeros(s, requires_grad=True) for s in gpt2_small()]
+    params = [torch.zeros(s, requires_grad=True, device=device) for s in gpt2_small()]
     for p in params:
-        p.grad = torch.full(p.shape, 1e-3)
-    before = peak_rss()
+        p.grad = torch.full(p.shape, 1e-3, device=device)
+
+    def peak() -> float:
+        if device == "cuda":
+            torch.cuda.synchronize()
+            return torch.cuda.max_memory_allocated() / 1e9
+        return peak_rss()
+
+    before = peak()
     opt = Adadelta(params, state_dtype=None if state_format == "float32" else state_format)
     for _ in range(2):
         opt.step()
-    return before, peak_rss()
+    return before, peak()
 
 
 def peak_rss() -> float:
