@@ -119,6 +119,7 @@ def _adadelta_kernel(  # type: ignore[no-untyped-def]
 
 SCALE_BLOCK = 256  # float8's elements per scale (adadelta.kernels.compact.BLOCK)
 ROWS = 4  # scale blocks per program of the compact kernel
+WARPS = 4  # its warps per program
 _WEYL, _LOWBIAS1 = 0x9E3779B9, 0x7FEB352D  # adadelta.kernels.compact's hash
 
 
@@ -208,9 +209,11 @@ def _compact_kernel(  # type: ignore[no-untyped-def]
         g = g + weight_decay * x
     v = rho * v + one_minus_rho * g * g
     q = tl.div_rn(u + eps, v + eps)
-    good = (q >= 1.1754943508222875e-38) & (q <= 3.4028234663852886e38)
-    two_roots = tl.div_rn(tl.sqrt_rn(u + eps), tl.sqrt_rn(v + eps))
-    dx = -tl.where(good, tl.sqrt_rn(q), two_roots) * g
+    dx = -tl.sqrt_rn(q) * g
+    bad = ((q < 1.1754943508222875e-38) | (q > 3.4028234663852886e38) | (q != q)).to(tl.int32)
+    if tl.reduce(bad, None, _maximum) != 0:  # rare: the roots only where a program needs them
+        two_roots = tl.div_rn(tl.sqrt_rn(u + eps), tl.sqrt_rn(v + eps))
+        dx = tl.where(bad != 0, -two_roots * g, dx)
     x = x + lr * dx
     u = rho * u + one_minus_rho * dx * dx
     # the random bits of each element: a hash of the key and the element's index
@@ -274,7 +277,7 @@ def compact_step(
         lr, rho, one_minus_rho, eps, weight_decay,
         ELEMENT=_ELEMENT[params[0].dtype], FLOAT8=state_dtype == "float8",
         MAXIMIZE=bool(maximize), WEIGHT_DECAY=weight_decay != 0,
-        ROWS=ROWS, SCALE_BLOCK=SCALE_BLOCK, enable_fp_fusion=False,
+        ROWS=ROWS, SCALE_BLOCK=SCALE_BLOCK, enable_fp_fusion=False, num_warps=WARPS,
     )  # fmt: skip
 
 
