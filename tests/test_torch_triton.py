@@ -357,3 +357,42 @@ def test_optimizer_steps_compact_state_by_triton_with_the_cpu_bits(
                 else:  # float32 state: the float32 kernels, to rounding
                     torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
                     assert state["square_avg"].dtype == torch.float32
+
+
+def test_sharded_compact_state_by_triton_has_the_cpu_bits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DTensor parameters (a world of one) with compact state: their local shards routed to the
+    Triton kernel step with the CPU kernel's bits, and a state dict saved by one loads into the
+    other."""
+    import torch.distributed as dist
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.tensor import Shard, distribute_tensor
+
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    try:
+        mesh = init_device_mesh("cpu", (1,), mesh_dim_names=("a",))
+        for fmt in ("bfloat16", "float8"):
+            runs = {}
+            launches: list[int] = []
+            for routed in (False, True):
+                if routed:
+                    monkeypatch.setattr(torch_gpu, "_TRITON_DEVICES", ("cpu",))
+                    monkeypatch.setattr(
+                        triton_kernel, "compact_step", counted(triton_kernel.compact_step, launches)
+                    )
+                start = mixed((40, 70), 1, torch.float32)
+                w = torch.nn.Parameter(distribute_tensor(start, mesh, [Shard(0)]))
+                opt = Adadelta([w], state_dtype=fmt, min_compact_size=0, seed=2)
+                for step in range(3):
+                    w.grad = distribute_tensor(mixed((40, 70), 9 + step, torch.float32), mesh,
+                                               [Shard(0)])  # fmt: skip
+                    opt.step()
+                runs[routed] = (w.detach().full_tensor(), opt.state_dict())
+                monkeypatch.undo()
+            (ours, saved), (theirs, expected) = runs[True], runs[False]
+            assert launches == [1, 1, 1]
+            assert torch.equal(ours, theirs)
+            for name in ("square_avg", "acc_delta"):  # saved decoded, as float32 DTensors
+                a, b = saved["state"][0][name], expected["state"][0][name]
+                assert torch.equal(a.full_tensor(), b.full_tensor()), name
+    finally:
+        dist.destroy_process_group()

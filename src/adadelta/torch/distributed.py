@@ -43,7 +43,7 @@ from torch.distributed.tensor import DTensor
 from torch.distributed.tensor._utils import compute_local_shape_and_global_offset
 
 from adadelta.kernels import compact
-from adadelta.torch import compact_state
+from adadelta.torch import compact_state, gpu
 from adadelta.torch.common import Tensors, _hyper, _numpy, _torch_step, _unscaled
 from adadelta.torch.compact_state import _NAMES, _format
 
@@ -222,7 +222,9 @@ def compact_step(
             for j in set(range(len(params))) - set(kept):  # an empty shard: only counted
                 states[j]["step"].add_(1)
             if kept:
-                compact_state._CompactBatch(
+                on_gpu = params[kept[0]].device.type in gpu._TRITON_DEVICES
+                kind = gpu._TritonCompactBatch if on_gpu else compact_state._CompactBatch
+                kind(
                     fmt, [params[j] for j in kept], [states[j] for j in kept], list(hyper.values())
                 ).step([grads[j] for j in kept])
 
@@ -238,11 +240,13 @@ def portable_state_dict(optimizer: Adadelta, state_dict: dict[str, Any]) -> dict
         saved = state.get(i)
         if not isinstance(p, DTensor) or fmt is None or saved is None or "seed" not in saved:
             continue
-        arrays = {key: _numpy(_local(saved[name])) for key, name in _NAMES.items() if name in saved}
+        arrays = {
+            key: _numpy(_local(saved[name]).cpu()) for key, name in _NAMES.items() if name in saved
+        }
         portable = {"step": saved["step"], "seed": saved["seed"]}
         for key in ("E_g2", "E_dx2"):
             values = compact.dequantize(arrays, key, fmt)
-            portable[_NAMES[key]] = _like(p, torch.from_numpy(values))
+            portable[_NAMES[key]] = _like(p, torch.from_numpy(values).to(_local(p).device))
         state[i] = portable
     return {"state": state, "param_groups": state_dict["param_groups"]}
 
@@ -284,7 +288,7 @@ def checked_state(
     for key, array in encoded.items():
         if key in ("step", "seed"):
             continue
-        t = torch.from_numpy(np.ascontiguousarray(array))
+        t = torch.from_numpy(np.ascontiguousarray(array)).to(_local(p).device)
         state[_NAMES[key]] = t if key.endswith("_scale") else _like(p, t)
     return state
 

@@ -118,7 +118,7 @@ def _adadelta_kernel(  # type: ignore[no-untyped-def]
 # --- compact state: the same bits as adadelta.kernels.compact's CPU loops ---
 
 SCALE_BLOCK = 256  # float8's elements per scale (adadelta.kernels.compact.BLOCK)
-ROWS = 4  # scale blocks per program of the compact kernel
+ROWS = 2  # scale blocks per program of the compact kernel
 WARPS = 4  # its warps per program
 _WEYL, _LOWBIAS1 = 0x9E3779B9, 0x7FEB352D  # adadelta.kernels.compact's hash
 
