@@ -560,3 +560,36 @@ def test_refusals_in_a_world_of_one() -> None:
                 assert all(torch.equal(_full(now[k]), v) for k, v in kept.items())
     finally:
         dist.destroy_process_group()
+
+
+def test_a_gradient_in_a_states_memory_is_refused_in_a_world_of_one() -> None:
+    """A sharded parameter's gradient whose local shard is another parameter's state (compact
+    codes): ValueError naming both, nothing stepped."""
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.tensor import DTensor, Shard, distribute_tensor
+
+    from adadelta.torch import Adadelta
+
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    try:
+        mesh = init_device_mesh("cpu", (1,), mesh_dim_names=("a",))
+        for fmt, floats in (("bfloat16", 6), ("float8", 3)):  # 12 codes as float32s
+            w = torch.nn.Parameter(distribute_tensor(torch.ones(4, 3), mesh, [Shard(0)]))
+            v = torch.nn.Parameter(distribute_tensor(torch.ones(floats), mesh, [Shard(0)]))
+            opt = Adadelta([w, v], **_compact_kwargs(fmt))
+            w.grad = distribute_tensor(torch.ones(4, 3), mesh, [Shard(0)])
+            v.grad = distribute_tensor(torch.ones(floats), mesh, [Shard(0)])
+            opt.step()
+            codes = opt.state[w]["acc_delta"].to_local()
+            alias = codes.reshape(-1).view(torch.uint8).view(torch.float32)
+            assert alias.numel() == floats
+            v.grad = DTensor.from_local(alias, mesh, [Shard(0)], run_check=False)
+            before = [w.detach().full_tensor().clone(), v.detach().full_tensor().clone()]
+            with pytest.raises(ValueError, match="gradient for parameter 1 shares memory with "
+                               "state 'acc_delta' of parameter 0"):  # fmt: skip
+                opt.step()
+            assert torch.equal(w.detach().full_tensor(), before[0])
+            assert torch.equal(v.detach().full_tensor(), before[1])
+            assert int(opt.state[w]["step"]) == 1
+    finally:
+        dist.destroy_process_group()

@@ -189,6 +189,17 @@ def compact_step(
             where = f"state of parameter {position}"
             compact_state._check_layout(where, _local_state(optimizer, p), _local(p), fmt)
         members.setdefault(p.dtype, []).append((p, local, position))
+    # no two local tensors sharing memory, no gradient in a parameter's or state's memory: the
+    # checks of unsharded parameters, on the local shards
+    local_members = [(_local(p), g, i) for batch in members.values() for p, g, i in batch]
+    local_states = {
+        _local(p): _local_state(optimizer, p)
+        for batch in members.values()
+        for p, _, _ in batch
+        if len(optimizer.state.get(p, {})) != 0
+    }
+    if local_members:
+        compact_state._check_compact_state(local_states, fmt, local_members)
 
     def step() -> None:
         if floats:
