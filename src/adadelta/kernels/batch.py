@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numba
 import numpy as np
 
 from adadelta.kernels.loops import _adadelta, _adagrad, _adam, _rmsprop, _sgd
@@ -27,6 +28,36 @@ MAX_STEP = 2**63  # step counts are below it (a state dict's checked ints)
 BoolArray = np.ndarray[Any, np.dtype[np.bool_]]
 
 # --- the optimizers' side: state dicts in, one compiled call out ---
+
+# entry points of the kernels compiled with every flag a constant False: by kernel and the
+# types of the other arguments
+_PLAIN: dict[tuple[Any, ...], Any] = {}
+
+
+def _plain_version(kernel: Any, control: tuple[Any, ...], arguments: tuple[Any, ...]) -> Any:
+    """``kernel``'s entry point for a call with ``control`` (table, chunks, check, parts) and
+    ``arguments`` (the :class:`Kernel`'s: its table of hyperparameters and arrays, then its
+    flags). Where no flag is set, as in the paper's ADADELTA on float32, a version compiled with
+    the flags as constants (False): LLVM then leaves their cases out of the loop, and the call
+    skips the dispatcher's typing of its arguments (a few microseconds). Otherwise ``kernel``
+    itself, whose flags are read at run time. So at most two versions of a kernel are compiled
+    for each dtype (and cached on disk), as for the compact kernels
+    (:func:`adadelta.kernels.compact._version`)."""
+    if any(isinstance(a, (bool, np.bool_)) and a for a in arguments):
+        return kernel
+    types = tuple(
+        numba.types.literal(False)  # type: ignore[no-untyped-call]
+        if isinstance(a, (bool, np.bool_))
+        else numba.typeof(a)  # type: ignore[no-untyped-call]
+        for a in arguments
+    )
+    signature = (*(numba.typeof(a) for a in control), *types)  # type: ignore[no-untyped-call]
+    key = (kernel, *signature)
+    version = _PLAIN.get(key)
+    if version is None:
+        kernel.compile(signature)
+        version = _PLAIN[key] = kernel.overloads[signature].entry_point
+    return version
 
 
 def _zeros(x: FloatArray, hyper: Mapping[str, Any]) -> FloatArray:
@@ -256,6 +287,9 @@ class Batch:
         # the hyperparameters of the last step (the values of ``hyper``) and their arguments
         self.hyper: list[Any] = []
         self.arguments: tuple[Any, ...] = ()
+        # the kernel's entry point for these arguments (see _plain_version), and them
+        self._version: Any = kernel.compiled
+        self._version_arguments: tuple[Any, ...] | None = None
 
     def current(self, hyper: Mapping[str, Any]) -> bool:
         """Whether this batch still describes its states (holding the same arrays, as ``hyper``
@@ -282,7 +316,10 @@ class Batch:
         or infinity (nothing written)."""
         parts = min(_threads(self.elements), self.chunks.shape[0])  # one per thread
         control = (self.addresses, self.chunks, check, parts)
-        bad: int = _launch(self.kernel.compiled, self.elements, *control, *self.arguments)
+        if self.arguments is not self._version_arguments:
+            self._version = _plain_version(self.kernel.compiled, control, self.arguments)
+            self._version_arguments = self.arguments
+        bad: int = _launch(self._version, self.elements, *control, *self.arguments)
         return bad
 
     def step(self, hyper: Mapping[str, Any], grads: Sequence[FloatArray], check: bool) -> int:

@@ -53,6 +53,7 @@ from numba.extending import intrinsic
 
 from adadelta import rules
 from adadelta.kernels.parallel import (
+    CHUNK,
     _address,
     _all_finite,
     _chunk,
@@ -675,6 +676,46 @@ def _bfloat16_loop(
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
+def _ends(chunks: Any) -> Any:
+    """The running total of the chunks' lengths (in their units): chunk ``k`` holds units
+    ``ends[k] - length .. ends[k]`` of all the chunks end to end."""
+    ends = np.empty(chunks.shape[0], np.intp)
+    total = 0
+    for k in range(chunks.shape[0]):
+        total += chunks[k, 2] - chunks[k, 1]
+        ends[k] = total
+    return ends
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _pieces(chunks: Any, ends: Any, parts: int, p: int) -> Any:
+    """Part ``p`` of ``parts`` equal shares of the chunks' units end to end, as rows (array,
+    start, end) that cut the chunks where a share begins or ends. The chunks of a float8
+    batch are up to :data:`~adadelta.kernels.parallel.CHUNK` blocks (a million elements) and
+    an array smaller than that is one chunk of its own, so that shares by the number of chunks,
+    as ``prange`` over the chunks gives them, differ in work several times over (ResNet-50's
+    parameters); equal shares of the units do not. Each element's random bits and its block are
+    the same however the chunks are cut."""
+    total = ends[-1] if ends.size else 0
+    low, high = p * total // parts, (p + 1) * total // parts
+    k = np.searchsorted(ends, low, side="right")
+    count = 0
+    while (
+        k + count < ends.size
+        and ends[k + count] - (chunks[k + count, 2] - chunks[k + count, 1]) < high
+    ):
+        count += 1
+    pieces = np.empty((count, 3), np.intp)
+    for j in range(count):
+        t, start, end = chunks[k + j, 0], chunks[k + j, 1], chunks[k + j, 2]
+        first = ends[k + j] - (end - start)  # the chunk's first unit, end to end
+        pieces[j, 0] = t
+        pieces[j, 1] = start + max(low - first, 0)
+        pieces[j, 2] = end - max(ends[k + j] - high, 0)
+    return pieces
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
 def _scan(addresses: Any, chunks: Any, sizes: Any, block: int, parts: int, like: Any) -> int:
     """The first array of row 1 of ``addresses`` (the gradients) that holds NaN or infinity,
     or -1; each of ``parts`` threads sums its chunks (in units of ``block`` elements), the
@@ -725,18 +766,22 @@ def _adadelta_bfloat16(
         bad = _scan(addresses, chunks, sizes, 1, parts, values)
         if bad >= 0:
             return bad
-    for k in numba.prange(chunks.shape[0]):
-        t, start, end = chunks[k, 0], chunks[k, 1], chunks[k, 2]
-        x = _chunk(addresses, 0, t, start, end, values)
-        g = _chunk(addresses, 1, t, start, end, values)
-        E_g2 = _chunk(addresses, 2, t, start, end, codes)
-        E_dx2 = _chunk(addresses, 3, t, start, end, codes)
-        key, flags = keys[t], (maximize, weight_decay, decoupled, half, bf16)
-        redo = np.empty(end - start, np.bool_)
-        if stochastic:
-            _bfloat16_loop(x, g, E_g2, E_dx2, c, t, key, start, True, flags, redo)
-        else:
-            _bfloat16_loop(x, g, E_g2, E_dx2, c, t, key, start, False, flags, redo)
+    ends = _ends(chunks)
+    for p in numba.prange(parts):
+        pieces = _pieces(chunks, ends, parts, p)
+        redo = np.empty(CHUNK, np.bool_)
+        for k in range(pieces.shape[0]):
+            t, start, end = pieces[k, 0], pieces[k, 1], pieces[k, 2]
+            x = _chunk(addresses, 0, t, start, end, values)
+            g = _chunk(addresses, 1, t, start, end, values)
+            E_g2 = _chunk(addresses, 2, t, start, end, codes)
+            E_dx2 = _chunk(addresses, 3, t, start, end, codes)
+            key, flags = keys[t], (maximize, weight_decay, decoupled, half, bf16)
+            marks = redo[: end - start]
+            if stochastic:
+                _bfloat16_loop(x, g, E_g2, E_dx2, c, t, key, start, True, flags, marks)
+            else:
+                _bfloat16_loop(x, g, E_g2, E_dx2, c, t, key, start, False, flags, marks)
     return -1
 
 
@@ -933,21 +978,24 @@ def _adadelta_float8(
         bad = _scan(addresses, chunks, sizes, BLOCK, parts, values)
         if bad >= 0:
             return bad
-    for k in numba.prange(chunks.shape[0]):
-        t, first, last = chunks[k, 0], chunks[k, 1], chunks[k, 2]
-        start, end = first * BLOCK, min(last * BLOCK, sizes[t])
-        x = _chunk(addresses, 0, t, start, end, values)
-        g = _chunk(addresses, 1, t, start, end, values)
-        E_g2 = _chunk(addresses, 2, t, start, end, codes)
-        E_dx2 = _chunk(addresses, 3, t, start, end, codes)
-        scale_g = _chunk(addresses, 4, t, first, last, c)
-        scale_dx = _chunk(addresses, 5, t, first, last, c)
-        scales, key = (scale_g, scale_dx), keys[t]
-        flags = (maximize, weight_decay, decoupled, half, bf16)
-        if stochastic:
-            _float8_loop(x, g, E_g2, E_dx2, scales, c, t, key, start, True, flags)
-        else:
-            _float8_loop(x, g, E_g2, E_dx2, scales, c, t, key, start, False, flags)
+    ends = _ends(chunks)
+    for p in numba.prange(parts):
+        pieces = _pieces(chunks, ends, parts, p)
+        for k in range(pieces.shape[0]):
+            t, first, last = pieces[k, 0], pieces[k, 1], pieces[k, 2]
+            start, end = first * BLOCK, min(last * BLOCK, sizes[t])
+            x = _chunk(addresses, 0, t, start, end, values)
+            g = _chunk(addresses, 1, t, start, end, values)
+            E_g2 = _chunk(addresses, 2, t, start, end, codes)
+            E_dx2 = _chunk(addresses, 3, t, start, end, codes)
+            scale_g = _chunk(addresses, 4, t, first, last, c)
+            scale_dx = _chunk(addresses, 5, t, first, last, c)
+            scales, key = (scale_g, scale_dx), keys[t]
+            flags = (maximize, weight_decay, decoupled, half, bf16)
+            if stochastic:
+                _float8_loop(x, g, E_g2, E_dx2, scales, c, t, key, start, True, flags)
+            else:
+                _float8_loop(x, g, E_g2, E_dx2, scales, c, t, key, start, False, flags)
     return -1
 
 
