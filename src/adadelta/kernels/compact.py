@@ -54,6 +54,7 @@ from numba.extending import intrinsic
 from adadelta import rules
 from adadelta.kernels.parallel import (
     CHUNK,
+    ELEMENT_COST,
     _address,
     _all_finite,
     _chunk,
@@ -1092,7 +1093,13 @@ def _version(
         signature += tuple(types.literal(w) for w in widths)  # type: ignore[no-untyped-call]
         kernel.compile(signature)
         version = _VERSIONS[key] = kernel.overloads[signature].entry_point
+        ELEMENT_COST[version] = ELEMENT_COST[kernel]
     return version
+
+
+# an element's cost relative to the float32 kernel's (see adadelta.kernels.parallel's
+# ELEMENT_COST), measured by ``python benchmarks/element_cost.py``
+ELEMENT_COST.update({_adadelta_bfloat16: 0.57 / 0.45, _adadelta_float8: 0.84 / 0.45})
 
 
 class Stepper:

@@ -127,14 +127,28 @@ def _thread_count_controls() -> tuple[Callable[[], int], Callable[[int], None]]:
     return numba.get_num_threads, numba.set_num_threads  # pragma: no cover
 
 
+# The kernels whose element costs more than a float32 ADADELTA element, by kernel and by
+# compiled entry point: how many times as much, on one thread with the arrays in the cache
+# (0.45 ns an element for float32 state, 0.57 for bfloat16 state, 0.84 for float8:
+# ``python benchmarks/element_cost.py``). :func:`_launch` runs them on all threads from
+# PARALLEL_MIN / cost elements on: the work of a step, not its size, decides whether waking
+# the other threads pays. Filled by adadelta.kernels.compact.
+ELEMENT_COST: dict[Any, float] = {}
+
+
 def _threads(elements: int) -> int:
-    """The number of threads that :func:`_launch` runs a kernel over ``elements`` on."""
-    return _thread_count_controls()[0]() if elements >= PARALLEL_MIN else 1
+    """The number of parts to cut a call over ``elements`` in: one for each thread that
+    :func:`_launch` may run it on (all, from PARALLEL_MIN over the costliest kernel's
+    :data:`ELEMENT_COST` elements; a cheaper kernel that it runs on one thread steps the
+    parts one after another)."""
+    most = max(ELEMENT_COST.values(), default=1.0)
+    return _thread_count_controls()[0]() if elements * most >= PARALLEL_MIN else 1
 
 
 def _launch(kernel: Any, elements: int, *args: Any) -> Any:
-    """``kernel(*args)``, on one thread if there are fewer than :data:`PARALLEL_MIN` elements."""
-    if elements >= PARALLEL_MIN:
+    """``kernel(*args)``, on one thread if its work is less than :data:`PARALLEL_MIN` float32
+    elements' (see :data:`ELEMENT_COST`)."""
+    if elements * ELEMENT_COST.get(kernel, 1.0) >= PARALLEL_MIN:
         return kernel(*args)
     get_threads, set_threads = _thread_count_controls()
     threads = get_threads()
