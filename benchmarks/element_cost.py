@@ -31,12 +31,12 @@ def kernel_call(n: int, state_dtype: str | None) -> Callable[[], object]:
     opt = Adadelta([p], state_dtype=state_dtype)
     for _ in range(5):
         opt.step()
-    plan = next(iter(opt._plans.values()))
+    plan = next(iter(opt._plans.values()))  # its tables hold addresses: opt is kept alive
     if plan.batches:
         batch = plan.batches[0][0]
-        return lambda: batch.call(False)
+        return lambda: (opt, batch.call(False))
     compact_batch, grads = plan.compact_batches[0][0], [p.grad]
-    return lambda: compact_batch.step(grads)
+    return lambda: (opt, compact_batch.step(grads))
 
 
 def main() -> None:
