@@ -2,8 +2,9 @@
 under torch.compile, on the CPU or a CUDA GPU.
 
 For each size (default 1e5 and 1e7 float32 parameters; on CUDA also 1e8) two layouts: one
-tensor, and 200 tensors of varied sizes. The peers, each with its own parameters and the same
-gradients:
+tensor, and 200 tensors of varied sizes; then 200 tensors of 500 (``--small``: many biases and
+norms, where a step's work per tensor is what counts). The peers, each with its own parameters
+and the same gradients:
 
 - ``torch foreach``: ``torch.optim.Adadelta(foreach=True)``, eager;
 - ``torch.compile``: ``torch.optim.Adadelta`` whose ``step`` runs under
@@ -23,6 +24,7 @@ E[g^2], E[dx^2], writes x, E[g^2], E[dx^2]).
     python benchmarks/torch_step.py                            # CPU: 1e5 and 1e7
     python benchmarks/torch_step.py --n 1e5 --rounds 300
     python benchmarks/torch_step.py --device cuda              # 1e5, 1e7 and 1e8 on the GPU
+    python benchmarks/torch_step.py --n 1e5 1e6 1e7 --busy     # beside a competing busy process
     OMP_WAIT_POLICY=ACTIVE python benchmarks/torch_step.py     # spinning threads, for comparison
 
 On the CPU, PyTorch and Numba each run their own OpenMP threads, which by default spin for a
@@ -39,6 +41,8 @@ import argparse
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 
@@ -138,6 +142,15 @@ def main(argv: list[str] | None = None) -> None:
         "--rounds", type=int, help="steps timed per optimizer (300 below 1e6 parameters, else 30)"
     )
     parser.add_argument("--backend", default="inductor", help="torch.compile's (inductor)")
+    parser.add_argument(
+        "--small",
+        type=int,
+        default=500,
+        help="elements of each of --tensors tensors in a last layout (500; 0: none)",
+    )
+    parser.add_argument(
+        "--busy", action="store_true", help="with a competing busy process (a Python loop)"
+    )
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     default_n = [1e5, 1e7, 1e8] if device.type == "cuda" else [1e5, 1e7]
@@ -154,12 +167,22 @@ def main(argv: list[str] | None = None) -> None:
         + f" | {OURS} vs {FOREACH} | {OURS} GB/s |",
         "|---" * 11 + "|",
     ]
-    for n in sizes_n:
-        rounds = args.rounds or (300 if n < 1_000_000 else 30)
-        for label, sizes in [
-            (f"1 tensor of {n:.0e}", [n]),
-            (f"{args.tensors} tensors, {n:.0e} in all", layout_sizes(n, args.tensors)),
-        ]:
+    # each size's two layouts, then the small tensors
+    layouts = [
+        case
+        for n in sizes_n
+        for case in (
+            (n, f"1 tensor of {n:.0e}", [n]),
+            (n, f"{args.tensors} tensors, {n:.0e} in all", layout_sizes(n, args.tensors)),
+        )
+    ]
+    if args.small > 0:
+        small = [args.small] * args.tensors
+        layouts.append((sum(small), f"{args.tensors} tensors of {args.small}", small))
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if args.busy else None
+    try:
+        for n, label, sizes in layouts:
+            rounds = args.rounds or (300 if n < 1_000_000 else 30)
             medians = median_step_times(sizes, rounds, device, args.backend)
             times = " | ".join(f"{1e3 * medians[name]:.3f}" for name in (FOREACH, COMPILED, *ours))
             ratios = " | ".join(f"{medians[COMPILED] / medians[name]:.2f}x" for name in ours)
@@ -169,7 +192,16 @@ def main(argv: list[str] | None = None) -> None:
                 f"| {BYTES_PER_ELEMENT * n / mine / 1e9:.1f} |"
             )
             print(rows[-1], flush=True)
-    print(f"\nMachine: {machine(device)}\n")
+        load = os.getloadavg()
+    finally:
+        if busy is not None:
+            busy.kill()
+            busy.wait()
+    print(f"\nMachine: {machine(device)}")
+    print(
+        f"Load average at the end: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} (1, 5, 15 min); "
+        f"{'with' if args.busy else 'without'} a competing busy process\n"
+    )
     print("\n".join(rows))
     print(
         f"\nMedian of interleaved steps (300 rounds below 1e6 parameters, 30 above, unless "

@@ -63,11 +63,13 @@ def test_adadelta_ratio_times_every_form_and_measures_the_exact_ones() -> None:
     assert float(corrected[0]) <= 4 and corrected[1:] == ["0", "-1e-30"]
 
 
-def test_torch_step_compares_both_layouts() -> None:
+def test_torch_step_compares_every_layout() -> None:
     pytest.importorskip("torch", reason="benchmarks/torch_step.py needs the torch extra")
-    args = ["--n", "2000", "--tensors", "5", "--rounds", "2", "--backend", "eager"]
-    rows = table_rows(run("torch_step.py", *args))
-    for layout in ("1 tensor of 2e+03", "5 tensors, 2e+03 in all"):
+    args = ["--n", "2000", "--tensors", "5", "--rounds", "2", "--backend", "eager", "--small", "7"]
+    output = run("torch_step.py", *args, "--busy")
+    rows = table_rows(output)
+    assert "with a competing busy process" in output
+    for layout in ("1 tensor of 2e+03", "5 tensors, 2e+03 in all", "5 tensors of 7"):
         *times, vs_foreach, bandwidth = rows[layout]
         times, vs_compiled = times[:5], times[5:]  # foreach, compiled, the drop-in's 3 formats
         assert all(re.fullmatch(r"[0-9]+\.[0-9]+", t) for t in times)
