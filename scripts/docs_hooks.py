@@ -25,6 +25,7 @@ FIGURES = [
     "results/figure1.png",
     "results/figure2.png",
     "benchmarks/results/bench.png",
+    "benchmarks/results/torch_models.png",
     "results/async/async-simulate-2000u-j0.3-N16.png",
     "results/async/async-simulate-10000u-j0.3-N100.png",
     "results/async/async-simulate-10000u-j0.3-N200.png",
