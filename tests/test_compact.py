@@ -275,6 +275,35 @@ def test_runs_are_reproducible_and_independent_of_threads(state_dtype: str) -> N
 
 
 @pytest.mark.parametrize("state_dtype", FORMATS)
+def test_equal_shares_of_mixed_arrays_on_two_threads_give_one_threads_bits(
+    state_dtype: str,
+) -> None:
+    """Arrays of mixed sizes, enough work for both threads: the shares of the work cut the
+    arrays and float8's blocks elsewhere than one thread's pass does; the bits are the same."""
+    sizes = (900_001, 3, 5000, 200_003, 256, 70_000)
+    parts = adadelta.kernels.parallel._threads(sum(sizes))
+    assert parts == min(2, numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]
+    results = []
+    for threads in (2, 1):
+        rng = np.random.default_rng(21)
+        params = [rng.standard_normal(n).astype(np.float32) for n in sizes]
+        opt = Adadelta(params, state_dtype=state_dtype, seed=4)
+        previous = numba.get_num_threads()
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
+        try:
+            for _ in range(3):
+                opt.step([(rng.standard_normal(n) * 1e-2).astype(np.float32) for n in sizes])
+        finally:
+            numba.set_num_threads(previous)
+        results.append((params, opt.state_dict()["state"]))
+    (two, two_state), (one, one_state) = results
+    for i in range(len(sizes)):
+        assert two[i].tobytes() == one[i].tobytes(), i
+        for key, value in one_state[i].items():
+            assert np.asarray(two_state[i][key]).tobytes() == np.asarray(value).tobytes(), key
+
+
+@pytest.mark.parametrize("state_dtype", FORMATS)
 def test_resumed_run_draws_the_same_bits(state_dtype: str, tmp_path: Path) -> None:
     x, grads = _data(40_000, seed=4)
     y = x.copy()
