@@ -41,8 +41,6 @@ import argparse
 import os
 import platform
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 
@@ -52,6 +50,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numba
 import torch
 
+from adadelta.app.bench import competitor
 from adadelta.torch import Adadelta
 
 Step = Callable[[], object]
@@ -179,8 +178,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.small > 0:
         small = [args.small] * args.tensors
         layouts.append((sum(small), f"{args.tensors} tensors of {args.small}", small))
-    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if args.busy else None
-    try:
+    with competitor(args.busy):
         for n, label, sizes in layouts:
             rounds = args.rounds or (300 if n < 1_000_000 else 30)
             medians = median_step_times(sizes, rounds, device, args.backend)
@@ -193,10 +191,6 @@ def main(argv: list[str] | None = None) -> None:
             )
             print(rows[-1], flush=True)
         load = os.getloadavg()
-    finally:
-        if busy is not None:
-            busy.kill()
-            busy.wait()
     print(f"\nMachine: {machine(device)}")
     print(
         f"Load average at the end: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} (1, 5, 15 min); "

@@ -1024,7 +1024,7 @@ def models_plot(
     atomic_write(path, lambda f: fig.savefig(f, format="png"))
 
 
-def workers_gpu_name() -> str:
+def _gpu_name() -> str:
     """The name of CUDA device 0 (torch imported here, for the machine line)."""
     import torch
 
@@ -1064,7 +1064,7 @@ def run_models(args: argparse.Namespace) -> int:
     info = machine(args.threads)
     device_name = "the CPU"
     if args.device == "cuda":
-        device_name = info["gpu"] = workers_gpu_name()
+        device_name = info["gpu"] = _gpu_name()
     info["OMP_WAIT_POLICY"] = os.environ.get(
         "OMP_WAIT_POLICY", MODELS_ENVIRONMENT["OMP_WAIT_POLICY"]
     )

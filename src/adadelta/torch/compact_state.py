@@ -60,6 +60,29 @@ def _next_keys(steps: Any, seeds: Any, keys: Any, like: Any) -> None:  # pragma:
         count[0] += 1
 
 
+class _KeyStream:
+    """The keys of the random bits of a batch's parameters, one step after another: their
+    seeds and the addresses of their step counts (int64 CPU scalars, on every device), and
+    ``keys``, the array that :meth:`advance` fills in place."""
+
+    def __init__(self, states: list[dict[str, Any]]) -> None:
+        self.seeds = np.array([s["seed"] for s in states], np.uint64)
+        self.steps = np.array([[s["step"].data_ptr() for s in states]], np.intp)
+        self.keys = np.zeros(len(states), np.uint64)
+
+    def advance(self) -> np.ndarray[Any, np.dtype[np.uint64]]:
+        """This step's keys (:func:`_next_keys`), the counts plus one."""
+        _next_keys(self.steps, self.seeds, self.keys, _STEP_LIKE)
+        return self.keys
+
+
+def _hyper_row(hyper: list[Any]) -> np.ndarray[Any, np.dtype[np.float32]]:
+    """The hyperparameters (``_hyper``'s values) as the compact kernels read them: lr, rho,
+    1 - rho, eps and weight_decay, each rounded once to float32."""
+    lr, rho, eps, wd, _, _ = hyper
+    return np.array([lr, rho, 1 - rho, eps, wd], np.float32)
+
+
 class _CompactBatch:
     """The compact-state tensors of one group and one parameter dtype, stepped by one compiled
     call: the table of addresses (parameters, gradients, codes, float8's scales), the chunks,
@@ -85,31 +108,28 @@ class _CompactBatch:
         units = self.sizes if bfloat16 else -(-self.sizes // compact.BLOCK)
         self.chunks = _chunks(units, _threads(self.elements))
         self.parts = min(_threads(self.elements), self.chunks.shape[0])
-        self.seeds = np.array([s["seed"] for s in states], np.uint64)
-        self.steps = np.array([[s["step"].data_ptr() for s in states]], np.intp)
-        self.keys = np.zeros(len(params), np.uint64)
+        self.stream = _KeyStream(states)
         self.kernel = compact._adadelta_bfloat16 if bfloat16 else compact._adadelta_float8
         self.codes = compact._CODE_LIKE[state_dtype]
         self.set_hyper(hyper)
 
     def set_hyper(self, hyper: list[Any]) -> None:
         """The hyperparameters (``_hyper``'s values) as the kernel reads them."""
-        lr, rho, eps, wd, maximize, _ = hyper
-        row = [lr, rho, 1 - rho, eps, wd]
-        self.c = np.array([row] * self.keys.size, np.float32)
-        self.flags = (bool(maximize), bool(wd != 0), False)
+        row = _hyper_row(hyper)
+        self.c = np.tile(row, (self.stream.keys.size, 1))
+        self.flags = (bool(hyper[4]), bool(hyper[3] != 0), False)
         arguments = self._arguments()
         self.version = compact._version(self.kernel, arguments, self.flags, self.widths)
 
     def _arguments(self) -> tuple[Any, ...]:
         return (
             self.addresses, self.chunks, self.sizes, False, int(self.parts), self.c,
-            self.keys, True, self.codes, self.values,
+            self.stream.keys, True, self.codes, self.values,
         )  # fmt: skip
 
     def step(self, grads: list[torch.Tensor]) -> None:
         self.addresses[1] = [g.data_ptr() for g in grads]
-        _next_keys(self.steps, self.seeds, self.keys, _STEP_LIKE)
+        self.stream.advance()
         _launch(self.version, self.elements, *self._arguments(), *self.flags, *self.widths)
 
 
@@ -339,8 +359,8 @@ def _check_apart(states: Mapping[Any, Any], members: list[tuple[torch.Tensor, An
         i = bisect.bisect_left(starts, last) - 1  # the last span that starts before g ends
         if i < 0 or named[i][1] <= first:
             continue
-        if (first, last) == _span(p) and g.stride() == p.stride() and i == starts.index(first):
-            continue  # the parameter itself, element for element
+        if (first, last) == _span(p) and g.stride() == p.stride():
+            continue  # the parameter itself, element for element (its span is named[i])
         raise ValueError(
             f"gradient for parameter {position} shares memory with {named[i][2]}: a step "
             "writes that memory while it reads the gradient; pass a gradient of its own "

@@ -120,14 +120,9 @@ class _Plan:
         self.compact_reference = group.get("fused") is False
         self.contiguous_grads = all(grads[i].is_contiguous() for i in self.compact)
         if not self.compact_reference:
-            for (device, _), indices in compact_members.items():
+            for indices in compact_members.values():
                 assert self.state_dtype is not None
-                kind = (
-                    gpu._TritonCompactBatch
-                    if device.type in gpu._TRITON_DEVICES
-                    else compact_state._CompactBatch
-                )
-                compact_batch: compact_state._CompactBatch | gpu._TritonCompactBatch = kind(
+                compact_batch = gpu._compact_batch(
                     self.state_dtype,
                     [params[i] for i in indices],
                     [self.states[i] for i in indices],

@@ -233,9 +233,7 @@ def compact_step(
             for j in set(range(len(params))) - set(kept):  # an empty shard: only counted
                 states[j]["step"].add_(1)
             if kept:
-                on_gpu = params[kept[0]].device.type in gpu._TRITON_DEVICES
-                kind = gpu._TritonCompactBatch if on_gpu else compact_state._CompactBatch
-                kind(
+                gpu._compact_batch(
                     fmt, [params[j] for j in kept], [states[j] for j in kept], list(hyper.values())
                 ).step([grads[j] for j in kept])
 

@@ -77,32 +77,27 @@ def _triton_step(
 class _TritonCompactBatch:
     """The compact-state tensors of one group, device and parameter dtype on a GPU, stepped by
     one launch of :func:`adadelta.torch.triton_kernel.compact_step`, with the CPU loop's bits
-    (the interface of :class:`compact_state._CompactBatch`).
-    The keys of the random bits come from the seeds and the step counts, which stay on the
-    CPU as the CPU path keeps them (:func:`compact_state._next_keys`), and reach the device by
-    one asynchronous copy a step."""
+    (the interface of :class:`compact_state._CompactBatch`). The keys of the random bits come
+    from the seeds and the step counts, which stay on the CPU as the CPU path keeps them
+    (:class:`compact_state._KeyStream`), and reach the device by one asynchronous copy a step."""
 
     def __init__(
         self, state_dtype: str, params: Tensors, states: list[dict[str, Any]], hyper: list[Any]
     ) -> None:
         self.state_dtype, self.params, self.states = state_dtype, list(params), list(states)
-        self.seeds = np.array([s["seed"] for s in states], np.uint64)
-        self.steps = np.array([[s["step"].data_ptr() for s in states]], np.intp)
-        self.keys = np.zeros(len(params), np.uint64)
+        self.stream = compact_state._KeyStream(states)
         self.set_hyper(hyper)
 
     def set_hyper(self, hyper: list[Any]) -> None:
         """The hyperparameters (``_hyper``'s values) as the kernel reads them: float32."""
-        lr, rho, eps, wd, maximize, _ = hyper
-        self.hyper = [float(v) for v in np.array([lr, rho, 1 - rho, eps, wd], np.float32)]
-        self.maximize = bool(maximize)
+        self.hyper = [float(v) for v in compact_state._hyper_row(hyper)]
+        self.maximize = bool(hyper[4])
 
     def step(self, grads: list[torch.Tensor]) -> None:
         """One step of the batch's tensors with these (contiguous) gradients."""
         from adadelta.torch import triton_kernel
 
-        compact_state._next_keys(self.steps, self.seeds, self.keys, compact_state._STEP_LIKE)
-        keys = torch.from_numpy(self.keys.view(np.int64))
+        keys = torch.from_numpy(self.stream.advance().view(np.int64))
         device = self.params[0].device
         if device.type == "cuda":  # pinned, so that the copy is asynchronous; the allocator
             # keeps the pinned block until the copy has run
@@ -111,3 +106,16 @@ class _TritonCompactBatch:
             self.state_dtype, self.params, grads, self.states, keys, self.hyper,
             maximize=self.maximize,
         )  # fmt: skip
+
+
+def _compact_batch(
+    state_dtype: str, params: Tensors, states: list[dict[str, Any]], hyper: list[Any]
+) -> compact_state._CompactBatch | _TritonCompactBatch:
+    """The batch that steps these compact-state tensors (one device and parameter dtype): the
+    Triton kernel's on a device of :data:`_TRITON_DEVICES`, else the CPU's compiled loop."""
+    kind = (
+        _TritonCompactBatch
+        if params[0].device.type in _TRITON_DEVICES
+        else compact_state._CompactBatch
+    )
+    return kind(state_dtype, params, states, hyper)
